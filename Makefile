@@ -1,0 +1,39 @@
+# One command surface for people and CI. Every target sets up .venv from nothing when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck check bench serve clean setup
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## run: start the determination service on 127.0.0.1 with an embedded SQLite store and demo data
+run: $(STAMP)
+	$(BIN)/medpolicy demo
+
+## test: lint, type-check, every policy's cases, and the whole test suite
+test: $(STAMP) lint typecheck
+	$(BIN)/medpolicy policy check
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## bench: speed of the engine and of the CLI end to end (ratios against a baseline in the same run)
+bench: $(STAMP)
+	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/cli_bench.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

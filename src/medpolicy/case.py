@@ -1,0 +1,349 @@
+"""Case facts, checked at the door.
+
+``parse_case(raw, policy)`` turns a JSON-like mapping into a validated, normalised ``Case`` or raises
+``CaseError`` listing every problem (field, value, why, stable code). An absent or ``null`` fact is
+unknown; a bad value is an error, never unknown.
+
+After validation the policy's derivations run: a tumour site from the diagnosis codes, a margin status
+from the margin distance, recurrence from an ``r``-prefixed staging. Each derived value records where
+it came from, and derivations add notes (ambiguous codes, conflicting inputs) to the case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from medpolicy.codes import PROCEDURE_CODE_RE, icd10cm, normalize_icd10, normalize_procedure
+from medpolicy.errors import CaseError, FieldError
+from medpolicy.policy import FactSpec, Policy
+
+__all__ = ["METADATA_KEYS", "Case", "Note", "Staging", "parse_case", "parse_staging"]
+
+#: Keys a case may carry that are not facts: they are passed through untouched.
+METADATA_KEYS = frozenset({"id", "label"})
+
+_STAGING_RE = re.compile(r"^(yc|yp|c|p|r|a)?t(x|0|is|[1-4][a-d]?)(\(m\))?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    code: str
+    message: str
+    cite: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.cite:
+            d["cite"] = list(self.cite)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Staging:
+    prefix: str  # "", "c", "p", "yc", "yp", "r", "a"
+    category: str  # "TX", "T0", "Tis", "T1" ... "T4b"
+    multiple: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.prefix}{self.category}{'(m)' if self.multiple else ''}"
+
+
+def parse_staging(raw: str) -> Staging | None:
+    """``'pT4b'`` -> Staging('p', 'T4b'); ``None`` when it is not an AJCC 8th edition T category."""
+    m = _STAGING_RE.match("".join(raw.split()))
+    if not m:
+        return None
+    prefix, cat, mult = m.groups()
+    cat = cat.lower()
+    category = "TX" if cat == "x" else ("Tis" if cat == "is" else f"T{cat}")
+    return Staging((prefix or "").lower(), category, bool(mult))
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A validated case. ``values`` holds the decision-ready value of each known fact (enums as their
+    canonical value, codes as frozen sets, staging as a frozen set of T categories); ``display`` the
+    normalised value as a person reads it; ``sources`` says where each value came from."""
+
+    values: Mapping[str, Any]
+    display: Mapping[str, Any]
+    sources: Mapping[str, str]
+    notes: tuple[Note, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str) -> Any:
+        return self.values.get(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The normalised case as JSON (known facts only), with metadata."""
+        return {**self.metadata, **{k: v for k, v in self.display.items() if self.sources.get(k) == "given"}}
+
+
+def parse_case(raw: Mapping[str, Any], policy: Policy, *, sources: Mapping[str, str] | None = None) -> Case:
+    """Validate and normalise a raw case against the facts ``policy`` declares.
+
+    ``sources`` optionally names where given facts came from (``"ehr"``, ``"questionnaire"``...);
+    the default is ``"given"``.
+    """
+    if not isinstance(raw, Mapping):
+        raise CaseError([FieldError("invalid_type", "case", _show(raw), "a case is a JSON object of facts")])
+    errors: list[FieldError] = []
+    values: dict[str, Any] = {}
+    display: dict[str, Any] = {}
+    src: dict[str, str] = {}
+    metadata: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in METADATA_KEYS:
+            metadata[key] = value
+            continue
+        spec = policy.fact_index.get(key) if isinstance(key, str) else None
+        if spec is None:
+            known = ", ".join(f.name for f in policy.facts)
+            errors.append(
+                FieldError(
+                    "unknown_field",
+                    str(key),
+                    _show(value),
+                    f"unknown fact {key!r}; the policy's facts are: {known}",
+                )
+            )
+            continue
+        if value is None:
+            continue
+        parsed = _parse_fact(spec, value, errors)
+        if parsed is not None:
+            values[key], display[key] = parsed
+            src[key] = (sources or {}).get(key, "given")
+    if errors:
+        raise CaseError(errors)
+    notes: list[Note] = []
+    _derive(policy, values, display, src, notes)
+    _code_notes(policy, values, notes)
+    return Case(values, display, src, tuple(notes), metadata)
+
+
+def _show(value: Any) -> Any:
+    """The offending value as JSON can show it."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_show(v) for v in value]
+    return repr(value)
+
+
+def _parse_fact(spec: FactSpec, value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:
+    name, t = spec.name, spec.type
+    n_before = len(errors)
+    if t == "date":
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value, value.isoformat()
+        if isinstance(value, str):
+            try:
+                d = dt.date.fromisoformat(value.strip())
+            except ValueError:
+                d = None
+            if d is not None and len(value.strip()) == 10:
+                return d, d.isoformat()
+        errors.append(FieldError("invalid_date", name, _show(value), "not an ISO date (YYYY-MM-DD)"))
+        return None
+    if t in ("codes", "staging"):
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            errors.append(FieldError("invalid_type", name, _show(value), "expected a list of strings"))
+            return None
+        if t == "codes":
+            return _parse_codes(spec, items, errors)
+        stagings = []
+        for i, item in enumerate(items):
+            st = parse_staging(item) if isinstance(item, str) else None
+            if st is None:
+                errors.append(
+                    FieldError(
+                        "invalid_t_category",
+                        f"{name}[{i}]",
+                        _show(item),
+                        "not an AJCC 8th edition T category (TX, T0, Tis, T1-T4 with a-d), optionally with a "
+                        "prefix c, p, yc, yp, r or a: for example pT4b",
+                    )
+                )
+            else:
+                stagings.append(st)
+        if len(errors) > n_before:
+            return None
+        return frozenset(s.category for s in stagings), [str(s) for s in stagings]
+    if t == "enum":
+        if not isinstance(value, str):
+            errors.append(FieldError("invalid_type", name, _show(value), "expected a string"))
+            return None
+        canon = _canon_enum(spec, value)
+        if canon is None:
+            allowed = ", ".join([*(spec.values or ()), *spec.synonyms])
+            errors.append(FieldError("invalid_value", name, value, f"not one of: {allowed}"))
+            return None
+        return canon, canon
+    if t == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            errors.append(FieldError("invalid_type", name, _show(value), "expected a finite number"))
+            return None
+        if spec.minimum is not None and value < spec.minimum:
+            errors.append(FieldError("out_of_range", name, value, f"must be at least {spec.minimum:g}"))
+            return None
+        return float(value), value
+    if t == "boolean":
+        if not isinstance(value, bool):
+            errors.append(FieldError("invalid_type", name, _show(value), "expected true or false"))
+            return None
+        return value, value
+    raise AssertionError(t)  # the loader admits no other type
+
+
+def _canon_enum(spec: FactSpec, value: str) -> str | None:
+    v = value.strip()
+    values = spec.values or ()
+    if v in values:
+        return v
+    for syn, target in spec.synonyms.items():
+        if v.upper() == syn.upper():
+            return target
+    key = re.sub(r"[\s\-]+", "_", v.lower())
+    return key if key in values else None
+
+
+def _parse_codes(
+    spec: FactSpec, items: list[Any] | tuple[Any, ...], errors: list[FieldError]
+) -> tuple[Any, Any] | None:
+    n_before = len(errors)
+    out: list[str] = []
+    icd = spec.system == "ICD-10-CM"
+    table = icd10cm() if icd else None
+    for i, item in enumerate(items):
+        field_name = f"{spec.name}[{i}]"
+        if not isinstance(item, str):
+            errors.append(FieldError("invalid_type", field_name, _show(item), "expected a code as a string"))
+            continue
+        if table is not None:
+            code = normalize_icd10(item)
+            kind = table.kind(code)
+            if kind is None:
+                errors.append(FieldError("unknown_code", field_name, item, "not an ICD-10-CM code"))
+                continue
+            if kind != "billable":
+                errors.append(
+                    FieldError(
+                        "non_billable_code",
+                        field_name,
+                        item,
+                        f"{code} is an ICD-10-CM {'block' if kind == 'block' else 'category header'}, not a "
+                        "billable code: give the full code",
+                    )
+                )
+                continue
+        else:
+            code = normalize_procedure(item)
+            if not PROCEDURE_CODE_RE.match(code):
+                errors.append(FieldError("unknown_code", field_name, item, "not a CPT or HCPCS code"))
+                continue
+        if code not in out:
+            out.append(code)
+    if len(errors) > n_before:
+        return None
+    return frozenset(out), out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Derivations
+
+
+def _derive(
+    policy: Policy, values: dict[str, Any], display: dict[str, Any], src: dict[str, str], notes: list[Note]
+) -> None:
+    for spec in policy.facts:
+        d = spec.derive
+        if d is None or d.source not in values:
+            continue
+        name, given = spec.name, values.get(spec.name)
+        if d.kind == "by_code_list":
+            derived, why = _site_from_codes(spec, display[d.source], d.code_map)
+            if given is None:
+                if derived is not None:
+                    values[name] = display[name] = derived
+                    src[name] = f"derived from {d.source}"
+                if why:
+                    notes.append(Note("review_site", why))
+            elif derived is not None and derived != given:
+                notes.append(
+                    Note(
+                        "conflicting_facts",
+                        f"{name} is given as {given!r}, but {d.source} point to {derived!r}; the given value is used",
+                    )
+                )
+        elif d.kind == "bands":
+            dist = values[d.source]
+            band = next(v for bound, v in d.bands if bound is None or dist <= bound)
+            if given is None:
+                values[name] = display[name] = band
+                src[name] = f"derived from {d.source}"
+            elif band != given:
+                order = spec.values or ()
+                worst = max(given, band, key=order.index)
+                if worst != given:
+                    values[name] = display[name] = worst
+                    src[name] = f"derived from {d.source}"
+                notes.append(
+                    Note(
+                        "conflicting_facts",
+                        f"{name} is given as {given!r} but {d.source} {dist:g} classifies as {band!r} under this "
+                        f"policy; the more involved, {worst!r}, is used",
+                    )
+                )
+        elif d.kind == "prefix_r" and given is None:
+            recurrent = [s for s in display[d.source] if s.startswith("r")]
+            if recurrent:
+                values[name] = display[name] = True
+                src[name] = f"derived from {d.source}"
+                notes.append(
+                    Note(
+                        "derived_fact",
+                        f"{name} is taken as true from the recurrence staging {', '.join(recurrent)}",
+                    )
+                )
+
+
+def _site_from_codes(spec: FactSpec, codes: list[str], code_map: Any) -> tuple[str | None, str | None]:
+    """(site, why-it-needs-review). The first code list that holds a code decides that code's site."""
+    sites: dict[str, list[str]] = {}
+    ambiguous: list[str] = []
+    for code in codes:
+        for cl, site in code_map:
+            if code in cl.codes:
+                if site == "ambiguous":
+                    ambiguous.append(code)
+                elif site is not None:
+                    sites.setdefault(site, []).append(code)
+                break
+    if ambiguous:
+        return None, (
+            f"{', '.join(ambiguous)} does not settle whether the cancer is rectal: a reviewer must "
+            f"confirm the {spec.name}"
+        )
+    if len(sites) > 1:
+        shown = "; ".join(f"{spec.label(s)} ({', '.join(c)})" for s, c in sites.items())
+        return None, f"the diagnosis codes point to more than one site: {shown}; confirm the {spec.name}"
+    if sites:
+        return next(iter(sites)), None
+    return None, None
+
+
+def _code_notes(policy: Policy, values: dict[str, Any], notes: list[Note]) -> None:
+    for spec in policy.facts:
+        if spec.type != "codes" or spec.name not in values:
+            continue
+        for cl in policy.code_lists.values():
+            if cl.note:
+                for code in sorted(values[spec.name] & cl.codes):
+                    notes.append(Note("code_note", cl.note.replace("{code}", code)))

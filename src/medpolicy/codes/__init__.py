@@ -1,0 +1,106 @@
+"""Code sets: ICD-10-CM (the real code set, from a table generated from simple-icd-10-cm) and the
+shape of CPT/HCPCS procedure codes.
+
+Everything here is pure: the ICD-10-CM table ships inside the package and is read once per process.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+__all__ = [
+    "ICD10CM",
+    "PROCEDURE_CODE_RE",
+    "CodeKind",
+    "icd10cm",
+    "normalize_icd10",
+    "normalize_procedure",
+]
+
+#: CPT (5 digits, or 4 digits and a letter for category II/III codes) or HCPCS Level II (a letter and 4 digits).
+PROCEDURE_CODE_RE = re.compile(r"^(?:\d{5}|\d{4}[FTU]|[A-V]\d{4})$")
+
+CodeKind = str  # "billable" | "header" | "block"
+
+
+def normalize_icd10(raw: str) -> str:
+    """Upper-case, drop spaces and dots, then put the dot back after the category: ``' c20 '`` -> ``C20``,
+    ``c49a5`` -> ``C49.A5``. Ranges such as ``C00-C14`` pass through upper-cased."""
+    s = "".join(raw.split()).upper()
+    if "-" in s:
+        return s
+    s = s.replace(".", "")
+    return s if len(s) <= 3 else f"{s[:3]}.{s[3:]}"
+
+
+def normalize_procedure(raw: str) -> str:
+    """Upper-case and strip a CPT/HCPCS code: ``' 77425 '`` -> ``77425``."""
+    return "".join(raw.split()).upper()
+
+
+@dataclass(frozen=True, slots=True)
+class ICD10CM:
+    """The ICD-10-CM code set: every code (billable or not) and block, with parents."""
+
+    source: str
+    kinds: dict[str, CodeKind]
+    children: dict[str, tuple[str, ...]]
+
+    def kind(self, code: str) -> CodeKind | None:
+        return self.kinds.get(code)
+
+    def is_billable(self, code: str) -> bool:
+        return self.kinds.get(code) == "billable"
+
+    def billable_under(self, entry: str) -> frozenset[str]:
+        """Billable codes covered by a group entry: a code (itself and its descendants), a block, or a
+        range of categories such as ``C00-C14`` (every category from C00 to C14 and its descendants).
+        Raises KeyError for an entry that is not in the code set."""
+        entry = normalize_icd10(entry)
+        roots: list[str]
+        if "-" in entry and entry not in self.children:
+            lo, hi = entry.split("-", 1)
+            if lo not in self.kinds or hi not in self.kinds:
+                raise KeyError(entry)
+            roots = [c for c, k in self.kinds.items() if len(c) == 3 and lo <= c <= hi and k != "block"]
+        elif entry in self.kinds:
+            roots = [entry]
+        else:
+            raise KeyError(entry)
+        out: set[str] = set()
+        seen: set[str] = set()
+        stack = list(roots)
+        while stack:
+            c = stack.pop()
+            if c in seen:
+                continue
+            seen.add(c)
+            if self.kinds.get(c) == "billable":
+                out.add(c)
+            stack.extend(self.children.get(c, ()))
+        return frozenset(out)
+
+
+@cache
+def icd10cm() -> ICD10CM:
+    """Load the packaged ICD-10-CM table (about 100 ms, once per process)."""
+    data = resources.files("medpolicy.codes").joinpath("icd10cm.tsv.gz").read_bytes()
+    text = gzip.decompress(data).decode()
+    header, _, body = text.partition("\n")
+    kinds: dict[str, CodeKind] = {}
+    children: defaultdict[str, list[str]] = defaultdict(list)
+    for line in body.splitlines():
+        code, kind, parent = line.split("\t")
+        kinds[code] = kind
+        if parent:
+            children[parent].append(code)
+    return ICD10CM(
+        source=header.lstrip("# "),
+        kinds=kinds,
+        children={k: tuple(v) for k, v in children.items()},
+    )

@@ -1,0 +1,579 @@
+"""The decision engine: a pure function from (policy, case) to a determination.
+
+How it works
+------------
+Every atom of a policy reads one fact. For each fact the atoms that read it split its values into a
+few *classes* (values no atom can tell apart): for the IORT policy ``tumor_site`` has three (rectum,
+sarcoma, anything else), ``margin_status`` two, and so on. The date of service falls into one class
+per version, plus "before the first version". A case is therefore summed up by a short *key*: one class
+per fact, or -1 for unknown.
+
+For a key the engine
+
+1. evaluates the version's decision list with Kleene logic (unknown stays unknown), recording every
+   criterion's value: the trace;
+2. enumerates every way of filling in the unknown facts (by class, so the enumeration is small and
+   exact) to get the set of possible outcomes. One possible outcome: the determination is definite,
+   even where Kleene logic alone could not see it. Several: ``information_needed``;
+3. lists as missing exactly the unknown facts that can change the outcome: those for which two
+   fillings that differ only in that fact give different outcomes. Filling all of them always gives a
+   definite outcome, and no fact that cannot change the outcome is ever asked for.
+
+The result for a key depends on nothing else, so it is computed once and kept (the key space of a
+policy is small and bounded). Deciding a case is then: classify its facts, look up the key, wrap.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from medpolicy import __version__
+from medpolicy.case import Case, Note, parse_case
+from medpolicy.errors import NoPolicyApplies
+from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not, Tri, kleene_and, tri_label
+from medpolicy.policy import FactSpec, Outcome, Policy, PolicySet, RationaleSection, Version
+
+__all__ = [
+    "CriterionResult",
+    "Determination",
+    "Engine",
+    "EvalResult",
+    "MissingFact",
+    "decide",
+    "decide_case",
+    "engine_for",
+]
+
+DOS = "date_of_service"
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionResult:
+    criterion: Criterion
+    value: Tri
+    depth: int = 0
+    outcome: Outcome | None = None  # for the top of a rule: the outcome it leads to
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.criterion
+        d: dict[str, Any] = {
+            "id": c.id,
+            "title": c.title,
+            "value": tri_label(self.value),
+            "facts": sorted(c.facts()),
+            "cite": list(c.cite),
+        }
+        if self.outcome is not None:
+            d["outcome"] = self.outcome.value
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class MissingFact:
+    name: str
+    question: str
+    type: str
+    values: tuple[str, ...] | None
+    unit: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "question": self.question, "type": self.type}
+        if self.values:
+            d["values"] = list(self.values)
+        if self.unit:
+            d["unit"] = self.unit
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class EvalResult:
+    """Everything about a determination that depends only on the case's key (shared between cases)."""
+
+    outcome: Outcome
+    version: Version | None
+    trace: tuple[CriterionResult, ...]
+    deciding: tuple[CriterionResult, ...]
+    missing: tuple[MissingFact, ...]
+    notes: tuple[Note, ...]
+    possible: frozenset[Outcome]
+
+
+class Engine:
+    """A policy compiled for deciding. Thread-safe; build once per policy (see ``engine_for``)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        atoms: dict[str, list[Atom]] = {}
+        seen: set[tuple[str, str, Any]] = set()
+        roots = [r.criterion for v in policy.versions for r in v.decision_list] + [
+            n.when for n in policy.notes
+        ]
+        for root in roots:
+            for c in root.walk():
+                if isinstance(c, Atom) and (c.fact, c.op, c.operand) not in seen:
+                    seen.add((c.fact, c.op, c.operand))
+                    atoms.setdefault(c.fact, []).append(c)
+        # Decision facts in the policy's asking order; the date of service selects the version.
+        self.facts: tuple[str, ...] = tuple(f.name for f in policy.facts if f.name in atoms)
+        self.atoms = {f: tuple(atoms[f]) for f in self.facts}
+        self.atom_pos = {
+            (a.fact, a.op, a.operand): (i, j)
+            for i, f in enumerate(self.facts)
+            for j, a in enumerate(self.atoms[f])
+        }
+        self.classes: list[list[tuple[bool, ...]]] = []
+        self.classifiers: list[Callable[[Any], int]] = []
+        for f in self.facts:
+            vecs, fn = _classes(policy.fact(f), self.atoms[f])
+            self.classes.append(vecs)
+            self.classifiers.append(fn)
+        self.starts = [v.effective_from for v in policy.versions]
+        self.version_facts: list[frozenset[int]] = [frozenset()]  # class 0: before the first version
+        for v in policy.versions:
+            read = set().union(*(r.criterion.facts() for r in v.decision_list))
+            self.version_facts.append(frozenset(i for i, f in enumerate(self.facts) if f in read))
+        self._memo: dict[tuple[int, ...], EvalResult] = {}
+        self._lock = threading.Lock()
+        self.key = self._key_function()
+
+    # -- keys
+
+    def _key_function(self) -> Callable[[Mapping[str, Any]], tuple[int, ...]]:
+        """Generate the key function as straight-line Python (the hot path)."""
+        env: dict[str, Any] = {"_bisect": bisect.bisect_right, "_starts": self.starts}
+        parts = ["(-1 if (d := g('date_of_service')) is None else _bisect(_starts, d))"]
+        for i, (f, fn) in enumerate(zip(self.facts, self.classifiers, strict=True)):
+            table = getattr(fn, "table", None)
+            if table is not None:
+                env[f"_t{i}"] = table
+                parts.append(f"_t{i}.get(g({f!r}), -1)")
+            else:
+                env[f"_c{i}"] = fn
+                parts.append(f"(-1 if (v := g({f!r})) is None else _c{i}(v))")
+        src = "def key(values):\n    g = values.get\n    return (" + ", ".join(parts) + ",)\n"
+        exec(compile(src, f"<medpolicy key {self.policy.id}>", "exec"), env)  # noqa: S102 -- generated from the loaded policy's own fact names, no outside input
+        key: Callable[[Mapping[str, Any]], tuple[int, ...]] = env["key"]
+        return key
+
+    def result(self, key: tuple[int, ...]) -> EvalResult:
+        r = self._memo.get(key)
+        if r is None:
+            r = self._evaluate(key)
+            with self._lock:
+                self._memo[key] = r
+        return r
+
+    def decide(self, case: Case) -> Determination:
+        return Determination(self.policy, case, self.result(self.key(case.values)))
+
+    # -- evaluation
+
+    def _atom_values(self, classes: Sequence[int]) -> Callable[[Atom], Tri]:
+        def value(a: Atom) -> Tri:
+            i, j = self.atom_pos[(a.fact, a.op, a.operand)]
+            c = classes[i]
+            return None if c < 0 else self.classes[i][c][j]
+
+        return value
+
+    def _outcome(self, vclass: int, classes: Sequence[int]) -> Outcome:
+        """The outcome for a complete assignment (no unknown the version reads)."""
+        if vclass == 0:
+            return Outcome.NOT_APPLICABLE
+        value = self._atom_values(classes)
+        for rule in self.policy.versions[vclass - 1].decision_list:
+            if rule.when is None or rule.when.evaluate(value) is True:
+                return rule.outcome
+        raise AssertionError("a decision list ends with otherwise")
+
+    def _evaluate(self, key: tuple[int, ...]) -> EvalResult:
+        vclass, classes = key[0], list(key[1:])
+        vclasses = [vclass] if vclass >= 0 else list(range(len(self.starts) + 1))
+        read = frozenset().union(*(self.version_facts[v] for v in vclasses))
+        dims = [i for i in sorted(read) if classes[i] < 0]
+        # Enumerate every completion of the unknown facts (and of the version when the date is unknown).
+        table: dict[tuple[int, ...], Outcome] = {}
+        ranges = [range(len(self.classes[i])) for i in dims]
+        for vc in vclasses:
+            for combo in itertools.product(*ranges):
+                filled = list(classes)
+                for i, c in zip(dims, combo, strict=True):
+                    filled[i] = c
+                # A point names the version only when the date is unknown (then it is a dimension too).
+                table[(vc, *combo) if vclass < 0 else combo] = self._outcome(vc, filled)
+        possible = frozenset(table.values())
+        outcome = next(iter(possible)) if len(possible) == 1 else Outcome.INFORMATION_NEEDED
+        missing: list[str] = []
+        if outcome is Outcome.INFORMATION_NEEDED:
+            names = ([DOS] if vclass < 0 else []) + [self.facts[i] for i in dims]
+            for pos, name in enumerate(names):
+                groups: dict[tuple[int, ...], set[Outcome]] = {}
+                for point, o in table.items():
+                    groups.setdefault(point[:pos] + point[pos + 1 :], set()).add(o)
+                if any(len(s) > 1 for s in groups.values()):
+                    missing.append(name)
+        order = {f.name: i for i, f in enumerate(self.policy.facts)}
+        missing.sort(key=order.__getitem__)
+        version = self.policy.versions[vclass - 1] if vclass > 0 else None
+        trace, deciding = self._trace(version, classes, outcome) if version else ((), ())
+        notes = self._notes(vclass, version, classes)
+        return EvalResult(
+            outcome=outcome,
+            version=version,
+            trace=trace,
+            deciding=deciding,
+            missing=tuple(_missing(self.policy.fact(n)) for n in missing),
+            notes=notes,
+            possible=possible,
+        )
+
+    def _trace(
+        self, version: Version, classes: Sequence[int], outcome: Outcome
+    ) -> tuple[tuple[CriterionResult, ...], tuple[CriterionResult, ...]]:
+        value = self._atom_values(classes)
+        values: dict[str, Tri] = {}
+        rule_values: list[Tri] = []
+        earlier: list[Tri] = []
+        for rule in version.decision_list:
+            if rule.when is None:
+                # The otherwise is reached when every earlier rule is false.
+                v = kleene_and([e is False if e is not None else None for e in earlier])
+                values[rule.criterion.id] = v
+            else:
+                v = rule.when.evaluate(value, values)
+            rule_values.append(v)
+            earlier.append(v)
+        trace: list[CriterionResult] = []
+        for rule in version.decision_list:
+            _walk(rule.criterion, values, 0, trace, rule.outcome)
+        deciding: list[CriterionResult] = []
+        pairs = list(zip(version.decision_list, rule_values, strict=True))
+        if outcome is Outcome.INFORMATION_NEEDED:
+            # The rules still open, with the unknown criteria that keep them open.
+            for rule, v in pairs:
+                if v is None and rule.when is not None:
+                    _explain(rule.criterion, values, deciding, rule.outcome)
+            return tuple(trace), tuple(deciding)
+        fired = next((rule for rule, v in pairs if v is True), None)
+        for rule, v in pairs:
+            if rule is fired:
+                break
+            # Rules leading elsewhere that are ruled out explain why the outcome is not theirs.
+            if v is False and rule.outcome is not outcome and rule.outcome is not Outcome.NOT_APPLICABLE:
+                _explain(rule.criterion, values, deciding, rule.outcome)
+        if fired is None:
+            # Kleene logic alone leaves a rule open, yet every filling gives this outcome: the
+            # version's default stands for it.
+            fired = version.otherwise
+        if fired.outcome is outcome:
+            deciding.insert(0, CriterionResult(fired.criterion, values.get(fired.criterion.id), 0, outcome))
+            if fired.when is not None:
+                tail: list[CriterionResult] = []
+                _explain(fired.criterion, values, tail, outcome)
+                deciding[:1] = tail
+        return tuple(trace), tuple(deciding)
+
+    def _notes(self, vclass: int, version: Version | None, classes: Sequence[int]) -> tuple[Note, ...]:
+        if vclass == 0:
+            first = self.policy.versions[0]
+            return (
+                Note(
+                    "no_version_in_force",
+                    f"no version of the policy was in force on the date of service; the first took effect "
+                    f"{first.effective_from.isoformat()}",
+                ),
+            )
+        if version is None:
+            return ()
+        value = self._atom_values(classes)
+        return tuple(
+            Note(n.code, n.text, n.cite)
+            for n in self.policy.notes
+            if (n.versions is None or version.id in n.versions) and n.when.evaluate(value) is True
+        )
+
+
+def _classes(spec: FactSpec, atoms: Sequence[Atom]) -> tuple[list[tuple[bool, ...]], Callable[[Any], int]]:
+    """The classes of a fact's values under its atoms, and a function from a value to its class."""
+    if spec.type in ("enum", "boolean"):
+        domain: list[Any] = list(spec.values or ()) if spec.type == "enum" else [True, False]
+        vecs: list[tuple[bool, ...]] = []
+        table: dict[Any, int] = {}
+        for val in domain:
+            vec = tuple(a.test(val) for a in atoms)
+            if vec not in vecs:
+                vecs.append(vec)
+            table[val] = vecs.index(vec)
+
+        def by_table(v: Any) -> int:
+            return table.get(v, -1)
+
+        by_table.table = table  # type: ignore[attr-defined]
+        return vecs, by_table
+    if spec.type in ("codes", "staging"):
+        # A set can hold members of any combination of the atoms' sets: class = bit pattern.
+        sets = [a.operand for a in atoms]
+        vecs = [tuple(bool(bits >> k & 1) for k in range(len(sets))) for bits in range(2 ** len(sets))]
+
+        def by_bits(v: Any) -> int:
+            bits = 0
+            for k, s in enumerate(sets):
+                if not s.isdisjoint(v):
+                    bits |= 1 << k
+            return bits
+
+        return vecs, by_bits
+    if spec.type == "number":
+        bounds = sorted({float(a.operand) for a in atoms})
+        lo = spec.minimum if spec.minimum is not None else -1e18
+        points = sorted(
+            {lo, *bounds, *(b + 1e-9 for b in bounds), *(b - 1e-9 for b in bounds if b - 1e-9 >= lo)}
+        )
+        vecs = []
+        for p in points:
+            vec = tuple(a.test(p) for a in atoms)
+            if vec not in vecs:
+                vecs.append(vec)
+
+        def by_test(v: Any) -> int:
+            return vecs.index(tuple(a.test(v) for a in atoms))
+
+        return vecs, by_test
+    raise ValueError(f"criteria cannot test a {spec.type} fact ({spec.name})")
+
+
+def _walk(
+    c: Criterion, values: Mapping[str, Tri], depth: int, out: list[CriterionResult], outcome: Outcome | None
+) -> None:
+    out.append(CriterionResult(c, values.get(c.id), depth, outcome))
+    for k in c.children():
+        _walk(k, values, depth + 1, out, None)
+
+
+def _explain(
+    c: Criterion,
+    values: Mapping[str, Tri],
+    out: list[CriterionResult],
+    outcome: Outcome | None,
+    depth: int = 0,
+) -> None:
+    """Add a criterion and the children that account for its value."""
+    v = values.get(c.id)
+    out.append(CriterionResult(c, v, depth, outcome))
+    kids = c.children()
+    if isinstance(c, AllOf):
+        pick = kids if v is True else [k for k in kids if values.get(k.id) is v]
+    elif isinstance(c, AnyOf):
+        pick = kids if v is False else [k for k in kids if values.get(k.id) is v]
+    elif isinstance(c, Not):
+        pick = kids
+    else:
+        pick = ()
+    for k in pick:
+        _explain(k, values, out, None, depth + 1)
+
+
+def _missing(spec: FactSpec) -> MissingFact:
+    return MissingFact(spec.name, spec.question, spec.type, spec.values, spec.unit)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Determinations
+
+
+class Determination:
+    """The answer for one case: outcome, version, trace, deciding criteria with citations, notes,
+    rationale section and, when information is needed, the missing facts in asking order."""
+
+    __slots__ = ("__dict__", "case", "policy", "result")
+
+    def __init__(self, policy: Policy, case: Case, result: EvalResult) -> None:
+        self.policy = policy
+        self.case = case
+        self.result = result
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.result.outcome
+
+    @property
+    def version(self) -> Version | None:
+        return self.result.version
+
+    @property
+    def trace(self) -> tuple[CriterionResult, ...]:
+        return self.result.trace
+
+    @property
+    def deciding(self) -> tuple[CriterionResult, ...]:
+        return self.result.deciding
+
+    @property
+    def missing_facts(self) -> tuple[MissingFact, ...]:
+        return self.result.missing
+
+    @cached_property
+    def notes(self) -> tuple[Note, ...]:
+        notes = list(self.case.notes) + list(self.result.notes)
+        dos = self.case.get(DOS)
+        procs = self.case.get("procedure_codes")
+        if dos is not None and procs:
+            for code in sorted(procs & self.policy.governs.codes):
+                since = self.policy.governs.since.get(code)
+                if since and dos < since:
+                    notes.append(
+                        Note(
+                            "code_not_yet_in_effect",
+                            f"procedure code {code} took effect {since.isoformat()}, after the date of service",
+                        )
+                    )
+        return tuple(notes)
+
+    @property
+    def rationale(self) -> RationaleSection | None:
+        site = self.case.get("tumor_site")
+        spec = self.policy.fact_index.get("tumor_site")
+        if site is None or spec is None:
+            return None
+        sid = spec.rationale.get(site)
+        return self.policy.rationale.get(sid) if sid else None
+
+    @property
+    def summary(self) -> str:
+        return summarize(self)
+
+    def to_dict(self, *, detail: str = "full") -> dict[str, Any]:
+        """The ``DeterminationV1`` JSON shape (docs/api.md). ``detail="compact"`` leaves out the full
+        trace and the rationale text (batch output); everything else is the same."""
+        r, p, v = self.result, self.policy, self.result.version
+        d: dict[str, Any] = {
+            "schema": "medpolicy.determination.v1",
+            "outcome": r.outcome.value,
+            "outcome_label": r.outcome.label,
+            "summary": self.summary,
+            "policy": {
+                "id": p.id,
+                "title": p.title,
+                "version": v.id if v else None,
+                "effective_from": v.effective_from.isoformat() if v else None,
+                "effective_to": v.effective_to.isoformat() if v and v.effective_to else None,
+                "version_summary": v.summary if v else None,
+            },
+            "engine_version": __version__,
+            "deciding_criteria": [c.to_dict() for c in r.deciding],
+            "missing_facts": [m.to_dict() for m in r.missing],
+            "notes": [n.to_dict() for n in self.notes],
+            "facts": {
+                k: {"value": self.case.display[k], "source": self.case.sources[k]} for k in self.case.display
+            },
+        }
+        if self.case.metadata:
+            d["case"] = dict(self.case.metadata)
+        rat = self.rationale
+        if detail == "full":
+            d["criteria"] = [{**c.to_dict(), "depth": c.depth} for c in r.trace]
+            d["rationale"] = {"section": rat.id, "title": rat.title, "text": rat.text} if rat else None
+        else:
+            d["criteria"] = {c.criterion.id: tri_label(c.value) for c in r.trace}
+            d["rationale"] = {"section": rat.id, "title": rat.title} if rat else None
+        return d
+
+
+def summarize(d: Determination) -> str:
+    """One or two sentences in plain words, built from the deciding criteria."""
+    r, p = d.result, d.policy
+    if r.outcome is Outcome.INFORMATION_NEEDED:
+        asked = ", ".join(m.name.replace("_", " ") for m in r.missing)
+        return f"Information needed to decide under {p.title}: {asked}."
+    if r.version is None:
+        if r.outcome is Outcome.NOT_APPLICABLE and d.case.get(DOS) is not None:
+            return f"Not governed: no version of {p.title} was in force on the date of service."
+        return f"{r.outcome.label} under every version of {p.title}."
+    if r.outcome is Outcome.NOT_APPLICABLE:
+        codes = ", ".join(sorted(p.governs.codes))
+        return f"Not governed by {p.title}: none of its procedure codes ({codes}) is requested."
+    tops = [c for c in r.deciding if c.depth == 0]
+    fired = next((c for c in tops if c.outcome is r.outcome), None)
+    text = f"{r.outcome.label} under {p.title} (version {r.version.id})"
+    if fired is not None:
+        text += f": {fired.criterion.title}"
+    if r.outcome in (Outcome.INVESTIGATIONAL, Outcome.NOT_MEDICALLY_NECESSARY):
+        # Say which favourable rule is not met, and the leaves that fail it.
+        current: CriterionResult | None = None
+        unmet: dict[str, list[str]] = {}
+        for c in r.deciding:
+            if c.depth == 0:
+                current = c if c.outcome is Outcome.MEDICALLY_NECESSARY and c.value is False else None
+                if current is not None:
+                    unmet[current.criterion.title] = []
+            elif (
+                current is not None
+                and c.value is False
+                and (not c.criterion.children() or isinstance(c.criterion, Not))
+            ):
+                unmet[current.criterion.title].append(c.criterion.title)
+        for title, leaves in unmet.items():
+            text += f". Not met: {title}" + (f" ({'; '.join(leaves)})" if leaves else "")
+    return text + "."
+
+
+# ----------------------------------------------------------------------------------------------------
+# Public entry points
+
+_engines: dict[int, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def engine_for(policy: Policy) -> Engine:
+    """The compiled engine for a policy (built once per policy object)."""
+    e = _engines.get(id(policy))
+    if e is None or e.policy is not policy:
+        with _engines_lock:
+            e = Engine(policy)
+            _engines[id(policy)] = e
+    return e
+
+
+def decide_case(case: Case, policy: Policy) -> Determination:
+    """Decide an already-validated case."""
+    return engine_for(policy).decide(case)
+
+
+def decide(
+    case: Mapping[str, Any],
+    policies: PolicySet | Policy,
+    *,
+    policy_id: str | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> Determination:
+    """Validate a raw case and decide it.
+
+    With several policies and no ``policy_id`` the policy is chosen by the procedure codes; raises
+    ``CaseError`` for invalid input, ``PolicyNotFound`` or ``NoPolicyApplies``.
+    """
+    if isinstance(policies, Policy):
+        policy = policies
+    elif policy_id is not None:
+        policy = policies.get(policy_id)
+    elif len(policies) == 1:
+        policy = next(iter(policies))
+    else:
+        policy = _route(case, policies)
+    return engine_for(policy).decide(parse_case(case, policy, sources=sources))
+
+
+def _route(case: Mapping[str, Any], policies: PolicySet) -> Policy:
+    raw = case.get("procedure_codes") if isinstance(case, Mapping) else None
+    codes = {str(c).strip().upper() for c in (raw if isinstance(raw, list) else [raw] if raw else [])}
+    found = policies.governing(codes)
+    if len(found) != 1:
+        raise NoPolicyApplies(
+            f"{len(found)} policies govern procedure codes {sorted(codes)}; name one with policy_id"
+        )
+    return found[0]

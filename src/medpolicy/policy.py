@@ -1,0 +1,835 @@
+"""Policies as data: load a policy folder (``policy.yaml`` + its source document), check it whole, and
+compile it into frozen objects the engine evaluates.
+
+A policy folder holds ``policy.yaml``, the source document as published (``source.txt``) and
+``cases/*.yaml``. Loading checks the file against the schema and against the facts it declares; every
+problem is reported with file and line (``PolicyLoadError``). The language is documented in
+``docs/policy-language.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from medpolicy.codes import icd10cm, normalize_icd10, normalize_procedure
+from medpolicy.errors import PolicyLoadError, PolicyNotFound, PolicyProblem
+from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not
+
+__all__ = [
+    "CodeList",
+    "Derivation",
+    "FactSpec",
+    "Outcome",
+    "Policy",
+    "PolicyNote",
+    "PolicySet",
+    "RationaleSection",
+    "Rule",
+    "Version",
+    "default_policies_dir",
+    "fold",
+    "load_policies",
+    "load_policy",
+]
+
+LANGUAGE = "medpolicy/v1"
+
+
+class Outcome(enum.StrEnum):
+    MEDICALLY_NECESSARY = "medically_necessary"
+    INVESTIGATIONAL = "investigational"
+    NOT_MEDICALLY_NECESSARY = "not_medically_necessary"
+    INFORMATION_NEEDED = "information_needed"
+    NOT_APPLICABLE = "not_applicable"
+
+    @property
+    def label(self) -> str:
+        return _OUTCOME_LABELS[self]
+
+
+_OUTCOME_LABELS = {
+    Outcome.MEDICALLY_NECESSARY: "Medically necessary",
+    Outcome.INVESTIGATIONAL: "Investigational",
+    Outcome.NOT_MEDICALLY_NECESSARY: "Not medically necessary",
+    Outcome.INFORMATION_NEEDED: "Information needed",
+    Outcome.NOT_APPLICABLE: "Not governed by this policy",
+}
+
+FactType = Literal["date", "codes", "enum", "number", "boolean", "staging"]
+
+
+def fold(text: str) -> str:
+    """Fold white space, the way citations are compared with the source document."""
+    return " ".join(text.split())
+
+
+# ----------------------------------------------------------------------------------------------------
+# Compiled policy objects
+
+
+@dataclass(frozen=True, slots=True)
+class Derivation:
+    """How a fact is derived from another when it is not given.
+
+    kinds: ``by_code_list`` (a codes fact mapped to enum values through code lists, first list wins;
+    ``None`` gives no value for that code, ``"ambiguous"`` makes the result unknown), ``bands`` (a number
+    mapped to enum values by upper bounds, combined with a given value by ``combine: worst``),
+    ``prefix_r`` (a staging with the ``r`` prefix means recurrent disease).
+    """
+
+    kind: Literal["by_code_list", "bands", "prefix_r"]
+    source: str
+    code_map: tuple[tuple[CodeList, str | None], ...] = ()
+    bands: tuple[tuple[float | None, str], ...] = ()
+    combine: Literal["worst"] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FactSpec:
+    name: str
+    type: FactType
+    question: str
+    description: str = ""
+    values: tuple[str, ...] | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    synonyms: Mapping[str, str] = field(default_factory=dict)
+    rationale: Mapping[str, str] = field(default_factory=dict)
+    minimum: float | None = None
+    unit: str | None = None
+    multiple: bool = False
+    system: str | None = None
+    derive: Derivation | None = None
+
+    def label(self, value: str) -> str:
+        return self.labels.get(value, value)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeList:
+    name: str
+    system: str
+    entries: tuple[str, ...]
+    codes: frozenset[str]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    since: Mapping[str, dt.date] = field(default_factory=dict)
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One step of a version's decision list. ``when`` is None for the version's ``otherwise``."""
+
+    outcome: Outcome
+    when: Criterion | None
+    criterion: Criterion  # ``when`` itself, or the ``otherwise`` leaf (id, title, cite)
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    id: str
+    effective_from: dt.date
+    effective_to: dt.date | None
+    summary: str
+    history: str
+    rules: tuple[Rule, ...]
+    otherwise: Rule
+
+    @property
+    def decision_list(self) -> tuple[Rule, ...]:
+        return (*self.rules, self.otherwise)
+
+    def criteria(self) -> Iterator[Criterion]:
+        for r in self.decision_list:
+            yield from r.criterion.walk()
+
+
+@dataclass(frozen=True, slots=True)
+class RationaleSection:
+    id: str
+    title: str
+    heading: str
+    text: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyNote:
+    id: str
+    code: str
+    when: Criterion
+    versions: frozenset[str] | None
+    cite: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Policy:
+    id: str
+    title: str
+    publisher: str
+    folder: Path
+    source_title: str
+    source_text: str
+    last_updated: dt.date | None
+    prior_authorization: bool
+    parameters: Mapping[str, float]
+    parameter_descriptions: Mapping[str, str]
+    facts: tuple[FactSpec, ...]
+    code_lists: Mapping[str, CodeList]
+    governs: CodeList
+    rationale: Mapping[str, RationaleSection]
+    notes: tuple[PolicyNote, ...]
+    versions: tuple[Version, ...]
+
+    fact_index: Mapping[str, FactSpec]
+
+    def fact(self, name: str) -> FactSpec:
+        return self.fact_index[name]
+
+    def version_for(self, date_of_service: dt.date) -> Version | None:
+        """The version in force on a date of service, or None before the first one."""
+        found = None
+        for v in self.versions:
+            if v.effective_from <= date_of_service:
+                found = v
+        return found
+
+    def version(self, version_id: str) -> Version:
+        for v in self.versions:
+            if v.id == version_id:
+                return v
+        raise KeyError(version_id)
+
+    @property
+    def cases_dir(self) -> Path:
+        return self.folder / "cases"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    policies: Mapping[str, Policy]
+
+    def get(self, policy_id: str) -> Policy:
+        try:
+            return self.policies[policy_id]
+        except KeyError:
+            known = ", ".join(sorted(self.policies)) or "none"
+            raise PolicyNotFound(f"no policy with id {policy_id!r} (known: {known})") from None
+
+    def __iter__(self) -> Iterator[Policy]:
+        return iter(self.policies.values())
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+    def governing(self, procedure_codes: set[str] | frozenset[str]) -> list[Policy]:
+        return [p for p in self if not p.governs.codes.isdisjoint(procedure_codes)]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The file schema (pydantic), checked before compiling
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Source(_Strict):
+    file: str
+    title: str
+    last_updated: dt.date | None = None
+
+
+class _Param(_Strict):
+    type: Literal["number"]
+    default: float
+    description: str
+
+
+class _EnumValue(_Strict):
+    label: str
+    rationale: str | None = None
+
+
+class _Derive(_Strict):
+    from_: str = Field(alias="from")
+    by_code_list: dict[str, str | None] | None = None
+    bands: list[dict[str, Any]] | None = None
+    combine: Literal["worst"] | None = None
+    prefix_r: bool | None = None
+
+
+class _Fact(_Strict):
+    type: FactType
+    question: str
+    description: str = ""
+    values: dict[str, _EnumValue] | None = None
+    synonyms: dict[str, str] = {}
+    minimum: float | None = None
+    unit: str | None = None
+    multiple: bool = False
+    system: str | None = None
+    derive: _Derive | None = None
+
+
+class _CodeEntry(_Strict):
+    label: str
+    since: dt.date | None = None
+
+
+class _CodeList(_Strict):
+    system: Literal["ICD-10-CM", "CPT", "HCPCS"]
+    codes: list[str] | dict[str, _CodeEntry]
+    note: str | None = None
+
+
+class _Section(_Strict):
+    title: str
+    heading: str
+    until: str | None = None
+
+
+class _Note(_Strict):
+    id: str
+    code: str
+    when: dict[str, Any]
+    versions: list[str] | None = None
+    cite: str | list[str]
+    text: str
+
+
+class _Rule(_Strict):
+    outcome: Outcome
+    when: dict[str, Any]
+
+
+class _Otherwise(_Strict):
+    id: str
+    title: str
+    outcome: Outcome
+    cite: str | list[str]
+
+
+class _Version(_Strict):
+    id: str
+    effective_from: dt.date
+    summary: str
+    history: str
+    rules: list[_Rule]
+    otherwise: _Otherwise
+
+
+class _PolicyFile(_Strict):
+    language: Literal["medpolicy/v1"]
+    id: str
+    title: str
+    publisher: str
+    source: _Source
+    prior_authorization: bool = True
+    governs: str
+    parameters: dict[str, _Param] = {}
+    facts: dict[str, _Fact]
+    code_lists: dict[str, _CodeList]
+    rationale: dict[str, _Section] = {}
+    definitions: dict[str, dict[str, Any]] = {}
+    notes: list[_Note] = []
+    versions: list[_Version] = Field(min_length=1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+
+def _load_yaml(text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    loader = yaml.SafeLoader(text)
+    lines: dict[tuple[Any, ...], int] = {}
+    try:
+        node = loader.get_single_node()
+
+        def conv(n: yaml.Node, path: tuple[Any, ...]) -> Any:
+            lines[path] = n.start_mark.line + 1
+            if isinstance(n, yaml.MappingNode):
+                out: dict[Any, Any] = {}
+                for k, v in n.value:
+                    key = loader.construct_object(k, deep=True)
+                    lines[(*path, key)] = k.start_mark.line + 1
+                    out[key] = conv(v, (*path, key))
+                return out
+            if isinstance(n, yaml.SequenceNode):
+                return [conv(v, (*path, i)) for i, v in enumerate(n.value)]
+            return loader.construct_object(n, deep=True)
+
+        data = conv(node, ()) if node is not None else None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+class _Problems:
+    def __init__(self, file: str, lines: dict[tuple[Any, ...], int]) -> None:
+        self.file = file
+        self.lines = lines
+        self.items: list[PolicyProblem] = []
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get(())
+
+    def add(self, path: tuple[Any, ...], message: str) -> None:
+        self.items.append(PolicyProblem(self.file, self.line(path), message))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Loading
+
+_ATOM_OPS: dict[str, tuple[str, ...]] = {
+    "in": ("enum",),
+    "equals": ("enum",),
+    "is": ("boolean",),
+    "any_in": ("codes",),
+    "t_category": ("staging",),
+    "at_most": ("number",),
+    "at_least": ("number",),
+    "less_than": ("number",),
+    "more_than": ("number",),
+}
+_META = {"id", "title", "cite"}
+T_CATEGORIES = ("TX", "T0", "Tis", *(f"T{n}{s}" for n in "1234" for s in ("", "a", "b", "c", "d")))
+
+
+def default_policies_dir() -> Path:
+    """``$MEDPOLICY_POLICIES`` or the repository's ``policies/`` folder."""
+    env = os.environ.get("MEDPOLICY_POLICIES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "policies"
+
+
+def load_policies(root: Path | None = None) -> PolicySet:
+    """Load every policy folder (one holding ``policy.yaml``) under ``root``."""
+    root = root or default_policies_dir()
+    problems: list[PolicyProblem] = []
+    policies: dict[str, Policy] = {}
+    folders = sorted(p.parent for p in root.glob("*/policy.yaml"))
+    if not folders:
+        raise PolicyLoadError([PolicyProblem(str(root), None, "no policy folders (*/policy.yaml) found")])
+    for folder in folders:
+        try:
+            p = load_policy(folder)
+        except PolicyLoadError as e:
+            problems.extend(e.problems)
+            continue
+        if p.id in policies:
+            problems.append(PolicyProblem(str(folder / "policy.yaml"), None, f"duplicate policy id {p.id!r}"))
+        policies[p.id] = p
+    if problems:
+        raise PolicyLoadError(problems)
+    return PolicySet(policies)
+
+
+def load_policy(folder: Path) -> Policy:
+    """Load and check one policy folder; raise ``PolicyLoadError`` listing every problem."""
+    path = folder / "policy.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+        data, lines = _load_yaml(text)
+    except (OSError, yaml.YAMLError) as e:
+        raise PolicyLoadError([PolicyProblem(str(path), None, f"cannot read policy file: {e}")]) from None
+    pr = _Problems(str(path), lines)
+    try:
+        raw = _PolicyFile.model_validate(data)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            pr.add(loc, f"{'.'.join(map(str, loc)) or 'file'}: {err['msg'].lower()}")
+        raise PolicyLoadError(pr.items) from None
+    return _Compiler(folder, raw, pr).compile()
+
+
+class _Compiler:
+    def __init__(self, folder: Path, raw: _PolicyFile, pr: _Problems) -> None:
+        self.folder = folder
+        self.raw = raw
+        self.pr = pr
+        self.source_text = ""
+        self.folded_source = ""
+        self.params = {k: v.default for k, v in raw.parameters.items()}
+        self.code_lists: dict[str, CodeList] = {}
+        self.fact_types: dict[str, _Fact] = raw.facts
+
+    def compile(self) -> Policy:
+        raw, pr = self.raw, self.pr
+        src = self.folder / raw.source.file
+        try:
+            self.source_text = src.read_text(encoding="utf-8")
+        except OSError as e:
+            pr.add(("source", "file"), f"source document {raw.source.file!r} cannot be read: {e}")
+        self.folded_source = fold(self.source_text)
+        self._code_lists()
+        facts = self._facts()
+        governs = self.code_lists.get(raw.governs)
+        if governs is None:
+            pr.add(("governs",), f"governs names unknown code list {raw.governs!r}")
+        rationale = self._rationale()
+        for f in facts:
+            for value, sec in f.rationale.items():
+                if sec not in rationale:
+                    pr.add(("facts", f.name, "values", value), f"rationale section {sec!r} is not defined")
+        definitions: dict[str, Criterion] = {}
+        for name, d in raw.definitions.items():
+            c = self._criterion(d, ("definitions", name), definitions)
+            if c is not None:
+                definitions[name] = c
+        versions = self._versions(definitions)
+        notes = self._notes(definitions, {v.id for v in versions})
+        if pr.items:
+            raise PolicyLoadError(pr.items)
+        assert governs is not None
+        return Policy(
+            id=raw.id,
+            title=raw.title,
+            publisher=raw.publisher,
+            folder=self.folder,
+            source_title=raw.source.title,
+            source_text=self.source_text,
+            last_updated=raw.source.last_updated,
+            prior_authorization=raw.prior_authorization,
+            parameters=dict(self.params),
+            parameter_descriptions={k: fold(v.description) for k, v in raw.parameters.items()},
+            facts=tuple(facts),
+            fact_index={f.name: f for f in facts},
+            code_lists=dict(self.code_lists),
+            governs=governs,
+            rationale=rationale,
+            notes=notes,
+            versions=tuple(versions),
+        )
+
+    # -- parts
+
+    def _cite(self, cite: str | list[str], path: tuple[Any, ...]) -> tuple[str, ...]:
+        cites = [cite] if isinstance(cite, str) else cite
+        out = []
+        for c in cites:
+            f = fold(c)
+            if not f:
+                self.pr.add(path, "citation is empty")
+            elif self.source_text and f not in self.folded_source:
+                self.pr.add(path, f"citation not found verbatim in the source document: {f!r}")
+            out.append(f)
+        return tuple(out)
+
+    def _code_lists(self) -> None:
+        cm = None
+        for name, cl in self.raw.code_lists.items():
+            path = ("code_lists", name)
+            entries = list(cl.codes) if isinstance(cl.codes, dict) else cl.codes
+            labels: dict[str, str] = {}
+            since: dict[str, dt.date] = {}
+            codes: set[str] = set()
+            if cl.system == "ICD-10-CM":
+                cm = cm or icd10cm()
+                for i, e in enumerate(entries):
+                    try:
+                        codes |= cm.billable_under(e)
+                    except KeyError:
+                        self.pr.add((*path, "codes", i), f"{e!r} is not an ICD-10-CM code, block or range")
+                entries = [normalize_icd10(e) for e in entries]
+            else:
+                entries = [normalize_procedure(str(e)) for e in entries]
+                codes = set(entries)
+            if isinstance(cl.codes, dict):
+                for code, entry in cl.codes.items():
+                    labels[normalize_procedure(str(code))] = entry.label
+                    if entry.since:
+                        since[normalize_procedure(str(code))] = entry.since
+            self.code_lists[name] = CodeList(
+                name=name,
+                system=cl.system,
+                entries=tuple(entries),
+                codes=frozenset(codes),
+                labels=labels,
+                since=since,
+                note=fold(cl.note) if cl.note else None,
+            )
+
+    def _facts(self) -> list[FactSpec]:
+        out = []
+        for name, f in self.raw.facts.items():
+            path = ("facts", name)
+            values = tuple(f.values) if f.values else None
+            if f.type == "enum" and not values:
+                self.pr.add(path, "an enum fact needs values")
+            for syn, target in f.synonyms.items():
+                if not values or target not in values:
+                    self.pr.add((*path, "synonyms", syn), f"synonym {syn!r} maps to unknown value {target!r}")
+            derive = self._derive(name, f, path) if f.derive else None
+            out.append(
+                FactSpec(
+                    name=name,
+                    type=f.type,
+                    question=fold(f.question),
+                    description=fold(f.description),
+                    values=values,
+                    labels={k: v.label for k, v in (f.values or {}).items()},
+                    synonyms=dict(f.synonyms),
+                    rationale={k: v.rationale for k, v in (f.values or {}).items() if v.rationale},
+                    minimum=f.minimum,
+                    unit=f.unit,
+                    multiple=f.multiple,
+                    system=f.system,
+                    derive=derive,
+                )
+            )
+        return out
+
+    def _derive(self, name: str, f: _Fact, path: tuple[Any, ...]) -> Derivation | None:
+        d = f.derive
+        assert d is not None
+        path = (*path, "derive")
+        src = self.raw.facts.get(d.from_)
+        if src is None:
+            self.pr.add(path, f"derive from unknown fact {d.from_!r}")
+            return None
+        values = set(f.values or ())
+        if d.by_code_list is not None:
+            if src.type != "codes" or f.type != "enum":
+                self.pr.add(path, "by_code_list derives an enum fact from a codes fact")
+                return None
+            mapping = []
+            for lst, val in d.by_code_list.items():
+                cl = self.code_lists.get(lst)
+                if cl is None:
+                    self.pr.add((*path, "by_code_list", lst), f"unknown code list {lst!r}")
+                    continue
+                if val is not None and val != "ambiguous" and val not in values:
+                    self.pr.add((*path, "by_code_list", lst), f"{val!r} is not a value of {name}")
+                mapping.append((cl, val))
+            return Derivation("by_code_list", d.from_, code_map=tuple(mapping))
+        if d.bands is not None:
+            if src.type != "number" or f.type != "enum":
+                self.pr.add(path, "bands derive an enum fact from a number fact")
+                return None
+            bands: list[tuple[float | None, str]] = []
+            for i, b in enumerate(d.bands):
+                bound = self._number(b.get("at_most"), (*path, "bands", i)) if "at_most" in b else None
+                val = b.get("value")
+                if val not in values:
+                    self.pr.add((*path, "bands", i), f"{val!r} is not a value of {name}")
+                bands.append((bound, str(val)))
+            if bands and bands[-1][0] is not None:
+                self.pr.add((*path, "bands"), "the last band needs no bound (it catches the rest)")
+            return Derivation("bands", d.from_, bands=tuple(bands), combine=d.combine)
+        if d.prefix_r:
+            if src.type != "staging" or f.type != "boolean":
+                self.pr.add(path, "prefix_r derives a boolean fact from a staging fact")
+                return None
+            return Derivation("prefix_r", d.from_)
+        self.pr.add(path, "derive needs by_code_list, bands or prefix_r")
+        return None
+
+    def _number(self, v: Any, path: tuple[Any, ...]) -> float | None:
+        if isinstance(v, dict) and set(v) == {"param"}:
+            if v["param"] not in self.params:
+                self.pr.add(path, f"unknown parameter {v['param']!r}")
+                return None
+            return self.params[v["param"]]
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return float(v)
+        self.pr.add(path, f"expected a number or {{param: name}}, got {v!r}")
+        return None
+
+    def _rationale(self) -> dict[str, RationaleSection]:
+        lines = self.source_text.splitlines()
+        starts: dict[str, int] = {}
+        for sid, s in self.raw.rationale.items():
+            idx = next((i for i, ln in enumerate(lines) if ln.strip() == s.heading), None)
+            if idx is None:
+                self.pr.add(
+                    ("rationale", sid, "heading"), f"heading {s.heading!r} is not a line of the source"
+                )
+            else:
+                starts[sid] = idx
+        ordered = sorted(starts.values())
+        out: dict[str, RationaleSection] = {}
+        for sid, s in self.raw.rationale.items():
+            if sid not in starts:
+                continue
+            start = starts[sid]
+            if s.until is not None:
+                end = next((i for i, ln in enumerate(lines) if i > start and ln.strip() == s.until), None)
+                if end is None:
+                    self.pr.add(("rationale", sid, "until"), f"{s.until!r} is not a line after the heading")
+                    continue
+            else:
+                end = next((i for i in ordered if i > start), len(lines))
+            body = "\n".join(ln.rstrip() for ln in lines[start + 1 : end]).strip()
+            out[sid] = RationaleSection(sid, s.title, s.heading, body, start + 1)
+        return out
+
+    def _criterion(
+        self, d: Any, path: tuple[Any, ...], definitions: Mapping[str, Criterion]
+    ) -> Criterion | None:
+        pr = self.pr
+        if not isinstance(d, dict):
+            pr.add(path, f"a criterion is a mapping, got {d!r}")
+            return None
+        if set(d) == {"ref"}:
+            ref = definitions.get(d["ref"])
+            if ref is None:
+                pr.add(path, f"ref names unknown definition {d['ref']!r}")
+            return ref
+        missing = [k for k in ("id", "title", "cite") if k not in d]
+        if missing:
+            pr.add(path, f"criterion needs {', '.join(missing)}")
+            return None
+        cid, title = str(d["id"]), fold(str(d["title"]))
+        cite = self._cite(d["cite"], (*path, "cite"))
+        line = pr.line(path)
+        body = {k: v for k, v in d.items() if k not in _META}
+        if set(body) == {"all_of"} or set(body) == {"any_of"}:
+            key = "all_of" if "all_of" in body else "any_of"
+            items = body[key]
+            if not isinstance(items, list) or not items:
+                pr.add((*path, key), f"{key} needs a non-empty list")
+                return None
+            kids = [self._criterion(x, (*path, key, i), definitions) for i, x in enumerate(items)]
+            if any(k is None for k in kids):
+                return None
+            cls = AllOf if key == "all_of" else AnyOf
+            return cls(cid, title, cite, line, items=tuple(k for k in kids if k is not None))
+        if set(body) == {"not"}:
+            kid = self._criterion(body["not"], (*path, "not"), definitions)
+            return None if kid is None else Not(cid, title, cite, line, item=kid)
+        if "fact" in body:
+            return self._atom(cid, title, cite, line, body, path)
+        pr.add(path, f"criterion {cid!r} needs all_of, any_of, not, ref or fact with an operator")
+        return None
+
+    def _atom(
+        self,
+        cid: str,
+        title: str,
+        cite: tuple[str, ...],
+        line: int | None,
+        body: dict[str, Any],
+        path: tuple[Any, ...],
+    ) -> Atom | None:
+        pr = self.pr
+        fact_name = body["fact"]
+        ops = [k for k in body if k != "fact"]
+        if len(ops) != 1 or ops[0] not in _ATOM_OPS:
+            pr.add(path, f"criterion {cid!r} needs exactly one operator of {', '.join(_ATOM_OPS)}; got {ops}")
+            return None
+        op = ops[0]
+        arg = body[op]
+        fact = self.fact_types.get(fact_name)
+        if fact is None:
+            pr.add((*path, "fact"), f"criterion {cid!r} reads unknown fact {fact_name!r}")
+            return None
+        if fact.type not in _ATOM_OPS[op]:
+            pr.add(path, f"operator {op!r} does not apply to {fact.type} fact {fact_name!r}")
+            return None
+        operand: Any
+        if op in ("in", "equals"):
+            vals = arg if isinstance(arg, list) else [arg]
+            bad = [v for v in vals if v not in (fact.values or {})]
+            if bad:
+                pr.add(
+                    (*path, op), f"{bad} not among the values of {fact_name!r}: {sorted(fact.values or {})}"
+                )
+            operand = frozenset(vals)
+        elif op == "is":
+            if not isinstance(arg, bool):
+                pr.add((*path, op), f"'is' takes true or false, got {arg!r}")
+            operand = frozenset([arg])
+        elif op == "any_in":
+            cl = self.code_lists.get(arg)
+            if cl is None:
+                pr.add((*path, op), f"unknown code list {arg!r}")
+                return None
+            operand = cl.codes
+        elif op == "t_category":
+            vals = arg if isinstance(arg, list) else [arg]
+            bad = [v for v in vals if v not in T_CATEGORIES]
+            if bad:
+                pr.add((*path, op), f"{bad} are not AJCC T categories")
+            operand = frozenset(vals)
+        else:
+            operand = self._number(arg, (*path, op))
+        return Atom(cid, title, cite, line, fact=fact_name, op=op, operand=operand)
+
+    def _versions(self, definitions: Mapping[str, Criterion]) -> list[Version]:
+        out: list[Version] = []
+        raws = self.raw.versions
+        for i, v in enumerate(raws):
+            path = ("versions", i)
+            if i and v.effective_from <= raws[i - 1].effective_from:
+                self.pr.add((*path, "effective_from"), "versions must be in order of effective_from")
+            self._cite(v.history, (*path, "history"))
+            rules = []
+            for j, r in enumerate(v.rules):
+                c = self._criterion(r.when, (*path, "rules", j, "when"), definitions)
+                if c is not None:
+                    rules.append(Rule(r.outcome, c, c))
+            o = v.otherwise
+            leaf = Criterion(
+                o.id,
+                fold(o.title),
+                self._cite(o.cite, (*path, "otherwise", "cite")),
+                self.pr.line((*path, "otherwise")),
+            )
+            ids: dict[str, int] = {}
+            for rule in (*rules, Rule(o.outcome, None, leaf)):
+                for c in rule.criterion.walk():
+                    ids[c.id] = ids.get(c.id, 0) + 1
+            dups = sorted(k for k, n in ids.items() if n > 1)
+            if dups:
+                self.pr.add(path, f"criterion ids must be unique within a version: {dups}")
+            end = raws[i + 1].effective_from - dt.timedelta(days=1) if i + 1 < len(raws) else None
+            out.append(
+                Version(
+                    v.id,
+                    v.effective_from,
+                    end,
+                    fold(v.summary),
+                    fold(v.history),
+                    tuple(rules),
+                    Rule(o.outcome, None, leaf),
+                )
+            )
+        return out
+
+    def _notes(self, definitions: Mapping[str, Criterion], version_ids: set[str]) -> tuple[PolicyNote, ...]:
+        out = []
+        for i, n in enumerate(self.raw.notes):
+            path = ("notes", i)
+            c = self._criterion(n.when, (*path, "when"), definitions)
+            for vid in n.versions or ():
+                if vid not in version_ids:
+                    self.pr.add((*path, "versions"), f"unknown version {vid!r}")
+            if c is not None:
+                out.append(
+                    PolicyNote(
+                        n.id,
+                        n.code,
+                        c,
+                        frozenset(n.versions) if n.versions is not None else None,
+                        self._cite(n.cite, (*path, "cite")),
+                        fold(n.text),
+                    )
+                )
+        return tuple(out)
