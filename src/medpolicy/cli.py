@@ -1,0 +1,309 @@
+"""The ``medpolicy`` command line. A face: it parses input, calls the core and renders the result.
+
+Exit codes: 0 decided (or all checks passed), 2 bad input (an invalid case, an invalid policy file,
+unreadable JSON), 1 internal error or failing policy cases.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medpolicy import __version__
+from medpolicy.checking import run_cases
+from medpolicy.engine import decide
+from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
+from medpolicy.policy import PolicySet, load_policies
+from medpolicy.render import OUTCOME_STYLE, determination_view, explain_tree, policy_view
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+app = typer.Typer(
+    name="medpolicy",
+    help=(
+        "Medical policies as versioned, citable policy-as-code.\n\n"
+        "Exit codes: 0 decided / checks passed; 2 bad input (invalid case, invalid policy file, "
+        "unreadable JSON); 1 internal error or failing policy cases."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Inspect and check policies.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+out = Console()
+err = Console(stderr=True)
+
+PoliciesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--policies",
+        help="Folder of policy folders (default: the repository's policies/).",
+        show_default=False,
+    ),
+]
+
+
+def _load(root: Path | None) -> PolicySet:
+    try:
+        return load_policies(root)
+    except PolicyLoadError as e:
+        err.print("[bold red]invalid policy[/]")
+        for p in e.problems:
+            err.print(f"  {p}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def _read_json(src: TextIO, name: str) -> Any:
+    try:
+        return json.load(src)
+    except json.JSONDecodeError as e:
+        err.print(f"[bold red]invalid_json[/] {name}: {e}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def _print_case_error(e: CaseError) -> None:
+    err.print("[bold red]invalid case[/]")
+    for fe in e.errors:
+        err.print(
+            f"  {fe.field}: {fe.message} (value {fe.value!r}) [{fe.code}]", markup=False, highlight=False
+        )
+
+
+def _error_json(e: MedpolicyError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": e.code, "message": str(e)}
+    if isinstance(e, CaseError):
+        body["errors"] = [fe.to_dict() for fe in e.errors]
+    return body
+
+
+@app.command("decide")
+def decide_cmd(
+    file: Annotated[
+        str, typer.Argument(help="A case as JSON, a .jsonl file of cases, or - for stdin.")
+    ] = "-",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the determination as JSON.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Also print the criteria tree with each value.")
+    ] = False,
+    policy_id: Annotated[
+        str | None, typer.Option("--policy", help="Policy id (default: chosen by procedure codes).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="JSONL output file (default: stdout).")
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="JSONL: full trace and rationale text on every line.")
+    ] = False,
+    policies_dir: PoliciesOpt = None,
+) -> None:
+    """Decide a case (JSON) or a batch of cases (JSON lines: one determination per line)."""
+    policies = _load(policies_dir)
+    jsonl = file.endswith(".jsonl") or file.endswith(".ndjson")
+    if jsonl:
+        raise typer.Exit(_decide_jsonl(Path(file), policies, policy_id, output, full))
+    if file == "-":
+        raw = _read_json(sys.stdin, "stdin")
+    else:
+        try:
+            with open(file, encoding="utf-8") as fh:
+                raw = _read_json(fh, file)
+        except OSError as e:
+            err.print(f"[bold red]cannot read[/] {file}: {e.strerror}", highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+    try:
+        d = decide(raw, policies, policy_id=policy_id)
+    except CaseError as e:
+        if as_json:
+            print(json.dumps({"error": _error_json(e)}, indent=2))
+        else:
+            _print_case_error(e)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except MedpolicyError as e:
+        err.print(f"[bold red]{e.code}[/] {e}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if as_json:
+        print(json.dumps(d.to_dict(), indent=2))
+    else:
+        out.print(determination_view(d))
+        if explain:
+            out.print(explain_tree(d))
+
+
+@app.command("explain")
+def explain_cmd(
+    file: Annotated[str, typer.Argument(help="A case as JSON, or - for stdin.")] = "-",
+    policy_id: Annotated[str | None, typer.Option("--policy")] = None,
+    policies_dir: PoliciesOpt = None,
+) -> None:
+    """Print the applied version's whole criteria tree with each criterion's value and citation."""
+    decide_cmd(
+        file,
+        as_json=False,
+        explain=True,
+        policy_id=policy_id,
+        output=None,
+        full=False,
+        policies_dir=policies_dir,
+    )
+
+
+def _decide_jsonl(
+    path: Path, policies: PolicySet, policy_id: str | None, output: Path | None, full: bool
+) -> int:
+    try:
+        src = path.open("rb")
+    except OSError as e:
+        err.print(f"[bold red]cannot read[/] {path}: {e.strerror}", highlight=False)
+        return EXIT_BAD_INPUT
+    sink = output.open("w", encoding="utf-8") if output else sys.stdout
+    detail = "full" if full else "compact"
+    bad = 0
+    show_progress = err.is_terminal
+    try:
+        with src:
+            lines: Any = src
+            progress = None
+            if show_progress:
+                from rich.progress import Progress
+
+                total = sum(1 for _ in path.open("rb"))
+                progress = Progress(console=err, transient=True)
+                task = progress.add_task("deciding", total=total)
+                progress.start()
+            write = sink.write
+            dumps = json.dumps
+            loads = json.loads
+            for n, line in enumerate(lines, 1):
+                if progress is not None and n % 1000 == 0:
+                    progress.update(task, completed=n)
+                if not line.strip():
+                    continue
+                try:
+                    raw = loads(line)
+                    d = decide(raw, policies, policy_id=policy_id)
+                    write(dumps(d.to_dict(detail=detail), separators=(",", ":")))
+                except json.JSONDecodeError as e:
+                    bad += 1
+                    write(dumps({"line": n, "error": {"code": "invalid_json", "message": str(e)}}))
+                except MedpolicyError as e:
+                    bad += 1
+                    rid = raw.get("id") if isinstance(raw, dict) else None
+                    write(dumps({"line": n, "id": rid, "error": _error_json(e)}))
+                write("\n")
+            if progress is not None:
+                progress.stop()
+    finally:
+        if output:
+            sink.close()
+    if bad:
+        err.print(f"{bad} line(s) rejected as bad input (see their error lines)")
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+@policy_app.command("list")
+def policy_list(policies_dir: PoliciesOpt = None) -> None:
+    """List the policies with their versions."""
+    t = Table("id", "title", "publisher", "versions", "current since")
+    for p in _load(policies_dir):
+        t.add_row(p.id, p.title, p.publisher, str(len(p.versions)), str(p.versions[-1].effective_from))
+    out.print(t)
+
+
+@policy_app.command("show")
+def policy_show(policy_id: str, policies_dir: PoliciesOpt = None) -> None:
+    """Show a policy: versions, criteria, billing codes, facts and parameters."""
+    policies = _load(policies_dir)
+    try:
+        out.print(policy_view(policies.get(policy_id)))
+    except MedpolicyError as e:
+        err.print(f"[bold red]{e.code}[/] {e}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+@policy_app.command("check")
+def policy_check(
+    policies_dir: PoliciesOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every case.")] = False,
+) -> None:
+    """Load every policy (schema, facts, verbatim citations) and run its cases."""
+    policies = _load(policies_dir)
+    failed = 0
+    for p in policies:
+        try:
+            results = run_cases(p)
+        except PolicyLoadError as e:
+            for prob in e.problems:
+                err.print(f"  {prob}", markup=False, highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        bad = [r for r in results if not r.ok]
+        failed += len(bad)
+        if verbose:
+            t = Table("case", "outcome", "result")
+            for r in results:
+                t.add_row(r.case.name, r.outcome, "[green]ok[/]" if r.ok else "[red]FAIL[/]")
+            out.print(t)
+        for r in bad:
+            err.print(f"[red]FAIL[/] {p.id}: {r.case.name} ({r.case.file}:{r.case.line})", highlight=False)
+            for f in r.failures:
+                err.print(f"     {f}", markup=False, highlight=False)
+        cites = sum(len(c.cite) for v in p.versions for c in v.criteria())
+        out.print(
+            f"{p.id}: {len(p.versions)} versions, {cites} citations verified verbatim, "
+            f"{len(results) - len(bad)}/{len(results)} cases pass"
+        )
+        if not results:
+            err.print(f"[yellow]{p.id} has no cases: a policy without cases is unfinished[/]")
+            failed += 1
+    if failed:
+        raise typer.Exit(EXIT_INTERNAL)
+
+
+@app.command("examples")
+def examples(policies_dir: PoliciesOpt = None) -> None:
+    """Decide the bundled example cases and print them as a table."""
+    policies = _load(policies_dir)
+    for p in policies:
+        t = Table(
+            "example",
+            "outcome",
+            "version",
+            "why / what is missing",
+            title=f"{p.title}: example cases",
+            expand=True,
+        )
+        for r in run_cases(p):
+            if "errors" in r.case.expect:
+                continue
+            d = decide(r.case.case, p)
+            t.add_row(
+                r.case.name,
+                f"[{OUTCOME_STYLE[d.outcome]}]{d.outcome.value}[/]",
+                d.version.id if d.version else "-",
+                d.summary,
+            )
+        out.print(t)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the medpolicy version."""
+    print(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as e:  # the last resort of a CLI: say so, exit 1
+        err.print(f"[bold red]internal error[/] {type(e).__name__}: {e}", highlight=False)
+        sys.exit(EXIT_INTERNAL)
