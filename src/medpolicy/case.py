@@ -252,7 +252,7 @@ def _parse_codes(
             out.append(code)
     if len(errors) > n_before:
         return None
-    return frozenset(out), out
+    return frozenset(out), sorted(out)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -289,16 +289,13 @@ def _derive(
                 values[name] = display[name] = band
                 src[name] = f"derived from {d.source}"
             elif band != given:
-                order = spec.values or ()
-                worst = max(given, band, key=order.index)
-                if worst != given:
-                    values[name] = display[name] = worst
-                    src[name] = f"derived from {d.source}"
+                # A given fact is final (a later answer must never flip a definite determination);
+                # the disagreement is put in front of the reviewer instead.
                 notes.append(
                     Note(
                         "conflicting_facts",
-                        f"{name} is given as {given!r} but {d.source} {dist:g} classifies as {band!r} under this "
-                        f"policy; the more involved, {worst!r}, is used",
+                        f"{name} is given as {given!r} but {d.source} {dist:g} classifies as {band!r} under "
+                        f"this policy; the given {name} is used: a reviewer should confirm it",
                     )
                 )
         elif d.kind == "prefix_r" and given is None:
@@ -328,11 +325,11 @@ def _site_from_codes(spec: FactSpec, codes: list[str], code_map: Any) -> tuple[s
                 break
     if ambiguous:
         return None, (
-            f"{', '.join(ambiguous)} does not settle whether the cancer is rectal: a reviewer must "
+            f"{', '.join(sorted(ambiguous))} does not settle whether the cancer is rectal: a reviewer must "
             f"confirm the {spec.name}"
         )
     if len(sites) > 1:
-        shown = "; ".join(f"{spec.label(s)} ({', '.join(c)})" for s, c in sites.items())
+        shown = "; ".join(f"{spec.label(s)} ({', '.join(sorted(c))})" for s, c in sorted(sites.items()))
         return None, f"the diagnosis codes point to more than one site: {shown}; confirm the {spec.name}"
     if sites:
         return next(iter(sites)), None

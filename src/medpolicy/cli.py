@@ -39,7 +39,7 @@ policy_app = typer.Typer(help="Inspect and check policies.", no_args_is_help=Tru
 app.add_typer(policy_app, name="policy")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error lines stay whole: people grep and copy them
 
 PoliciesOpt = Annotated[
     Path | None,

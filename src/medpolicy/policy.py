@@ -82,7 +82,7 @@ class Derivation:
 
     kinds: ``by_code_list`` (a codes fact mapped to enum values through code lists, first list wins;
     ``None`` gives no value for that code, ``"ambiguous"`` makes the result unknown), ``bands`` (a number
-    mapped to enum values by upper bounds, combined with a given value by ``combine: worst``),
+    mapped to enum values by upper bounds; a given value is final),
     ``prefix_r`` (a staging with the ``r`` prefix means recurrent disease).
     """
 
@@ -90,7 +90,6 @@ class Derivation:
     source: str
     code_map: tuple[tuple[CodeList, str | None], ...] = ()
     bands: tuple[tuple[float | None, str], ...] = ()
-    combine: Literal["worst"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +263,6 @@ class _Derive(_Strict):
     from_: str = Field(alias="from")
     by_code_list: dict[str, str | None] | None = None
     bands: list[dict[str, Any]] | None = None
-    combine: Literal["worst"] | None = None
     prefix_r: bool | None = None
 
 
@@ -632,7 +630,7 @@ class _Compiler:
                 bands.append((bound, str(val)))
             if bands and bands[-1][0] is not None:
                 self.pr.add((*path, "bands"), "the last band needs no bound (it catches the rest)")
-            return Derivation("bands", d.from_, bands=tuple(bands), combine=d.combine)
+            return Derivation("bands", d.from_, bands=tuple(bands))
         if d.prefix_r:
             if src.type != "staging" or f.type != "boolean":
                 self.pr.add(path, "prefix_r derives a boolean fact from a staging fact")

@@ -1,0 +1,5 @@
+"""`python -m medpolicy` runs the CLI."""
+
+from medpolicy.cli import main
+
+main()

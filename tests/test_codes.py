@@ -1,0 +1,60 @@
+"""The ICD-10-CM table is the real code set: it agrees code by code with simple-icd-10-cm."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from medpolicy.codes import icd10cm, normalize_icd10
+
+
+@pytest.fixture(scope="module")
+def cm():  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import simple_icd_10_cm
+
+    return simple_icd_10_cm
+
+
+def test_table_matches_the_package_code_by_code(cm) -> None:  # type: ignore[no-untyped-def]
+    table = icd10cm()
+    codes = [
+        c for c in cm.get_all_codes(True) if cm.is_category_or_subcategory(c) or cm.is_extended_subcategory(c)
+    ]
+    assert len(codes) > 90_000
+    for code in codes:
+        assert table.is_billable(code) == cm.is_leaf(code), code
+    billable = {c for c, k in table.kinds.items() if k == "billable"}
+    assert billable == {c for c in codes if cm.is_leaf(c)}
+
+
+def test_provenance_header_names_the_source() -> None:
+    assert icd10cm().source.startswith("ICD-10-CM code table generated from simple-icd-10-cm ")
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("c20", "C20"),
+        (" C20 ", "C20"),
+        ("C20.", "C20"),
+        ("c49a5", "C49.A5"),
+        ("C 49. A5", "C49.A5"),
+        ("z85048", "Z85.048"),
+    ],
+)
+def test_normalisation(raw: str, code: str) -> None:
+    assert normalize_icd10(raw) == code
+
+
+def test_group_expansion_follows_the_hierarchy_not_string_prefixes() -> None:
+    t = icd10cm()
+    assert "C20" in t.billable_under("C20")
+    assert t.billable_under("C21") >= {"C21.0", "C21.1", "C21.2", "C21.8"}
+    assert "C49.A5" in t.billable_under("C49")
+    assert "C00.0" in t.billable_under("C00-C14")
+    assert "C15.3" not in t.billable_under("C00-C14")
+    with pytest.raises(KeyError):
+        t.billable_under("C20.9")

@@ -1,0 +1,81 @@
+"""What a determination carries: outcome, version, deciding criteria with citations, trace, notes,
+rationale for the tumour site and, when information is needed, the questions to ask."""
+
+from __future__ import annotations
+
+from medpolicy import Outcome, PolicySet, decide
+
+BASE = {"date_of_service": "2024-03-01", "procedure_codes": ["77425"]}
+
+
+def test_medically_necessary_carries_its_citations(policies: PolicySet) -> None:
+    d = decide({**BASE, "diagnosis_codes": ["C20"], "margin_status": "positive", "t_stage": "pT4b"}, policies)
+    j = d.to_dict()
+    assert j["outcome"] == "medically_necessary"
+    assert j["policy"]["version"] == "2009-10-06"
+    top = j["deciding_criteria"][0]
+    assert top["cite"] == [
+        "Rectal cancer with positive or close margins with T4 lesions or recurrent disease."
+    ]
+    assert {c["id"] for c in j["deciding_criteria"]} >= {
+        "rectal-cancer",
+        "positive-or-close-margins",
+        "t4-lesion",
+    }
+    assert all(c["cite"] and c["cite"][0] in " ".join(d.policy.source_text.split()) for c in j["criteria"])
+    assert j["rationale"]["section"] == "colorectal"
+    assert j["summary"].startswith(
+        "Medically necessary under Intraoperative Radiation Therapy (IORT) (version 2009-10-06)"
+    )
+
+
+def test_pancreatic_points_to_the_pancreatic_rationale(policies: PolicySet) -> None:
+    d = decide({**BASE, "diagnosis_codes": ["C25.0"]}, policies)
+    assert d.outcome is Outcome.INVESTIGATIONAL
+    assert d.rationale is not None
+    assert d.rationale.id == "pancreatic"
+    assert "pancreatic" in d.rationale.text.lower()
+    assert "Not met: Rectal cancer with positive or close margins" in d.summary
+
+
+def test_sarcoma_carries_the_contradiction_note_with_its_citation(policies: PolicySet) -> None:
+    d = decide({**BASE, "diagnosis_codes": ["C48.0"]}, policies)
+    [note] = [n for n in d.notes if n.code == "source_contradiction"]
+    assert "sarcoma" in note.message
+    assert note.cite == (
+        "May be considered medically necessary for some cases of rectal cancer and sarcomas.",
+    )
+
+
+def test_information_needed_lists_questions_in_asking_order(policies: PolicySet) -> None:
+    d = decide(BASE, policies)
+    assert d.outcome is Outcome.INFORMATION_NEEDED
+    assert [m.name for m in d.missing_facts] == ["tumor_site", "margin_status", "t_stage", "recurrent"]
+    assert d.missing_facts[0].question.startswith("Where is the primary tumour")
+    assert d.missing_facts[1].values == ("negative", "close", "positive", "gross_residual")
+    assert [m["name"] for m in d.to_dict()["missing_facts"]] == [
+        "tumor_site",
+        "margin_status",
+        "t_stage",
+        "recurrent",
+    ]
+
+
+def test_the_trace_has_every_criterion_of_the_version_with_its_value(policies: PolicySet) -> None:
+    d = decide({**BASE, "diagnosis_codes": ["C20"], "margin_status": "positive"}, policies)
+    values = {c.criterion.id: c.value for c in d.trace}
+    assert values["rectal-cancer"] is True
+    assert values["positive-or-close-margins"] is True
+    assert values["t4-lesion"] is None
+    assert values["recurrent-disease"] is None
+    assert values["investigational-other-uses"] is None
+    assert d.version is not None
+    assert [c.criterion.id for c in d.trace] == [c.id for c in d.version.criteria()]
+
+
+def test_compact_output_keeps_the_decision_and_drops_only_text(policies: PolicySet) -> None:
+    d = decide({**BASE, "diagnosis_codes": ["C20"], "margin_status": "positive"}, policies)
+    full, compact = d.to_dict(), d.to_dict(detail="compact")
+    for k in ("outcome", "policy", "deciding_criteria", "missing_facts", "notes", "facts", "summary"):
+        assert full[k] == compact[k]
+    assert compact["criteria"] == {c["id"]: c["value"] for c in full["criteria"]}

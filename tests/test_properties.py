@@ -1,0 +1,152 @@
+"""Properties of the engine, tested with hypothesis against the real IORT policy, using only the public
+API as the oracle (raw cases in, determinations out).
+
+(a) Monotonic: a definite outcome with unknown facts stays the same however those facts are filled in.
+(b) Minimal questions: each missing fact can change the outcome on its own, and filling in all of them
+    always yields a definite outcome.
+(c) Deterministic and independent of key order and list order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medpolicy import Outcome, decide, load_policies, parse_case
+
+POLICIES = load_policies()
+IORT = POLICIES.get("bluekc-iort")
+
+# Representative values for each fact: enough to reach every class of every atom of every version.
+VALUES: dict[str, list[Any]] = {
+    "date_of_service": [
+        "1988-09-30",
+        "1988-10-01",
+        "1999-01-01",
+        "2002-09-01",
+        "2004-08-31",
+        "2004-09-01",
+        "2009-10-05",
+        "2009-10-06",
+        "2025-06-30",
+    ],
+    "procedure_codes": [["77425"], ["77424", "77469"], ["77770"], ["99213", "77469"], []],
+    "diagnosis_codes": [
+        ["C20"],
+        ["C19"],
+        ["C21.1"],
+        ["C78.5"],
+        ["Z85.048"],
+        ["C18.7"],
+        ["C25.0"],
+        ["C48.0"],
+        ["C49.11"],
+        ["C50.911"],
+        ["C7A.026"],
+        ["I10"],
+        ["C20", "C78.7"],
+        ["C20", "C25.0"],
+    ],
+    "tumor_site": list(IORT.fact("tumor_site").values or ()),
+    "margin_status": ["negative", "close", "positive", "gross_residual", "R0", "R1", "R2"],
+    "margin_distance_mm": [0, 0.5, 1, 1.5, 2, 2.5, 10],
+    "t_stage": ["pT4b", "cT4a", "ypT3", "rT2", "T1", ["cT4a", "ypT3"], ["pT2", "rT3"]],
+    "recurrent": [True, False],
+    "metastatic": [True, False],
+    "treatment_intent": ["curative", "palliative"],
+}
+FACTS = list(VALUES)
+DECISION_FACTS = [
+    "date_of_service",
+    "procedure_codes",
+    "tumor_site",
+    "margin_status",
+    "t_stage",
+    "recurrent",
+    "metastatic",
+    "treatment_intent",
+]
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> dict[str, Any]:
+    case: dict[str, Any] = {}
+    for f in FACTS:
+        choice = draw(st.integers(min_value=-2, max_value=len(VALUES[f]) - 1))
+        if choice == -1:
+            case[f] = None
+        elif choice >= 0:
+            case[f] = VALUES[f][choice]
+    return case
+
+
+def unknown_facts(case: dict[str, Any]) -> list[str]:
+    """Decision facts the engine does not know for this case (after derivations)."""
+    known = parse_case(case, IORT).values
+    return [f for f in DECISION_FACTS if f not in known]
+
+
+def outcome(case: dict[str, Any]) -> Outcome:
+    return decide(case, POLICIES).outcome
+
+
+def fillings(case: dict[str, Any], facts: list[str], limit: int) -> list[dict[str, Any]]:
+    combos = list(itertools.product(*(VALUES[f] for f in facts)))
+    random.Random(len(combos)).shuffle(combos)
+    return [{**case, **dict(zip(facts, combo, strict=True))} for combo in combos[:limit]]
+
+
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(cases())
+def test_monotonic_a_definite_outcome_survives_any_filling(case: dict[str, Any]) -> None:
+    o = outcome(case)
+    if o is Outcome.INFORMATION_NEEDED:
+        return
+    unknown = unknown_facts(case)
+    for filled in fillings(case, unknown, 400):
+        assert outcome(filled) is o, (case, filled)
+
+
+@FAST
+@given(cases())
+def test_minimal_questions_each_can_change_the_outcome_and_together_they_settle_it(
+    case: dict[str, Any],
+) -> None:
+    d = decide(case, POLICIES)
+    if d.outcome is not Outcome.INFORMATION_NEEDED:
+        assert d.missing_facts == ()
+        return
+    missing = [m.name for m in d.missing_facts]
+    assert missing, "information needed must say what"
+    assert set(missing) <= set(unknown_facts(case)), "only unknown facts are asked for"
+    # Filling in all of them always yields a definite outcome.
+    table = {}
+    for filled in fillings(case, missing, 3000):
+        o = outcome(filled)
+        assert o is not Outcome.INFORMATION_NEEDED, (case, filled)
+        table[tuple(repr(filled[f]) for f in missing)] = o
+    # Each one can change the outcome on its own: two fillings that differ only in it differ in outcome.
+    for i, name in enumerate(missing):
+        groups: dict[tuple[str, ...], set[Outcome]] = {}
+        for key, o in table.items():
+            groups.setdefault(key[:i] + key[i + 1 :], set()).add(o)
+        assert any(len(s) > 1 for s in groups.values()), f"{name} cannot change the outcome of {case}"
+
+
+@FAST
+@given(cases(), st.randoms(use_true_random=False))
+def test_deterministic_and_independent_of_order(case: dict[str, Any], rnd: random.Random) -> None:
+    first = decide(case, POLICIES).to_dict()
+    assert decide(case, POLICIES).to_dict() == first
+    items = list(case.items())
+    rnd.shuffle(items)
+    shuffled = {k: (rnd.sample(v, len(v)) if isinstance(v, list) and k != "t_stage" else v) for k, v in items}
+    again = decide(shuffled, POLICIES).to_dict()
+    assert again == first
