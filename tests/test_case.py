@@ -49,6 +49,8 @@ def test_a_block_is_refused_as_non_billable(iort: Policy) -> None:
         ("date_of_service", 20240301, "invalid_date"),
         ("margin_status", "R3", "invalid_value"),
         ("margin_status", 1, "invalid_type"),
+        ("margin_status", False, "invalid_type"),
+        ("t_stage", True, "invalid_type"),
         ("margin_distance_mm", -0.1, "out_of_range"),
         ("margin_distance_mm", "1.5", "invalid_type"),
         ("margin_distance_mm", True, "invalid_type"),
@@ -59,6 +61,8 @@ def test_a_block_is_refused_as_non_billable(iort: Policy) -> None:
         ("treatment_intent", "adjuvant", "invalid_value"),
         ("procedure_codes", "77425,77469", "unknown_code"),
         ("procedure_codes", {"code": "77425"}, "invalid_type"),
+        ("procedure_codes", [{"code": "77425"}], "invalid_type"),
+        ("diagnosis_codes", [["C20"]], "invalid_type"),
     ],
 )
 def test_bad_values_are_rejected_with_a_stable_code(iort: Policy, fact: str, value: Any, code: str) -> None:

@@ -76,6 +76,7 @@ def test_the_trace_has_every_criterion_of_the_version_with_its_value(policies: P
 def test_compact_output_keeps_the_decision_and_drops_only_text(policies: PolicySet) -> None:
     d = decide({**BASE, "diagnosis_codes": ["C20"], "margin_status": "positive"}, policies)
     full, compact = d.to_dict(), d.to_dict(detail="compact")
-    for k in ("outcome", "policy", "deciding_criteria", "missing_facts", "notes", "facts", "summary"):
+    for k in ("outcome", "policy", "deciding_criteria", "missing_facts", "notes", "summary"):
         assert full[k] == compact[k]
+    assert compact["facts"] == {"tumor_site": {"value": "rectum", "source": "derived from diagnosis_codes"}}
     assert compact["criteria"] == {c["id"]: c["value"] for c in full["criteria"]}

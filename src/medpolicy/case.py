@@ -15,7 +15,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from medpolicy.codes import PROCEDURE_CODE_RE, icd10cm, normalize_icd10, normalize_procedure
@@ -64,17 +64,32 @@ def parse_staging(raw: str) -> Staging | None:
     return Staging((prefix or "").lower(), category, bool(mult))
 
 
-@dataclass(frozen=True, slots=True)
 class Case:
     """A validated case. ``values`` holds the decision-ready value of each known fact (enums as their
     canonical value, codes as frozen sets, staging as a frozen set of T categories); ``display`` the
-    normalised value as a person reads it; ``sources`` says where each value came from."""
+    normalised value as a person reads it; ``sources`` says where each value came from.
 
-    values: Mapping[str, Any]
-    display: Mapping[str, Any]
-    sources: Mapping[str, str]
-    notes: tuple[Note, ...] = ()
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    Treat a case as immutable: determinations and caches share its parts. (A plain slotted class
+    rather than a frozen dataclass, which costs a microsecond per case to build.)"""
+
+    __slots__ = ("display", "metadata", "notes", "sources", "values")
+
+    def __init__(
+        self,
+        values: Mapping[str, Any],
+        display: Mapping[str, Any],
+        sources: Mapping[str, str],
+        notes: tuple[Note, ...] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.values = values
+        self.display = display
+        self.sources = sources
+        self.notes = notes
+        self.metadata: Mapping[str, Any] = metadata if metadata is not None else {}
+
+    def __repr__(self) -> str:
+        return f"Case({dict(self.display)!r})"
 
     def get(self, name: str) -> Any:
         return self.values.get(name)
@@ -90,41 +105,128 @@ def parse_case(raw: Mapping[str, Any], policy: Policy, *, sources: Mapping[str, 
     ``sources`` optionally names where given facts came from (``"ehr"``, ``"questionnaire"``...);
     the default is ``"given"``.
     """
-    if not isinstance(raw, Mapping):
-        raise CaseError([FieldError("invalid_type", "case", _show(raw), "a case is a JSON object of facts")])
-    errors: list[FieldError] = []
-    values: dict[str, Any] = {}
-    display: dict[str, Any] = {}
-    src: dict[str, str] = {}
-    metadata: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in METADATA_KEYS:
-            metadata[key] = value
-            continue
-        spec = policy.fact_index.get(key) if isinstance(key, str) else None
-        if spec is None:
-            known = ", ".join(f.name for f in policy.facts)
-            errors.append(
-                FieldError(
-                    "unknown_field",
-                    str(key),
-                    _show(value),
-                    f"unknown fact {key!r}; the policy's facts are: {known}",
-                )
+    return _parser_for(policy).parse(raw, sources)
+
+
+class _Parser:
+    """A policy's case parser, with the indexes the hot path needs built once."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.specs = policy.fact_index
+        self.known = ", ".join(f.name for f in policy.facts)
+        self.derived = [f for f in policy.facts if f.derive is not None]
+        # code -> notes, for every code list that carries a note
+        self.code_notes: dict[str, list[str]] = {}
+        for cl in policy.code_lists.values():
+            if cl.note:
+                for code in cl.codes:
+                    self.code_notes.setdefault(code, []).append(cl.note.replace("{code}", code))
+        self.noted_facts = [f.name for f in policy.facts if f.type == "codes" and f.system == "ICD-10-CM"]
+        # derived fact -> (code -> site | None | "ambiguous"), first list wins
+        self.site_index: dict[str, dict[str, str | None]] = {}
+        for f in self.derived:
+            if f.derive is not None and f.derive.kind == "by_code_list":
+                index: dict[str, str | None] = {}
+                for cl, site in f.derive.code_map:
+                    for code in cl.codes:
+                        index.setdefault(code, site)
+                self.site_index[f.name] = index
+        self.staging_cache: dict[str, Staging | None] = {}
+        self.memo: dict[tuple[str, Any], tuple[Any, Any]] = {}
+
+    def parse(self, raw: Mapping[str, Any], sources: Mapping[str, str] | None) -> Case:
+        if not isinstance(raw, Mapping):
+            raise CaseError(
+                [FieldError("invalid_type", "case", _show(raw), "a case is a JSON object of facts")]
             )
-            continue
-        if value is None:
-            continue
-        parsed = _parse_fact(spec, value, errors)
-        if parsed is not None:
-            values[key], display[key] = parsed
-            src[key] = (sources or {}).get(key, "given")
-    if errors:
-        raise CaseError(errors)
-    notes: list[Note] = []
-    _derive(policy, values, display, src, notes)
-    _code_notes(policy, values, notes)
-    return Case(values, display, src, tuple(notes), metadata)
+        errors: list[FieldError] = []
+        values: dict[str, Any] = {}
+        display: dict[str, Any] = {}
+        src: dict[str, str] = {}
+        metadata: dict[str, Any] = {}
+        specs = self.specs
+        fact = self._fact
+        for key, value in raw.items():
+            spec = specs.get(key)
+            if spec is None:
+                if key in METADATA_KEYS:
+                    metadata[key] = value
+                    continue
+                errors.append(
+                    FieldError(
+                        "unknown_field",
+                        str(key),
+                        _show(value),
+                        f"unknown fact {key!r}; the policy's facts are: {self.known}",
+                    )
+                )
+                continue
+            if value is None:
+                continue
+            t = spec.type
+            # Fast paths for values already in canonical form; anything else takes the full checks.
+            if t == "boolean" and (value is True or value is False):
+                parsed: tuple[Any, Any] | None = (value, value)
+            elif t == "enum" and type(value) is str and value in spec.value_set:
+                parsed = (value, value)
+            else:
+                parsed = fact(spec, value, errors)
+            if parsed is not None:
+                values[key], display[key] = parsed
+                src[key] = sources.get(key, "given") if sources else "given"
+        if errors:
+            raise CaseError(errors)
+        notes: list[Note] = []
+        if self.derived:
+            _derive(self, values, display, src, notes)
+        for name in self.noted_facts:
+            codes = values.get(name)
+            if codes:
+                for code in sorted(codes):
+                    for text in self.code_notes.get(code, ()):
+                        notes.append(Note("code_note", text))
+        return Case(values, display, src, tuple(notes), metadata)
+
+    def _fact(self, spec: FactSpec, value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:
+        t = spec.type
+        # Pure functions of the raw value: valid results are kept (bounded) since batches repeat them.
+        if t == "date" or t == "codes":
+            memo_key = (
+                spec.name,
+                value if type(value) is str else tuple(value) if type(value) is list else None,
+            )
+            try:
+                hit = self.memo.get(memo_key)
+            except TypeError:  # a list holding something unhashable: not a valid value; full checks below
+                return _parse_fact(spec, value, errors)
+            if hit is not None:
+                return hit
+            got = _parse_fact(spec, value, errors)
+            if got is not None and len(self.memo) < 100_000:
+                self.memo[memo_key] = got
+            return got
+        if t == "enum" and type(value) is str and spec.values and value in spec.values:
+            return value, value
+        if t == "boolean" and type(value) is bool:
+            return value, value
+        if t == "staging" and type(value) is str:
+            st = self.staging_cache.get(value)
+            if st is None and value not in self.staging_cache and len(self.staging_cache) < 4096:
+                st = self.staging_cache[value] = parse_staging(value)
+            if st is not None:
+                return frozenset((st.category,)), [str(st)]
+        return _parse_fact(spec, value, errors)
+
+
+_parsers: dict[int, _Parser] = {}
+
+
+def _parser_for(policy: Policy) -> _Parser:
+    p = _parsers.get(id(policy))
+    if p is None or p.policy is not policy:
+        p = _parsers[id(policy)] = _Parser(policy)
+    return p
 
 
 def _show(value: Any) -> Any:
@@ -227,8 +329,9 @@ def _parse_codes(
             errors.append(FieldError("invalid_type", field_name, _show(item), "expected a code as a string"))
             continue
         if table is not None:
-            code = normalize_icd10(item)
-            kind = table.kind(code)
+            kind = table.kinds.get(item)
+            code = item if kind == "billable" else normalize_icd10(item)
+            kind = kind if kind == "billable" else table.kinds.get(code)
             if kind is None:
                 errors.append(FieldError("unknown_code", field_name, item, "not an ICD-10-CM code"))
                 continue
@@ -260,15 +363,15 @@ def _parse_codes(
 
 
 def _derive(
-    policy: Policy, values: dict[str, Any], display: dict[str, Any], src: dict[str, str], notes: list[Note]
+    parser: _Parser, values: dict[str, Any], display: dict[str, Any], src: dict[str, str], notes: list[Note]
 ) -> None:
-    for spec in policy.facts:
+    for spec in parser.derived:
         d = spec.derive
         if d is None or d.source not in values:
             continue
         name, given = spec.name, values.get(spec.name)
         if d.kind == "by_code_list":
-            derived, why = _site_from_codes(spec, display[d.source], d.code_map)
+            derived, why = _site_from_codes(spec, display[d.source], parser.site_index[name])
             if given is None:
                 if derived is not None:
                     values[name] = display[name] = derived
@@ -311,18 +414,18 @@ def _derive(
                 )
 
 
-def _site_from_codes(spec: FactSpec, codes: list[str], code_map: Any) -> tuple[str | None, str | None]:
+def _site_from_codes(
+    spec: FactSpec, codes: list[str], index: Mapping[str, str | None]
+) -> tuple[str | None, str | None]:
     """(site, why-it-needs-review). The first code list that holds a code decides that code's site."""
     sites: dict[str, list[str]] = {}
     ambiguous: list[str] = []
     for code in codes:
-        for cl, site in code_map:
-            if code in cl.codes:
-                if site == "ambiguous":
-                    ambiguous.append(code)
-                elif site is not None:
-                    sites.setdefault(site, []).append(code)
-                break
+        site = index.get(code)
+        if site == "ambiguous":
+            ambiguous.append(code)
+        elif site is not None:
+            sites.setdefault(site, []).append(code)
     if ambiguous:
         return None, (
             f"{', '.join(sorted(ambiguous))} does not settle whether the cancer is rectal: a reviewer must "
@@ -334,13 +437,3 @@ def _site_from_codes(spec: FactSpec, codes: list[str], code_map: Any) -> tuple[s
     if sites:
         return next(iter(sites)), None
     return None, None
-
-
-def _code_notes(policy: Policy, values: dict[str, Any], notes: list[Note]) -> None:
-    for spec in policy.facts:
-        if spec.type != "codes" or spec.name not in values:
-            continue
-        for cl in policy.code_lists.values():
-            if cl.note:
-                for code in sorted(values[spec.name] & cl.codes):
-                    notes.append(Note("code_note", cl.note.replace("{code}", code)))

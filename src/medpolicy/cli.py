@@ -189,7 +189,7 @@ def _decide_jsonl(
                 try:
                     raw = loads(line)
                     d = decide(raw, policies, policy_id=policy_id)
-                    write(dumps(d.to_dict(detail=detail), separators=(",", ":")))
+                    write(d.to_json(detail=detail))
                 except json.JSONDecodeError as e:
                     bad += 1
                     write(dumps({"line": n, "error": {"code": "invalid_json", "message": str(e)}}))

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from medpolicy import __version__
@@ -102,6 +102,9 @@ class EvalResult:
     missing: tuple[MissingFact, ...]
     notes: tuple[Note, ...]
     possible: frozenset[Outcome]
+    summary: str = ""
+    #: JSON fragments rendered once per key and reused for every case with that key (see to_json).
+    rendered: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 class Engine:
@@ -139,27 +142,71 @@ class Engine:
             read = set().union(*(r.criterion.facts() for r in v.decision_list))
             self.version_facts.append(frozenset(i for i, f in enumerate(self.facts) if f in read))
         self._memo: dict[tuple[int, ...], EvalResult] = {}
+        self._full: dict[tuple[int, ...], Outcome] = {}
         self._lock = threading.Lock()
         self.key = self._key_function()
 
     # -- keys
 
     def _key_function(self) -> Callable[[Mapping[str, Any]], tuple[int, ...]]:
-        """Generate the key function as straight-line Python (the hot path)."""
+        """Generate the key function as straight-line Python (the hot path).
+
+        The date of service is classified first; then only the facts that version (and the notes that
+        apply to it) read are classified, so a fact a version ignores costs nothing. A key is
+        ``(version class, class of each fact read, ...)``; ``_evaluate`` expands it."""
         env: dict[str, Any] = {"_bisect": bisect.bisect_right, "_starts": self.starts}
-        parts = ["(-1 if (d := g('date_of_service')) is None else _bisect(_starts, d))"]
-        for i, (f, fn) in enumerate(zip(self.facts, self.classifiers, strict=True)):
-            table = getattr(fn, "table", None)
-            if table is not None:
-                env[f"_t{i}"] = table
-                parts.append(f"_t{i}.get(g({f!r}), -1)")
-            else:
-                env[f"_c{i}"] = fn
-                parts.append(f"(-1 if (v := g({f!r})) is None else _c{i}(v))")
-        src = "def key(values):\n    g = values.get\n    return (" + ", ".join(parts) + ",)\n"
+        self.key_facts: list[tuple[int, ...]] = []
+        branches = []
+        for vclass in [-1, *range(len(self.starts) + 1)]:
+            read = sorted(self._facts_for(vclass))
+            self.key_facts.append(tuple(read))
+            exprs = [self._class_expr(i, env) for i in read]
+            branches.append((vclass, "(" + ", ".join([str(vclass), *exprs]) + ",)"))
+        lines = [
+            "def key(values):",
+            "    g = values.get",
+            "    d = g('date_of_service')",
+            "    vc = -1 if d is None else _bisect(_starts, d)",
+        ]
+        for vclass, expr in branches:
+            lines.append(f"    if vc == {vclass}:\n        return {expr}")
+        lines.append("    raise AssertionError(vc)")
+        src = "\n".join(lines) + "\n"
         exec(compile(src, f"<medpolicy key {self.policy.id}>", "exec"), env)  # noqa: S102 -- generated from the loaded policy's own fact names, no outside input
         key: Callable[[Mapping[str, Any]], tuple[int, ...]] = env["key"]
         return key
+
+    def _facts_for(self, vclass: int) -> frozenset[int]:
+        """Indexes of the facts a version class reads, its notes included (-1: any version)."""
+        if vclass == 0:
+            return frozenset()
+        if vclass < 0:
+            return frozenset(range(len(self.facts)))
+        version = self.policy.versions[vclass - 1]
+        names = {f for r in version.decision_list for f in r.criterion.facts()}
+        for n in self.policy.notes:
+            if n.versions is None or version.id in n.versions:
+                names |= n.when.facts()
+        return frozenset(i for i, f in enumerate(self.facts) if f in names)
+
+    def _class_expr(self, i: int, env: dict[str, Any]) -> str:
+        f, fn = self.facts[i], self.classifiers[i]
+        table = getattr(fn, "table", None)
+        if table is not None:
+            env[f"_t{i}"] = table
+            return f"_t{i}.get(g({f!r}), -1)"
+        sets = getattr(fn, "sets", None)
+        if sets is not None:
+            # A set-valued fact: its class is the bit pattern of the atoms' sets it meets.
+            bits = []
+            for k, st in enumerate(sets):
+                env[f"_s{i}_{k}"] = st
+                bits.append(
+                    f"((not _s{i}_{k}.isdisjoint(v)) << {k})" if k else f"(not _s{i}_{k}.isdisjoint(v))"
+                )
+            return f"(-1 if (v := g({f!r})) is None else ({' | '.join(bits)}))"
+        env[f"_c{i}"] = fn
+        return f"(-1 if (v := g({f!r})) is None else _c{i}(v))"
 
     def result(self, key: tuple[int, ...]) -> EvalResult:
         r = self._memo.get(key)
@@ -183,17 +230,30 @@ class Engine:
         return value
 
     def _outcome(self, vclass: int, classes: Sequence[int]) -> Outcome:
-        """The outcome for a complete assignment (no unknown the version reads)."""
+        """The outcome for a complete assignment (no unknown the version reads). There are few such
+        assignments (the product of the classes of the facts a version reads), so each is kept."""
+        full = (vclass, *(classes[i] for i in sorted(self.version_facts[vclass])))
+        o = self._full.get(full)
+        if o is not None:
+            return o
         if vclass == 0:
-            return Outcome.NOT_APPLICABLE
-        value = self._atom_values(classes)
-        for rule in self.policy.versions[vclass - 1].decision_list:
-            if rule.when is None or rule.when.evaluate(value) is True:
-                return rule.outcome
-        raise AssertionError("a decision list ends with otherwise")
+            o = Outcome.NOT_APPLICABLE
+        else:
+            value = self._atom_values(classes)
+            o = next(
+                r.outcome
+                for r in self.policy.versions[vclass - 1].decision_list
+                if r.when is None or r.when.evaluate(value) is True
+            )
+        self._full[full] = o
+        return o
 
     def _evaluate(self, key: tuple[int, ...]) -> EvalResult:
-        vclass, classes = key[0], list(key[1:])
+        vclass = key[0]
+        # Facts the key leaves out are not read by this version: they stay unknown and irrelevant.
+        classes = [-1] * len(self.facts)
+        for i, c in zip(self.key_facts[vclass + 1], key[1:], strict=True):
+            classes[i] = c
         vclasses = [vclass] if vclass >= 0 else list(range(len(self.starts) + 1))
         read = frozenset().union(*(self.version_facts[v] for v in vclasses))
         dims = [i for i in sorted(read) if classes[i] < 0]
@@ -223,7 +283,7 @@ class Engine:
         version = self.policy.versions[vclass - 1] if vclass > 0 else None
         trace, deciding = self._trace(version, classes, outcome) if version else ((), ())
         notes = self._notes(vclass, version, classes)
-        return EvalResult(
+        result = EvalResult(
             outcome=outcome,
             version=version,
             trace=trace,
@@ -232,6 +292,7 @@ class Engine:
             notes=notes,
             possible=possible,
         )
+        return replace(result, summary=summarize(self.policy, result, dated=vclass >= 0))
 
     def _trace(
         self, version: Version, classes: Sequence[int], outcome: Outcome
@@ -328,6 +389,7 @@ def _classes(spec: FactSpec, atoms: Sequence[Atom]) -> tuple[list[tuple[bool, ..
                     bits |= 1 << k
             return bits
 
+        by_bits.sets = sets  # type: ignore[attr-defined]
         return vecs, by_bits
     if spec.type == "number":
         bounds = sorted({float(a.operand) for a in atoms})
@@ -389,14 +451,18 @@ def _missing(spec: FactSpec) -> MissingFact:
 
 class Determination:
     """The answer for one case: outcome, version, trace, deciding criteria with citations, notes,
-    rationale section and, when information is needed, the missing facts in asking order."""
+    rationale section and, when information is needed, the missing facts in asking order.
 
-    __slots__ = ("__dict__", "case", "policy", "result")
+    Everything that depends only on the case's key lives in the shared ``EvalResult``; the case adds
+    its facts, notes and rationale section."""
+
+    __slots__ = ("_notes", "case", "policy", "result")
 
     def __init__(self, policy: Policy, case: Case, result: EvalResult) -> None:
         self.policy = policy
         self.case = case
         self.result = result
+        self._notes: tuple[Note, ...] | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -418,81 +484,138 @@ class Determination:
     def missing_facts(self) -> tuple[MissingFact, ...]:
         return self.result.missing
 
-    @cached_property
+    @property
+    def summary(self) -> str:
+        return self.result.summary
+
+    @property
     def notes(self) -> tuple[Note, ...]:
-        notes = list(self.case.notes) + list(self.result.notes)
-        dos = self.case.get(DOS)
-        procs = self.case.get("procedure_codes")
-        if dos is not None and procs:
-            for code in sorted(procs & self.policy.governs.codes):
-                since = self.policy.governs.since.get(code)
-                if since and dos < since:
-                    notes.append(
-                        Note(
-                            "code_not_yet_in_effect",
-                            f"procedure code {code} took effect {since.isoformat()}, after the date of service",
+        if self._notes is None:
+            notes = [*self.case.notes, *self.result.notes]
+            dos = self.case.values.get(DOS)
+            procs = self.case.values.get("procedure_codes")
+            if dos is not None and procs and self.policy.governs.since:
+                for code in sorted(procs & self.policy.governs.codes):
+                    since = self.policy.governs.since.get(code)
+                    if since and dos < since:
+                        notes.append(
+                            Note(
+                                "code_not_yet_in_effect",
+                                f"procedure code {code} took effect {since.isoformat()}, after the date of service",
+                            )
                         )
-                    )
-        return tuple(notes)
+            self._notes = tuple(notes)
+        return self._notes
 
     @property
     def rationale(self) -> RationaleSection | None:
-        site = self.case.get("tumor_site")
+        site = self.case.values.get("tumor_site")
         spec = self.policy.fact_index.get("tumor_site")
         if site is None or spec is None:
             return None
         sid = spec.rationale.get(site)
         return self.policy.rationale.get(sid) if sid else None
 
-    @property
-    def summary(self) -> str:
-        return summarize(self)
-
     def to_dict(self, *, detail: str = "full") -> dict[str, Any]:
-        """The ``DeterminationV1`` JSON shape (docs/api.md). ``detail="compact"`` leaves out the full
-        trace and the rationale text (batch output); everything else is the same."""
-        r, p, v = self.result, self.policy, self.result.version
-        d: dict[str, Any] = {
-            "schema": "medpolicy.determination.v1",
-            "outcome": r.outcome.value,
-            "outcome_label": r.outcome.label,
-            "summary": self.summary,
-            "policy": {
-                "id": p.id,
-                "title": p.title,
-                "version": v.id if v else None,
-                "effective_from": v.effective_from.isoformat() if v else None,
-                "effective_to": v.effective_to.isoformat() if v and v.effective_to else None,
-                "version_summary": v.summary if v else None,
-            },
-            "engine_version": __version__,
-            "deciding_criteria": [c.to_dict() for c in r.deciding],
-            "missing_facts": [m.to_dict() for m in r.missing],
-            "notes": [n.to_dict() for n in self.notes],
-            "facts": {
-                k: {"value": self.case.display[k], "source": self.case.sources[k]} for k in self.case.display
-            },
-        }
+        """The ``DeterminationV1`` JSON shape (docs/api.md). ``detail="compact"`` gives the trace as
+        ``{criterion id: value}``, the rationale without its text and only the derived facts (batch
+        output); the rest is the same."""
+        d = _head(self.policy, self.result)
+        d["notes"] = [n.to_dict() for n in self.notes]
+        d["facts"] = self._facts(detail)
         if self.case.metadata:
             d["case"] = dict(self.case.metadata)
-        rat = self.rationale
-        if detail == "full":
-            d["criteria"] = [{**c.to_dict(), "depth": c.depth} for c in r.trace]
-            d["rationale"] = {"section": rat.id, "title": rat.title, "text": rat.text} if rat else None
-        else:
-            d["criteria"] = {c.criterion.id: tri_label(c.value) for c in r.trace}
-            d["rationale"] = {"section": rat.id, "title": rat.title} if rat else None
+        d["criteria"] = _criteria(self.result, detail)
+        d["rationale"] = _rationale(self.rationale, detail)
         return d
 
+    def to_json(self, *, detail: str = "full") -> str:
+        """``json.dumps(self.to_dict(detail=detail))`` in compact form, without re-rendering what the
+        case shares with every other case of its key."""
+        r = self.result
+        head = r.rendered.get("head")
+        if head is None:
+            head = r.rendered["head"] = _dumps(_head(self.policy, r))[1:-1]
+        crit = r.rendered.get(detail)
+        if crit is None:
+            crit = r.rendered[detail] = _dumps(_criteria(r, detail))
+        notes = self.notes
+        parts = [
+            "{",
+            head,
+            ',"notes":',
+            _dumps([n.to_dict() for n in notes]) if notes else "[]",
+            ',"facts":',
+            _dumps(self._facts(detail)),
+        ]
+        if self.case.metadata:
+            parts += [',"case":', _dumps(dict(self.case.metadata))]
+        rat = self.rationale
+        rat_key = f"{self.policy.id}:{rat.id if rat else ''}:{detail}"
+        rat_json = _FRAGMENTS.get(rat_key)
+        if rat_json is None:
+            rat_json = _FRAGMENTS[rat_key] = _dumps(_rationale(rat, detail))
+        parts += [',"criteria":', crit, ',"rationale":', rat_json, "}"]
+        return "".join(parts)
 
-def summarize(d: Determination) -> str:
+    def _facts(self, detail: str) -> dict[str, Any]:
+        """Every known fact with its source; compact output lists only derived facts (the caller has
+        the ones it gave)."""
+        src = self.case.sources
+        if detail == "full":
+            return {k: {"value": v, "source": src[k]} for k, v in self.case.display.items()}
+        return {
+            k: {"value": v, "source": s} for k, v in self.case.display.items() if (s := src[k]) != "given"
+        }
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: JSON of rationale sections, by section and detail (a handful of entries per policy).
+_FRAGMENTS: dict[str, str] = {}
+
+
+def _head(p: Policy, r: EvalResult) -> dict[str, Any]:
+    v = r.version
+    return {
+        "schema": "medpolicy.determination.v1",
+        "outcome": r.outcome.value,
+        "outcome_label": r.outcome.label,
+        "summary": r.summary,
+        "policy": {
+            "id": p.id,
+            "title": p.title,
+            "version": v.id if v else None,
+            "effective_from": v.effective_from.isoformat() if v else None,
+            "effective_to": v.effective_to.isoformat() if v and v.effective_to else None,
+            "version_summary": v.summary if v else None,
+        },
+        "engine_version": __version__,
+        "deciding_criteria": [c.to_dict() for c in r.deciding],
+        "missing_facts": [m.to_dict() for m in r.missing],
+    }
+
+
+def _criteria(r: EvalResult, detail: str) -> Any:
+    if detail == "full":
+        return [{**c.to_dict(), "depth": c.depth} for c in r.trace]
+    return {c.criterion.id: tri_label(c.value) for c in r.trace}
+
+
+def _rationale(rat: RationaleSection | None, detail: str) -> dict[str, Any] | None:
+    if rat is None:
+        return None
+    if detail == "full":
+        return {"section": rat.id, "title": rat.title, "text": rat.text}
+    return {"section": rat.id, "title": rat.title}
+
+
+def summarize(p: Policy, r: EvalResult, *, dated: bool) -> str:
     """One or two sentences in plain words, built from the deciding criteria."""
-    r, p = d.result, d.policy
     if r.outcome is Outcome.INFORMATION_NEEDED:
         asked = ", ".join(m.name.replace("_", " ") for m in r.missing)
         return f"Information needed to decide under {p.title}: {asked}."
     if r.version is None:
-        if r.outcome is Outcome.NOT_APPLICABLE and d.case.get(DOS) is not None:
+        if r.outcome is Outcome.NOT_APPLICABLE and dated:
             return f"Not governed: no version of {p.title} was in force on the date of service."
         return f"{r.outcome.label} under every version of {p.title}."
     if r.outcome is Outcome.NOT_APPLICABLE:

@@ -107,6 +107,7 @@ class FactSpec:
     multiple: bool = False
     system: str | None = None
     derive: Derivation | None = None
+    value_set: frozenset[str] = frozenset()
 
     def label(self, value: str) -> str:
         return self.labels.get(value, value)
@@ -590,6 +591,7 @@ class _Compiler:
                     multiple=f.multiple,
                     system=f.system,
                     derive=derive,
+                    value_set=frozenset(values or ()),
                 )
             )
         return out
