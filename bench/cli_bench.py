@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gen import cases  # noqa: E402
+from gen import cases
 
 N = 100_000
 REPEAT = 3

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gen import cases  # noqa: E402
+from gen import cases
 
-from medpolicy import Case, decide_case, engine_for, load_policies, parse_case  # noqa: E402
+from medpolicy import Case, decide_case, engine_for, load_policies, parse_case
 
 N = 100_000
 REPEAT = 5
