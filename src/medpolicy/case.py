@@ -105,7 +105,7 @@ def parse_case(raw: Mapping[str, Any], policy: Policy, *, sources: Mapping[str, 
     ``sources`` optionally names where given facts came from (``"ehr"``, ``"questionnaire"``...);
     the default is ``"given"``.
     """
-    return _parser_for(policy).parse(raw, sources)
+    return parser_for(policy).parse(raw, sources)
 
 
 class _Parser:
@@ -222,7 +222,7 @@ class _Parser:
 _parsers: dict[int, _Parser] = {}
 
 
-def _parser_for(policy: Policy) -> _Parser:
+def parser_for(policy: Policy) -> _Parser:
     p = _parsers.get(id(policy))
     if p is None or p.policy is not policy:
         p = _parsers[id(policy)] = _Parser(policy)

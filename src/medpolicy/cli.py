@@ -17,7 +17,7 @@ from rich.table import Table
 
 from medpolicy import __version__
 from medpolicy.checking import run_cases
-from medpolicy.engine import decide
+from medpolicy.engine import decide, decider
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
 from medpolicy.policy import PolicySet, load_policies
 from medpolicy.render import OUTCOME_STYLE, determination_view, explain_tree, policy_view
@@ -179,6 +179,7 @@ def _decide_jsonl(
                 task = progress.add_task("deciding", total=total)
                 progress.start()
             write = sink.write
+            decide_one = decider(policies, policy_id=policy_id)
             dumps = json.dumps
             loads = json.loads
             for n, line in enumerate(lines, 1):
@@ -188,8 +189,7 @@ def _decide_jsonl(
                     continue
                 try:
                     raw = loads(line)
-                    d = decide(raw, policies, policy_id=policy_id)
-                    write(d.to_json(detail=detail))
+                    write(decide_one(raw).to_json(detail=detail))
                 except json.JSONDecodeError as e:
                     bad += 1
                     write(dumps({"line": n, "error": {"code": "invalid_json", "message": str(e)}}))

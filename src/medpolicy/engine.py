@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from medpolicy import __version__
-from medpolicy.case import Case, Note, parse_case
+from medpolicy.case import Case, Note, parse_case, parser_for
 from medpolicy.errors import NoPolicyApplies
 from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not, Tri, kleene_and, tri_label
 from medpolicy.policy import FactSpec, Outcome, Policy, PolicySet, RationaleSection, Version
@@ -47,6 +47,7 @@ __all__ = [
     "MissingFact",
     "decide",
     "decide_case",
+    "decider",
     "engine_for",
 ]
 
@@ -540,21 +541,27 @@ class Determination:
         if crit is None:
             crit = r.rendered[detail] = _dumps(_criteria(r, detail))
         notes = self.notes
+        facts = self._facts(detail)
         parts = [
             "{",
             head,
             ',"notes":',
-            _dumps([n.to_dict() for n in notes]) if notes else "[]",
+            _fragment(("notes", notes), lambda: [n.to_dict() for n in notes]) if notes else "[]",
             ',"facts":',
-            _dumps(self._facts(detail)),
         ]
+        if detail == "full" or any(type(f["value"]) is list for f in facts.values()):
+            parts.append(_dumps(facts))
+        else:
+            # Compact facts are derived, scalar values: few distinct combinations, rendered once each.
+            parts.append(
+                _fragment(("facts", *((k, f["value"], f["source"]) for k, f in facts.items())), lambda: facts)
+            )
         if self.case.metadata:
             parts += [',"case":', _dumps(dict(self.case.metadata))]
         rat = self.rationale
-        rat_key = f"{self.policy.id}:{rat.id if rat else ''}:{detail}"
-        rat_json = _FRAGMENTS.get(rat_key)
-        if rat_json is None:
-            rat_json = _FRAGMENTS[rat_key] = _dumps(_rationale(rat, detail))
+        rat_json = _fragment(
+            ("rationale", self.policy.id, rat.id if rat else None, detail), lambda: _rationale(rat, detail)
+        )
         parts += [',"criteria":', crit, ',"rationale":', rat_json, "}"]
         return "".join(parts)
 
@@ -570,8 +577,17 @@ class Determination:
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-#: JSON of rationale sections, by section and detail (a handful of entries per policy).
-_FRAGMENTS: dict[str, str] = {}
+#: JSON fragments that recur across cases (notes, derived facts, rationale sections), bounded.
+_FRAGMENTS: dict[tuple[Any, ...], str] = {}
+
+
+def _fragment(key: tuple[Any, ...], value: Callable[[], Any]) -> str:
+    got = _FRAGMENTS.get(key)
+    if got is None:
+        got = _dumps(value())
+        if len(_FRAGMENTS) < 50_000:
+            _FRAGMENTS[key] = got
+    return got
 
 
 def _head(p: Policy, r: EvalResult) -> dict[str, Any]:
@@ -689,6 +705,31 @@ def decide(
     else:
         policy = _route(case, policies)
     return engine_for(policy).decide(parse_case(case, policy, sources=sources))
+
+
+def decider(
+    policies: PolicySet | Policy, *, policy_id: str | None = None
+) -> Callable[[Mapping[str, Any]], Determination]:
+    """``decide`` bound to its policy once, for batches: the same answers, without per-case routing
+    when there is one policy (or ``policy_id`` names it)."""
+    if isinstance(policies, Policy) or policy_id is not None or len(policies) == 1:
+        policy = (
+            policies
+            if isinstance(policies, Policy)
+            else policies.get(policy_id)
+            if policy_id is not None
+            else next(iter(policies))
+        )
+        parse = parser_for(policy).parse
+        engine = engine_for(policy)
+        key, result = engine.key, engine.result
+
+        def one(case: Mapping[str, Any]) -> Determination:
+            c = parse(case, None)
+            return Determination(policy, c, result(key(c.values)))
+
+        return one
+    return lambda case: decide(case, policies)
 
 
 def _route(case: Mapping[str, Any], policies: PolicySet) -> Policy:
