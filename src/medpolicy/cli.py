@@ -293,6 +293,32 @@ def examples(policies_dir: PoliciesOpt = None) -> None:
         out.print(t)
 
 
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="SQLAlchemy URL (default: $DATABASE_URL, else SQLite under ./data)."),
+    ] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Seed demo clients, accounts and requests.")] = False,
+) -> None:
+    """Run the HTTP service (our API, CDS Hooks/CRD, DTR, PAS and the reviewer workbench)."""
+    from medpolicy.service.run import serve  # the service stack loads only for this command
+
+    serve(host, port, database_url, demo)
+
+
+@app.command("demo")
+def demo_cmd(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    policies_dir: PoliciesOpt = None,
+) -> None:
+    """What `make run` does: decide the bundled example cases, then serve on 127.0.0.1 with demo data."""
+    examples(policies_dir)
+    serve_cmd("127.0.0.1", port, None, demo=True)
+
+
 @app.command("version")
 def version() -> None:
     """Print the medpolicy version."""

@@ -1,0 +1,181 @@
+"""`medpolicy serve`: migrate the store, optionally seed demo data, print the address, run uvicorn."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import queue
+import sys
+from dataclasses import dataclass
+from logging.handlers import QueueHandler, QueueListener
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+
+from medpolicy.errors import MedpolicyError
+from medpolicy.service.app import create_app
+from medpolicy.service.settings import ClientConfig, Settings
+from medpolicy.store import Action, LifecycleError, Role, Store, StoreError
+
+log = logging.getLogger("medpolicy.service")
+
+# Demo clients for `make run` (loopback only; used when MEDPOLICY_CLIENTS is not set).
+DEMO_CLIENTS = (
+    ClientConfig(client_id="demo-ehr", token="demo-ehr-token-change-me"),  # noqa: S106 - demo only
+    ClientConfig(client_id="demo-nurse", token="demo-nurse-token-change-me", roles=frozenset({"nurse"})),  # noqa: S106 - demo only
+    ClientConfig(
+        client_id="demo-physician",
+        token="demo-physician-token-change-me",  # noqa: S106 - demo only
+        roles=frozenset({"physician"}),
+    ),
+)
+
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"level": "INFO"},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+}
+
+
+def serve(host: str, port: int, database_url: str | None, demo: bool) -> None:
+    """Run the service until interrupted. `demo`: demo clients (if none configured) and demo requests."""
+    settings = Settings.from_env()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    if demo and not settings.clients:
+        settings = settings.model_copy(update={"clients": DEMO_CLIENTS})
+    app = create_app(settings)
+    store: Store = app.state.medpolicy.store
+    if demo:
+        seeded = seed_demo(store)
+        if seeded:
+            print(f"seeded {seeded} demo prior-authorization requests", file=sys.stderr)
+    url = f"http://{host}:{port}"
+    print(f"medpolicy service on {url}  (OpenAPI: {url}/docs, store: {_safe_url(settings)})", flush=True)
+    if demo and settings.clients == DEMO_CLIENTS:
+        for client in DEMO_CLIENTS:
+            roles = "+".join(sorted(client.roles))
+            print(f"  demo client {client.client_id:<15} {roles:<20} Authorization: Bearer {client.token}")
+    elif not settings.clients:
+        print("  no API clients configured (MEDPOLICY_CLIENTS): every /v1 call answers 401", flush=True)
+    # The policies and the ICD-10-CM code set are ~10^5 long-lived objects: a full garbage collection
+    # would walk them all (tens of ms, a latency spike every few seconds under load). Freeze them.
+    gc.collect()
+    gc.freeze()
+    listener = log_in_background()
+    try:
+        uvicorn.run(app, host=host, port=port, access_log=False, log_config=LOG_CONFIG, proxy_headers=False)
+    finally:
+        listener.stop()
+
+
+def log_in_background(level: int = logging.INFO) -> QueueListener:
+    """Send the `medpolicy` loggers' lines to stderr from a thread, off the request path."""
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    listener = QueueListener(lines, handler)
+    listener.start()
+    logger = logging.getLogger("medpolicy")
+    logger.handlers = [QueueHandler(lines)]
+    logger.setLevel(level)
+    logger.propagate = False
+    return listener
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    name: str
+    case: dict[str, Any]
+    outcome: str | None  # the outcome the policy's case file expects (None: an error case)
+
+
+def demo_cases(policies_dir: Path | None = None) -> list[DemoCase]:
+    """Every example case under policies/*/cases/*.yaml (lists of {name, case, expect}), in file order."""
+    root = policies_dir or Path(__file__).resolve().parents[3] / "policies"
+    found: list[DemoCase] = []
+    for path in sorted(root.glob("*/cases/*.y*ml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        entries = data if isinstance(data, list) else [data]
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("case"), dict):
+                continue
+            expect = entry.get("expect") if isinstance(entry.get("expect"), dict) else {}
+            outcome = expect.get("outcome") if isinstance(expect, dict) else None
+            case = json.loads(json.dumps(entry["case"], default=_iso))
+            found.append(DemoCase(str(entry.get("name", path.stem)), case, outcome))
+    return found
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+# What the demo shows: (expected outcome, what a reviewer or the submitter then does)
+DEMO_PLAN: tuple[tuple[str, str | None], ...] = (
+    ("medically_necessary", None),  # approved by the engine
+    ("investigational", None),  # pending physician review, with the engine's recommendation
+    ("investigational", "deny"),  # denied by a physician, with the reason
+    ("information_needed", None),  # information needed
+    ("information_needed", "withdraw"),  # withdrawn by the submitter
+    ("not_medically_necessary", None),  # pending physician review (when the policy has such a case)
+    ("not_applicable", None),  # received, for a reviewer to triage
+    ("medically_necessary", None),
+)
+
+
+def seed_demo(store: Store, policies_dir: Path | None = None) -> int:
+    """Create a handful of demo requests in various states, once (nothing if the store has requests)."""
+    if store.count_pa_requests() > 0:
+        return 0
+    by_outcome: dict[str, list[DemoCase]] = {}
+    for demo in demo_cases(policies_dir):
+        if demo.outcome:
+            by_outcome.setdefault(demo.outcome, []).append(demo)
+    created = 0
+    for index, (outcome, then) in enumerate(DEMO_PLAN):
+        candidates = by_outcome.get(outcome)
+        if not candidates:
+            continue
+        demo = candidates.pop(0)
+        try:
+            request, _ = store.create_pa_request(
+                demo.case,
+                submitter="demo-ehr",
+                urgency="expedited" if index % 3 == 0 else "standard",
+                idempotency_key=f"demo-{index}",
+                subject=f"demo: {demo.name}"[:200],
+            )
+            created += 1
+            if then == "deny" and request.state == "pending_physician_review":
+                store.apply_action(
+                    request.id,
+                    Action.DENY,
+                    "Dr. Demo Reviewer",
+                    Role.PHYSICIAN,
+                    reason=f"the policy's criteria are not met; the engine recommended {request.recommendation}",
+                )
+            elif then == "withdraw" and request.state == "information_needed":
+                store.apply_action(
+                    request.id, Action.WITHDRAW, "demo-ehr", Role.SUBMITTER, reason="demo withdrawal"
+                )
+        except (StoreError, LifecycleError, MedpolicyError) as exc:
+            log.warning("demo case %r not seeded: %s", demo.name, type(exc).__name__)
+    return created

@@ -1,0 +1,342 @@
+"""Our own API, version 1: determinations and prior-authorization requests.
+
+A thin face: parse, call the core (through the store, which records what it decides), render.
+
+    POST /v1/determinations                 a case in, a stored determination out (201)
+    GET  /v1/determinations/{id}            a stored determination
+    POST /v1/prior-auth                     submit a prior-authorization request (201; a retry: 200)
+    GET  /v1/prior-auth                     list requests (?state=&search=&limit=&offset=)
+    GET  /v1/prior-auth/{id}                one request, with its latest determination
+    POST /v1/prior-auth/{id}/actions        act on a request (reviewers, or the submitter)
+    GET  /v1/prior-auth/{id}/events         the request's audit trail
+    GET  /healthz                           liveness (no authentication)
+
+Every endpoint but /healthz needs a bearer token. A client sees only its own records unless it has
+a reviewer role (nurse, physician).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from medpolicy.service.auth import Client
+from medpolicy.service.deps import client_dep, store_dep
+from medpolicy.service.errors import ApiError
+from medpolicy.store import LifecycleError, PARequest, State, Store, StoreError
+
+# -- wire models (documented in the OpenAPI document) -------------------------------------------
+
+
+class ErrorItemV1(BaseModel):
+    code: str | None
+    field: str | None
+    value: Any = None
+    message: str | None
+
+
+class ErrorDetailV1(BaseModel):
+    code: str = Field(description="stable snake_case error code")
+    message: str
+    field: str | None = None
+    value: Any = None
+    errors: list[ErrorItemV1] = Field(default_factory=list)
+
+
+class ErrorV1(BaseModel):
+    error: ErrorDetailV1
+
+
+class DeterminationRequestV1(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    case: dict[str, Any] = Field(description="the case facts (see docs/architecture.md, 'Case facts')")
+    policy_id: str | None = Field(default=None, description="decide under this policy only")
+
+
+class DeterminationRecordV1(BaseModel):
+    id: str
+    created_at: str
+    pa_request_id: str | None
+    policy_id: str | None
+    policy_version: str | None
+    engine_version: str
+    outcome: str
+    determination: dict[str, Any] = Field(description="DeterminationV1, with its trace")
+    case: dict[str, Any]
+
+
+class PARequestInV1(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    case: dict[str, Any]
+    urgency: Literal["expedited", "standard"] = Field(
+        default="standard", description="expedited: due in 72 hours; standard: due in 7 calendar days"
+    )
+    subject: str | None = Field(default=None, max_length=200, description="member or patient reference")
+    policy_id: str | None = None
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=200, description="or the Idempotency-Key header"
+    )
+
+
+class PARequestV1(BaseModel):
+    id: str
+    submitter: str
+    idempotency_key: str | None
+    urgency: str
+    state: str
+    subject: str | None
+    received_at: str
+    due_at: str
+    updated_at: str
+    policy_id: str | None
+    case: dict[str, Any]
+    determination_id: str | None
+    recommendation: str | None = Field(description="the engine's latest outcome")
+    decision_reason: str | None
+    version: int
+    determination: dict[str, Any] | None
+
+
+class PARequestListV1(BaseModel):
+    items: list[PARequestV1]
+    limit: int
+    offset: int
+
+
+class ActionInV1(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal[
+        "approve", "request_information", "route_to_physician", "deny", "withdraw", "provide_information"
+    ]
+    role: Literal["submitter", "nurse", "physician"] | None = Field(
+        default=None, description="the role acted in; one of the client's roles (default: submitter)"
+    )
+    actor: str | None = Field(
+        default=None, max_length=200, description="the person acting; required for reviewer roles"
+    )
+    reason: str | None = Field(default=None, max_length=4000, description="required to deny")
+    case_update: dict[str, Any] | None = Field(default=None, description="new or corrected facts")
+
+
+class AuditEventV1(BaseModel):
+    id: int
+    request_id: str
+    at: str
+    actor: str
+    role: str
+    action: str
+    from_state: str | None
+    to_state: str
+    reason: str | None
+    determination_id: str | None
+
+
+class AuditListV1(BaseModel):
+    items: list[AuditEventV1]
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorV1} for status in (401, 413, 422, *statuses)}
+
+
+router = APIRouter(prefix="/v1", tags=["v1"])
+health_router = APIRouter(tags=["health"])
+
+StoreDep = Annotated[Store, Depends(store_dep)]
+ClientDep = Annotated[Client, Depends(client_dep)]
+
+
+def _store_error(exc: StoreError | LifecycleError) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message)
+
+
+def _visible(client: Client, owner: str) -> bool:
+    return client.is_reviewer or client.client_id == owner
+
+
+# -- health ------------------------------------------------------------------------------------
+
+
+@health_router.get("/healthz", summary="Liveness")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+# -- determinations ----------------------------------------------------------------------------
+
+
+@router.post(
+    "/determinations",
+    status_code=201,
+    response_model=DeterminationRecordV1,
+    responses=_errors(404),
+    summary="Decide a case and store the determination",
+)
+async def create_determination(
+    body: DeterminationRequestV1, store: StoreDep, client: ClientDep
+) -> JSONResponse:
+    # The hot path: decide on the event loop (pure CPU), then wait, without a thread, for the
+    # group commit that stores this determination with the others arriving now.
+    try:
+        determination = store.decide(body.case, policy_id=body.policy_id)
+        record, committed = store.submit_determination(body.case, determination, client_id=client.client_id)
+        await asyncio.wrap_future(committed)
+    except StoreError as exc:
+        raise _store_error(exc) from None
+    return JSONResponse(
+        record.to_dict(), status_code=201, headers={"Location": f"/v1/determinations/{record.id}"}
+    )
+
+
+@router.get(
+    "/determinations/{determination_id}",
+    response_model=DeterminationRecordV1,
+    responses=_errors(404),
+    summary="A stored determination",
+)
+def read_determination(determination_id: str, store: StoreDep, client: ClientDep) -> JSONResponse:
+    try:
+        record = store.get_determination(determination_id)
+    except StoreError as exc:
+        raise _store_error(exc) from None
+    if not _visible(client, record.client_id):
+        raise ApiError(404, "determination_not_found", f"no determination {determination_id!r}")
+    return JSONResponse(record.to_dict())
+
+
+# -- prior authorization -----------------------------------------------------------------------
+
+
+def _load_request(store: Store, client: Client, request_id: str) -> PARequest:
+    try:
+        request = store.get_pa_request(request_id)
+    except StoreError as exc:
+        raise _store_error(exc) from None
+    if not _visible(client, request.submitter):
+        raise ApiError(404, "prior_auth_not_found", f"no prior-authorization request {request_id!r}")
+    return request
+
+
+@router.post(
+    "/prior-auth",
+    status_code=201,
+    response_model=PARequestV1,
+    responses={200: {"model": PARequestV1, "description": "a retry: the original request"}, **_errors(409)},
+    summary="Submit a prior-authorization request",
+)
+def submit_prior_auth(
+    body: PARequestInV1,
+    store: StoreDep,
+    client: ClientDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> JSONResponse:
+    if (
+        idempotency_key is not None
+        and body.idempotency_key is not None
+        and idempotency_key != body.idempotency_key
+    ):
+        raise ApiError(
+            422,
+            "idempotency_key_mismatch",
+            "the Idempotency-Key header and the idempotency_key field differ",
+            field="idempotency_key",
+            value=body.idempotency_key,
+        )
+    key = idempotency_key or body.idempotency_key
+    try:
+        request, created = store.create_pa_request(
+            body.case,
+            submitter=client.client_id,
+            urgency=body.urgency,
+            idempotency_key=key,
+            subject=body.subject,
+            policy_id=body.policy_id,
+        )
+    except (StoreError, LifecycleError) as exc:
+        raise _store_error(exc) from None
+    headers = {"Location": f"/v1/prior-auth/{request.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(request.to_dict(), status_code=201 if created else 200, headers=headers)
+
+
+@router.get(
+    "/prior-auth",
+    response_model=PARequestListV1,
+    responses=_errors(),
+    summary="List prior-authorization requests, soonest due first",
+)
+def list_prior_auth(
+    store: StoreDep,
+    client: ClientDep,
+    state: Annotated[State | None, Query(description="only requests in this state")] = None,
+    search: Annotated[
+        str | None, Query(max_length=200, description="text in id, subject, policy or case")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    items = store.list_pa_requests(
+        state=state,
+        search=search,
+        submitter=None if client.is_reviewer else client.client_id,
+        limit=limit,
+        offset=offset,
+    )
+    return JSONResponse({"items": [r.to_dict() for r in items], "limit": limit, "offset": offset})
+
+
+@router.get(
+    "/prior-auth/{request_id}",
+    response_model=PARequestV1,
+    responses=_errors(404),
+    summary="A prior-authorization request",
+)
+def read_prior_auth(request_id: str, store: StoreDep, client: ClientDep) -> JSONResponse:
+    return JSONResponse(_load_request(store, client, request_id).to_dict())
+
+
+@router.post(
+    "/prior-auth/{request_id}/actions",
+    response_model=PARequestV1,
+    responses=_errors(403, 404, 409),
+    summary="Act on a prior-authorization request",
+)
+def act_on_prior_auth(request_id: str, body: ActionInV1, store: StoreDep, client: ClientDep) -> JSONResponse:
+    role = body.role or "submitter"
+    if role not in client.roles:
+        raise ApiError(
+            403, "role_not_granted", f"this client may not act as {role}", field="role", value=role
+        )
+    _load_request(store, client, request_id)
+    if role == "submitter":
+        actor = client.client_id
+    else:
+        if not body.actor or not body.actor.strip():
+            raise ApiError(422, "actor_required", "a reviewer action must name its actor", field="actor")
+        actor = body.actor.strip()
+    try:
+        request = store.apply_action(
+            request_id, body.action, actor, role, reason=body.reason, case_update=body.case_update
+        )
+    except (StoreError, LifecycleError) as exc:
+        raise _store_error(exc) from None
+    return JSONResponse(request.to_dict())
+
+
+@router.get(
+    "/prior-auth/{request_id}/events",
+    response_model=AuditListV1,
+    responses=_errors(404),
+    summary="The audit trail of a request, oldest first",
+)
+def prior_auth_events(request_id: str, store: StoreDep, client: ClientDep) -> JSONResponse:
+    _load_request(store, client, request_id)
+    return JSONResponse({"items": [e.to_dict() for e in store.list_audit(request_id)]})

@@ -1,0 +1,204 @@
+"""What the store hands out: frozen records of determinations, requests and audit events, and ids."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from medpolicy.store import lifecycle
+from medpolicy.store.lifecycle import State
+from medpolicy.store.models import DeterminationRow, PAEventRow, PARequestRow
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_id(prefix: str) -> str:
+    """A time-ordered, unguessable id: `<prefix>_` + 10 characters of milliseconds + 16 random (80 bits)."""
+    ms = int(time.time() * 1000)
+    stamp = "".join(_CROCKFORD[(ms >> shift) & 31] for shift in range(45, -1, -5))
+    bits = int.from_bytes(secrets.token_bytes(10), "big")
+    rand = "".join(_CROCKFORD[(bits >> shift) & 31] for shift in range(75, -1, -5))
+    return f"{prefix}_{stamp}{rand}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class DeterminationRecord:
+    """A stored determination."""
+
+    id: str
+    created_at: datetime
+    client_id: str
+    pa_request_id: str | None
+    policy_id: str | None
+    policy_version: str | None
+    engine_version: str
+    outcome: str
+    case: dict[str, Any]
+    determination: dict[str, Any]
+
+    def to_dict(self, *, include_case: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "created_at": _iso(self.created_at),
+            "pa_request_id": self.pa_request_id,
+            "policy_id": self.policy_id,
+            "policy_version": self.policy_version,
+            "engine_version": self.engine_version,
+            "outcome": self.outcome,
+            "determination": self.determination,
+        }
+        if include_case:
+            data["case"] = self.case
+        return data
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One change of a request's state (append-only)."""
+
+    id: int
+    request_id: str
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    from_state: str | None
+    to_state: str
+    reason: str | None
+    determination_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "request_id": self.request_id,
+            "at": _iso(self.at),
+            "actor": self.actor,
+            "role": self.role,
+            "action": self.action,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
+            "reason": self.reason,
+            "determination_id": self.determination_id,
+        }
+
+
+@dataclass(frozen=True)
+class PARequest:
+    """A prior-authorization request as it stands now, with its latest determination."""
+
+    id: str
+    submitter: str
+    idempotency_key: str | None
+    urgency: str
+    state: str
+    subject: str | None
+    received_at: datetime
+    due_at: datetime
+    updated_at: datetime
+    policy_id: str | None
+    case: dict[str, Any]
+    determination_id: str | None
+    recommendation: str | None
+    decision_reason: str | None
+    version: int
+    determination: DeterminationRecord | None = field(default=None, compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        return State(self.state) in lifecycle.FINAL_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "submitter": self.submitter,
+            "idempotency_key": self.idempotency_key,
+            "urgency": self.urgency,
+            "state": self.state,
+            "subject": self.subject,
+            "received_at": _iso(self.received_at),
+            "due_at": _iso(self.due_at),
+            "updated_at": _iso(self.updated_at),
+            "policy_id": self.policy_id,
+            "case": self.case,
+            "determination_id": self.determination_id,
+            "recommendation": self.recommendation,
+            "decision_reason": self.decision_reason,
+            "version": self.version,
+            "determination": self.determination.to_dict(include_case=False) if self.determination else None,
+        }
+
+
+def request_hash(case: Mapping[str, Any], urgency: str, subject: str | None, policy_id: str | None) -> str:
+    """Fingerprint of a submission, to tell a retry (same body) from a reused key (other body)."""
+    canonical = json.dumps(
+        {"case": case, "urgency": urgency, "subject": subject, "policy_id": policy_id},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def det_record(row: DeterminationRow) -> DeterminationRecord:
+    return DeterminationRecord(
+        id=row.id,
+        created_at=row.created_at,
+        client_id=row.client_id,
+        pa_request_id=row.pa_request_id,
+        policy_id=row.policy_id,
+        policy_version=row.policy_version,
+        engine_version=row.engine_version,
+        outcome=row.outcome,
+        case=row.case,
+        determination=row.determination,
+    )
+
+
+def pa_record(row: PARequestRow, det: DeterminationRow | None) -> PARequest:
+    return PARequest(
+        id=row.id,
+        submitter=row.submitter,
+        idempotency_key=row.idempotency_key,
+        urgency=row.urgency,
+        state=row.state,
+        subject=row.subject,
+        received_at=row.received_at,
+        due_at=row.due_at,
+        updated_at=row.updated_at,
+        policy_id=row.policy_id,
+        case=row.case,
+        determination_id=row.determination_id,
+        recommendation=row.recommendation,
+        decision_reason=row.decision_reason,
+        version=row.version,
+        determination=det_record(det) if det is not None else None,
+    )
+
+
+def event_record(row: PAEventRow) -> AuditEvent:
+    return AuditEvent(
+        id=row.id,
+        request_id=row.request_id,
+        at=row.at,
+        actor=row.actor,
+        role=row.role,
+        action=row.action,
+        from_state=row.from_state,
+        to_state=row.to_state,
+        reason=row.reason,
+        determination_id=row.determination_id,
+    )

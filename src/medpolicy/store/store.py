@@ -1,0 +1,613 @@
+"""The store: determinations, prior-authorization requests and their audit trail.
+
+`Store` is the only way in. Every method that writes commits before it returns, so a caller that
+answers 2xx after a call has a committed record. Reads return frozen records (`DeterminationRecord`,
+`PARequest`, `AuditEvent`) that serialise with `to_dict()`.
+
+    store = Store.open("sqlite:///data/medpolicy.db", policies=load_policies())   # runs migrations
+    record = store.decide_and_save(case, client_id="ehr-1")
+    pa, created = store.create_pa_request(case, submitter="ehr-1", urgency="expedited",
+                                          idempotency_key="abc")
+    pa = store.apply_action(pa.id, "deny", actor="dr-who", role="physician", reason="...")
+    events = store.list_audit(pa.id)
+
+Errors (all `StoreError`, each with a stable `code` and an HTTP `status`):
+`NotFoundError` (`determination_not_found`, `prior_auth_not_found`, 404), `IdempotencyConflictError`
+(`idempotency_key_reused`, 409), `ConcurrentUpdateError` (`concurrent_update`, 409),
+`InvalidActionError` (422), and the life-cycle errors of `medpolicy.store.lifecycle`
+(`action_not_permitted` 403, `invalid_transition` 409, `reason_required` 422).
+`medpolicy.CaseError` from the engine passes through untouched, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, String, cast, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from medpolicy.store import lifecycle
+from medpolicy.store.db import Checkpointer, GroupCommitWriter, make_engine
+from medpolicy.store.errors import (
+    ConcurrentUpdateError,
+    IdempotencyConflictError,
+    InvalidActionError,
+    NotFoundError,
+    StoreError,
+)
+from medpolicy.store.lifecycle import Action, Role, State, Urgency
+from medpolicy.store.models import DeterminationRow, PAEventRow, PARequestRow
+from medpolicy.store.records import (
+    AuditEvent,
+    DeterminationRecord,
+    PARequest,
+    det_record,
+    event_record,
+    new_id,
+    pa_record,
+    request_hash,
+    utcnow,
+)
+
+__all__ = [  # the records and errors are re-exported: `from medpolicy.store.store import PARequest` works
+    "DUE_IN",
+    "AuditEvent",
+    "ConcurrentUpdateError",
+    "DeterminationRecord",
+    "IdempotencyConflictError",
+    "InvalidActionError",
+    "NotFoundError",
+    "PARequest",
+    "Store",
+    "StoreError",
+    "make_engine",
+    "new_id",
+    "request_hash",
+]
+
+if TYPE_CHECKING:
+    from medpolicy import Determination, PolicySet
+
+log = logging.getLogger("medpolicy.store")
+
+SUBMIT = "submit"  # the action of the first audit event of every request
+DUE_IN: Mapping[Urgency, timedelta] = {
+    Urgency.EXPEDITED: timedelta(hours=72),
+    Urgency.STANDARD: timedelta(days=7),
+}
+
+
+def engine_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"medpolicy {version('medpolicy')}"
+    except Exception:  # pragma: no cover - not installed (running from a source tree)
+        return "medpolicy unknown"
+
+
+@dataclass(frozen=True)
+class _Decided:
+    outcome: str
+    policy_id: str | None
+    policy_version: str | None
+    engine_version: str
+    data: dict[str, Any]
+
+
+def _describe(determination: Determination | Mapping[str, Any], default_engine: str) -> _Decided:
+    """Read outcome, policy id and version, engine version and JSON of a determination."""
+    data: dict[str, Any] = (
+        dict(determination) if isinstance(determination, Mapping) else determination.to_dict()
+    )
+    policy = data.get("policy")
+    policy_id = data.get("policy_id")
+    policy_version = data.get("policy_version")
+    if isinstance(policy, Mapping):
+        policy_id = policy_id or policy.get("id")
+        policy_version = policy_version or policy.get("version")
+    return _Decided(
+        outcome=str(data.get("outcome")),
+        policy_id=None if policy_id is None else str(policy_id),
+        policy_version=None if policy_version is None else str(policy_version),
+        engine_version=str(data.get("engine_version") or default_engine),
+        data=data,
+    )
+
+
+def _json_native(case: Mapping[str, Any]) -> dict[str, Any]:
+    """The case as plain JSON values (dates become ISO strings), as it will read back from the store."""
+    native: dict[str, Any] = json.loads(json.dumps(dict(case), default=_json_default))
+    return native
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+class Store:
+    """Determinations, prior-authorization requests and their audit, in SQLite or PostgreSQL.
+
+    `policies` is the `PolicySet` used when the store must decide (new requests, new facts).
+    `clock` gives the current UTC time (tests pass a fixed one).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        policies: PolicySet | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        engine_version_label: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.policies = policies
+        self.clock = clock
+        self.engine_version = engine_version_label or engine_version()
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._write_engine = engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else engine
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._writer = GroupCommitWriter(lambda rows: self._insert_determinations(rows))
+        # One writer at a time in this process on SQLite: queue here instead of spinning on the lock.
+        self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
+        self._checkpointer: Checkpointer | None = None
+        database = engine.url.database
+        if self.is_sqlite and database and database != ":memory:" and not database.startswith("file:"):
+            self._checkpointer = Checkpointer(engine)
+
+    # -- life ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        policies: PolicySet | None = None,
+        migrate: bool = True,
+        clock: Callable[[], datetime] = utcnow,
+        sqlite_synchronous: str | None = None,
+    ) -> Store:
+        """Connect to `url`, bring its schema up to date (unless `migrate=False`), return a Store."""
+        engine = make_engine(
+            url,
+            sqlite_synchronous=sqlite_synchronous or os.environ.get("MEDPOLICY_SQLITE_SYNCHRONOUS", "FULL"),
+        )
+        if migrate:
+            from medpolicy.store.migrate import upgrade
+
+            upgrade(engine)
+        return cls(engine, policies=policies, clock=clock)
+
+    def close(self) -> None:
+        self._writer.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A write transaction, committed on exit (rolled back on error)."""
+        with self._write_lock or nullcontext(), self._write_sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            yield session
+
+    # -- determinations -----------------------------------------------------------------------
+
+    def decide(self, case: Mapping[str, Any], *, policy_id: str | None = None) -> Determination:
+        """Run the engine on `case` with this store's policies (raises `medpolicy.CaseError`)."""
+        if self.policies is None:
+            raise StoreError("this store has no policies to decide with", code="no_policies", status=503)
+        from medpolicy import decide
+
+        return decide(case, self.policies, policy_id=policy_id)
+
+    def decide_and_save(
+        self, case: Mapping[str, Any], *, client_id: str, policy_id: str | None = None
+    ) -> DeterminationRecord:
+        """Decide `case` and store the determination; return the stored record."""
+        determination = self.decide(case, policy_id=policy_id)
+        return self.save_determination(case, determination, client_id=client_id)
+
+    def save_determination(
+        self,
+        case: Mapping[str, Any],
+        determination: Determination | Mapping[str, Any],
+        *,
+        client_id: str,
+        pa_request_id: str | None = None,
+    ) -> DeterminationRecord:
+        """Store one determination with its full case; committed when this returns."""
+        record, committed = self.submit_determination(
+            case, determination, client_id=client_id, pa_request_id=pa_request_id
+        )
+        committed.result()
+        return record
+
+    def submit_determination(
+        self,
+        case: Mapping[str, Any],
+        determination: Determination | Mapping[str, Any],
+        *,
+        client_id: str,
+        pa_request_id: str | None = None,
+    ) -> tuple[DeterminationRecord, Future[None]]:
+        """Queue one determination for the next group commit: (record, future done once committed).
+
+        For async callers: `await asyncio.wrap_future(future)` before answering. Concurrent
+        submissions share one transaction, so the store syncs its log once for many requests.
+        """
+        values = self._determination_values(
+            case, determination, client_id=client_id, pa_request_id=pa_request_id
+        )
+        record = DeterminationRecord(**values)
+        return record, self._writer.submit(values)
+
+    def _insert_determinations(self, rows: list[dict[str, Any]]) -> None:
+        with self._write_lock or nullcontext(), self._write_engine.begin() as conn:
+            conn.execute(insert(DeterminationRow), rows)
+
+    def get_determination(self, determination_id: str) -> DeterminationRecord:
+        with self._read() as session:
+            row = session.get(DeterminationRow, determination_id)
+            if row is None:
+                raise NotFoundError(f"no determination {determination_id!r}", code="determination_not_found")
+            return det_record(row)
+
+    def count_determinations(self) -> int:
+        with self._read() as session:
+            return int(session.scalar(select(func.count()).select_from(DeterminationRow)) or 0)
+
+    def _determination_row(
+        self,
+        case: Mapping[str, Any],
+        determination: Determination | Mapping[str, Any],
+        *,
+        client_id: str,
+        pa_request_id: str | None,
+    ) -> DeterminationRow:
+        return DeterminationRow(
+            **self._determination_values(
+                case, determination, client_id=client_id, pa_request_id=pa_request_id
+            )
+        )
+
+    def _determination_values(
+        self,
+        case: Mapping[str, Any],
+        determination: Determination | Mapping[str, Any],
+        *,
+        client_id: str,
+        pa_request_id: str | None,
+    ) -> dict[str, Any]:
+        decided = _describe(determination, self.engine_version)
+        return {
+            "id": new_id("det"),
+            "created_at": self.clock(),
+            "client_id": client_id,
+            "pa_request_id": pa_request_id,
+            "policy_id": decided.policy_id,
+            "policy_version": decided.policy_version,
+            "engine_version": decided.engine_version,
+            "outcome": decided.outcome,
+            "case": _json_native(case),
+            "determination": decided.data,
+        }
+
+    # -- prior-authorization requests ---------------------------------------------------------
+
+    def create_pa_request(
+        self,
+        case: Mapping[str, Any],
+        *,
+        submitter: str,
+        urgency: Urgency | str = Urgency.STANDARD,
+        idempotency_key: str | None = None,
+        subject: str | None = None,
+        policy_id: str | None = None,
+    ) -> tuple[PARequest, bool]:
+        """Receive a request, decide it, and move it as the engine may. Returns (request, created).
+
+        A retry with the same `idempotency_key` and the same body returns the original request and
+        `created=False`; the same key with another body raises `IdempotencyConflictError`. The engine
+        approves when the criteria are met, pends for information, and routes investigational or
+        not medically necessary to a physician; it never denies.
+        """
+        try:
+            urgency = Urgency(urgency)
+        except ValueError:
+            raise InvalidActionError(
+                f"urgency must be 'expedited' or 'standard', not {urgency!r}", code="invalid_urgency"
+            ) from None
+        fingerprint = request_hash(case, urgency.value, subject, policy_id)
+        if idempotency_key is not None:
+            existing = self._by_idempotency_key(submitter, idempotency_key, fingerprint)
+            if existing is not None:
+                return existing, False
+
+        determination = self.decide(case, policy_id=policy_id)  # CaseError: nothing stored
+        request_id = new_id("pa")
+        det_row = self._determination_row(case, determination, client_id=submitter, pa_request_id=request_id)
+        now = self.clock()
+        row = PARequestRow(
+            id=request_id,
+            submitter=submitter,
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+            urgency=urgency.value,
+            state=State.RECEIVED.value,
+            subject=subject,
+            received_at=now,
+            due_at=now + DUE_IN[urgency],
+            updated_at=now,
+            policy_id=policy_id or det_row.policy_id,
+            case=det_row.case,
+            determination_id=det_row.id,
+            recommendation=det_row.outcome,
+            decision_reason=None,
+            version=1,
+        )
+        events = [
+            PAEventRow(
+                request_id=request_id,
+                at=now,
+                actor=submitter,
+                role=Role.SUBMITTER.value,
+                action=SUBMIT,
+                from_state=None,
+                to_state=State.RECEIVED.value,
+                reason=f"{urgency.value} request received",
+                determination_id=None,
+            )
+        ]
+        events += self._engine_step(row, det_row, now)
+        try:
+            with self._write() as session:
+                session.add(det_row)
+                session.add(row)
+                session.flush()
+                session.add_all(events)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            # A concurrent submission with the same key won the race: answer with its request.
+            existing = self._by_idempotency_key(submitter, idempotency_key, fingerprint)
+            if existing is None:  # pragma: no cover - the conflict was something else
+                raise
+            return existing, False
+        return self.get_pa_request(request_id), True
+
+    def _by_idempotency_key(self, submitter: str, key: str, fingerprint: str) -> PARequest | None:
+        with self._read() as session:
+            row = session.scalars(
+                select(PARequestRow).where(
+                    PARequestRow.submitter == submitter, PARequestRow.idempotency_key == key
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            if row.request_hash != fingerprint:
+                raise IdempotencyConflictError(
+                    f"idempotency key {key!r} was used for a different request ({row.id})"
+                )
+            det = session.get(DeterminationRow, row.determination_id) if row.determination_id else None
+            return pa_record(row, det)
+
+    def _engine_step(self, row: PARequestRow, det_row: DeterminationRow, now: datetime) -> list[PAEventRow]:
+        """What the engine does with its latest determination; updates `row.state`, returns events."""
+        action = lifecycle.engine_action(det_row.outcome)
+        current = State(row.state)
+        if action is None:
+            return []
+        if action is Action.ROUTE_TO_PHYSICIAN and current is State.PENDING_PHYSICIAN_REVIEW:
+            return []
+        transition = lifecycle.plan(current, action, Role.SYSTEM, outcome=det_row.outcome, reason=None)
+        assert transition.to_state is not None
+        reason = {
+            Action.APPROVE: "the policy's criteria are met",
+            Action.REQUEST_INFORMATION: "information is needed to decide",
+            Action.ROUTE_TO_PHYSICIAN: (
+                f"the engine recommends {det_row.outcome.replace('_', ' ')}; only a physician may deny"
+            ),
+        }[action]
+        row.state = transition.to_state.value
+        if action is Action.APPROVE:
+            row.decision_reason = reason
+        return [
+            PAEventRow(
+                request_id=row.id,
+                at=now,
+                actor="medpolicy",
+                role=Role.SYSTEM.value,
+                action=action.value,
+                from_state=current.value,
+                to_state=transition.to_state.value,
+                reason=reason,
+                determination_id=det_row.id,
+            )
+        ]
+
+    def get_pa_request(self, request_id: str) -> PARequest:
+        with self._read() as session:
+            row = session.get(PARequestRow, request_id)
+            if row is None:
+                raise NotFoundError(
+                    f"no prior-authorization request {request_id!r}", code="prior_auth_not_found"
+                )
+            det = session.get(DeterminationRow, row.determination_id) if row.determination_id else None
+            return pa_record(row, det)
+
+    def list_pa_requests(
+        self,
+        *,
+        state: State | str | None = None,
+        search: str | None = None,
+        submitter: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[PARequest]:
+        """Requests, soonest due first. `search` matches id, subject, policy, submitter or case text."""
+        query = select(PARequestRow)
+        if state is not None:
+            query = query.where(PARequestRow.state == State(state).value)
+        if submitter is not None:
+            query = query.where(PARequestRow.submitter == submitter)
+        if search:
+            pattern = f"%{search.strip().lower()}%"
+            query = query.where(
+                or_(
+                    func.lower(PARequestRow.id).like(pattern),
+                    func.lower(PARequestRow.subject).like(pattern),
+                    func.lower(PARequestRow.policy_id).like(pattern),
+                    func.lower(PARequestRow.submitter).like(pattern),
+                    func.lower(cast(PARequestRow.case, String)).like(pattern),
+                )
+            )
+        query = query.order_by(PARequestRow.due_at, PARequestRow.id).limit(limit).offset(offset)
+        with self._read() as session:
+            rows = session.scalars(query).all()
+            det_ids = [r.determination_id for r in rows if r.determination_id]
+            dets = {
+                d.id: d
+                for d in session.scalars(select(DeterminationRow).where(DeterminationRow.id.in_(det_ids)))
+            }
+            return [pa_record(r, dets.get(r.determination_id or "")) for r in rows]
+
+    def apply_action(
+        self,
+        request_id: str,
+        action: Action | str,
+        actor: str,
+        role: Role | str,
+        reason: str | None = None,
+        case_update: Mapping[str, Any] | None = None,
+    ) -> PARequest:
+        """Take `action` on a request as `actor` in `role`; record the audit event; return the request.
+
+        `case_update` adds or corrects facts (null makes a fact unknown): the engine decides again
+        and the new determination is stored before the action is checked, so a nurse's approval is
+        judged on the new facts. `provide_information` (the submitter's) must carry facts; after it
+        the engine moves the request as it may (approve, pend, route to a physician).
+        """
+        try:
+            action = Action(action)
+        except ValueError:
+            known = ", ".join(a.value for a in Action)
+            raise InvalidActionError(
+                f"unknown action {action!r}; one of {known}", code="unknown_action"
+            ) from None
+        try:
+            role = Role(role)
+        except ValueError:
+            raise InvalidActionError(f"unknown role {role!r}", code="unknown_role") from None
+        if not actor or not actor.strip():
+            raise InvalidActionError("an action needs an actor", code="actor_required")
+        if action is Action.PROVIDE_INFORMATION and not case_update:
+            raise InvalidActionError(
+                "provide_information needs the new facts in case_update", code="case_update_required"
+            )
+        if action is Action.WITHDRAW and case_update:
+            raise InvalidActionError("a withdrawal carries no facts", code="case_update_not_allowed")
+        reason = reason.strip() if reason and reason.strip() else None
+
+        current = self.get_pa_request(request_id)
+        det_row: DeterminationRow | None = None
+        if case_update:
+            new_case = {**current.case, **case_update}
+            determination = self.decide(new_case, policy_id=current.policy_id)  # CaseError: nothing changes
+            det_row = self._determination_row(
+                new_case, determination, client_id=current.submitter, pa_request_id=request_id
+            )
+
+        with self._write() as session:
+            query = select(PARequestRow).where(PARequestRow.id == request_id)
+            if not self.is_sqlite:
+                query = query.with_for_update()
+            row = session.scalars(query).one()
+            if row.version != current.version:
+                raise ConcurrentUpdateError(
+                    f"request {request_id!r} changed while this action was prepared; retry"
+                )
+            outcome = det_row.outcome if det_row is not None else row.recommendation
+            transition = lifecycle.plan(
+                row.state,
+                action,
+                role,
+                outcome=outcome,
+                reason=reason,
+                actor_is_submitter=actor == row.submitter,
+            )
+            now = self.clock()
+            if det_row is not None:
+                session.add(det_row)
+                row.case = det_row.case
+                row.determination_id = det_row.id
+                row.recommendation = det_row.outcome
+            from_state = row.state
+            to_state = transition.to_state.value if transition.to_state is not None else from_state
+            events = [
+                PAEventRow(
+                    request_id=request_id,
+                    at=now,
+                    actor=actor,
+                    role=role.value,
+                    action=action.value,
+                    from_state=from_state,
+                    to_state=to_state,
+                    reason=reason,
+                    determination_id=det_row.id if det_row is not None else None,
+                )
+            ]
+            row.state = to_state
+            if action in (Action.APPROVE, Action.DENY):
+                row.decision_reason = reason or (
+                    "the policy's criteria are met" if action is Action.APPROVE else None
+                )
+            if transition.to_state is None and det_row is not None:
+                events += self._engine_step(row, det_row, now)
+            row.updated_at = now
+            session.add_all(events)
+            try:
+                session.flush()  # the mapper's version counter makes this UPDATE ... WHERE version = n
+            except StaleDataError:  # pragma: no cover - the row lock (or SQLite's write lock) prevents it
+                raise ConcurrentUpdateError(
+                    f"request {request_id!r} changed while this action was applied; retry"
+                ) from None
+        return self.get_pa_request(request_id)
+
+    transition = apply_action
+
+    def list_audit(self, request_id: str) -> list[AuditEvent]:
+        """Every audit event of a request, oldest first (raises NotFoundError for an unknown request)."""
+        with self._read() as session:
+            if session.get(PARequestRow, request_id) is None:
+                raise NotFoundError(
+                    f"no prior-authorization request {request_id!r}", code="prior_auth_not_found"
+                )
+            rows = session.scalars(
+                select(PAEventRow).where(PAEventRow.request_id == request_id).order_by(PAEventRow.id)
+            ).all()
+            return [event_record(r) for r in rows]
+
+    def count_pa_requests(self) -> int:
+        with self._read() as session:
+            return int(session.scalar(select(func.count()).select_from(PARequestRow)) or 0)

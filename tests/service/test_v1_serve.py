@@ -1,0 +1,83 @@
+"""`medpolicy.service.run.serve` in its own process: migrations, demo data, address, demo tokens."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from medpolicy.service.run import DEMO_CLIENTS, demo_cases
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> tuple[str, Path, subprocess.Popen[str]]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "MEDPOLICY_CLIENTS"}}
+    env["MEDPOLICY_DATA_DIR"] = str(tmp_path / "data")
+    code = f"from medpolicy.service.run import serve; serve('127.0.0.1', {port}, None, True)"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.1)
+    return base, tmp_path, proc
+
+
+def test_serve_migrates_seeds_and_prints_address_and_tokens(
+    served: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    base, folder, proc = served
+    try:
+        ehr = {"Authorization": f"Bearer {DEMO_CLIENTS[0].token}"}
+        nurse = {"Authorization": f"Bearer {DEMO_CLIENTS[1].token}"}
+        items = httpx.get(f"{base}/v1/prior-auth?limit=500", headers=nurse).json()["items"]
+        states = {r["state"] for r in items}
+        assert len(items) >= 6
+        assert {"approved", "pending_physician_review", "denied", "information_needed", "withdrawn"} <= states
+        assert all(r["subject"].startswith("demo: ") for r in items)
+        assert httpx.get(f"{base}/v1/prior-auth", headers=ehr).status_code == 200
+        assert httpx.get(f"{base}/v1/prior-auth").status_code == 401
+        assert (folder / "data" / "medpolicy.db").exists()
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert f"medpolicy service on {base}" in out
+    for client in DEMO_CLIENTS:
+        assert client.token in out
+    assert "Traceback" not in err
+
+
+def test_demo_cases_come_from_the_policies() -> None:
+    cases = demo_cases()
+    outcomes = {c.outcome for c in cases}
+    assert {"medically_necessary", "investigational", "information_needed", "not_applicable"} <= outcomes
+    for demo in cases:
+        assert demo.name
+        assert isinstance(demo.case.get("date_of_service", ""), str)  # JSON values, as a client sends
