@@ -1,0 +1,361 @@
+"""CDS Hooks client authentication: verify the signed JWT a CDS Client presents on every call.
+
+CDS Hooks 2.0, "Trusting CDS Clients": the client sends ``Authorization: Bearer <JWT>``, signed with its
+private key; header ``alg``, ``kid``, ``typ: JWT`` and optional ``jku``; payload ``iss``, ``aud`` (the
+exact URL of the CDS Service endpoint called), ``exp``, ``iat``, ``jti`` and optional ``tenant``.
+
+This verifier
+
+* accepts only asymmetric algorithms from an allowlist (default ES256, ES384, RS384); ``none`` and every
+  HMAC algorithm are refused before any key is looked at;
+* finds the client by ``iss`` among the configured trusted clients; an unknown issuer is refused;
+* takes the key from that client's configured JWK Set by ``kid`` (inline JWKS, or a JWKS URL configured
+  for that client and fetched by the service; a ``jku`` header is only honoured when it equals the
+  configured URL: the service never fetches a URL a caller names);
+* requires ``iss``, ``aud``, ``exp``, ``iat`` and ``jti``; ``aud`` must equal the service URL (string or
+  list); ``exp`` must not be past and ``iat`` not in the future (both with a small leeway); the token
+  lifetime ``exp - iat`` is bounded;
+* refuses a replayed ``jti`` (per issuer) while the token could still be valid, with a bounded,
+  time-expiring, thread-safe cache.
+
+Errors are :class:`JwtError` with a stable ``code``; messages never contain the token or its claims.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "CdsJwtVerifier",
+    "JwtError",
+    "ReplayCache",
+    "TrustedClient",
+    "VerifiedCaller",
+    "bearer_token",
+    "clients_from_json",
+]
+
+#: Asymmetric algorithms accepted by default (CDS Hooks recommends ES384 and RS384).
+ALLOWED_ALGORITHMS: tuple[str, ...] = ("ES256", "ES384", "RS384")
+_FORBIDDEN_PREFIXES = ("HS", "NONE")
+
+
+class JwtError(Exception):
+    """The caller's JWT was refused. ``code`` is stable; ``message`` is safe to return and to log."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TrustedClient:
+    """A CDS Client the service trusts.
+
+    Attributes:
+        iss: the issuer the client puts in ``iss`` (exact match).
+        jwks: its public JWK Set (``{"keys": [...]}``), inline.
+        jwks_url: where to fetch its JWK Set instead (or in addition); only fetched when configured.
+        tenant: when set, the token's ``tenant`` claim must equal it.
+    """
+
+    iss: str
+    jwks: Mapping[str, Any] | None = None
+    jwks_url: str | None = None
+    tenant: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedCaller:
+    """Who called: the verified issuer, subject, tenant, key id and token id."""
+
+    iss: str
+    sub: str | None
+    tenant: str | None
+    kid: str
+    jti: str
+    claims: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+
+class ReplayCache:
+    """Remembers ``(iss, jti)`` pairs until their token expires. Bounded, time-expiring, thread-safe.
+
+    When full, expired entries are dropped first; if it is still full, the entry that expires soonest
+    is dropped (token lifetimes are bounded, so with a capacity above the peak number of live tokens
+    this never happens in practice).
+    """
+
+    def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be positive")
+        self._max = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._seen)
+
+    def _purge(self, now: float) -> None:
+        expired = [k for k, until in self._seen.items() if until <= now]
+        for k in expired:
+            del self._seen[k]
+
+    def check_and_add(self, iss: str, jti: str, until: float) -> bool:
+        """Record ``(iss, jti)`` until ``until`` (epoch seconds); ``False`` if it was already there."""
+        now = self._clock()
+        key = (iss, jti)
+        with self._lock:
+            seen_until = self._seen.get(key)
+            if seen_until is not None and seen_until > now:
+                return False
+            if len(self._seen) >= self._max:
+                self._purge(now)
+                while len(self._seen) >= self._max:
+                    soonest = min(self._seen, key=lambda k: self._seen[k])
+                    del self._seen[soonest]
+            self._seen[key] = until
+            return True
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; :class:`JwtError` if there is none."""
+    if not authorization:
+        raise JwtError("missing_token", "an Authorization: Bearer JWT is required")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise JwtError("missing_token", "the Authorization header must be 'Bearer <JWT>'")
+    return token.strip()
+
+
+JwksFetcher = Callable[[str], Mapping[str, Any]]
+
+
+def _fetch_jwks(url: str) -> Mapping[str, Any]:
+    import httpx
+
+    response = httpx.get(url, timeout=5.0, follow_redirects=False)
+    response.raise_for_status()
+    data = response.json()
+    if not isinstance(data, Mapping):
+        raise ValueError("a JWK Set is a JSON object")
+    return data
+
+
+class CdsJwtVerifier:
+    """Verifies CDS Hooks client JWTs against configured trusted clients.
+
+    Args:
+        clients: the trusted clients (by ``iss``).
+        algorithms: accepted ``alg`` values; symmetric algorithms and ``none`` are refused even if listed.
+        leeway: clock skew tolerated on ``exp`` and ``iat``, seconds.
+        max_lifetime: largest ``exp - iat`` accepted, seconds.
+        replay_cache: shared cache of seen ``jti`` (a new one if omitted).
+        jwks_fetcher: fetches a configured JWKS URL (default: httpx GET, 5 s timeout).
+        jwks_ttl: how long a fetched JWK Set is reused, seconds.
+        jwks_min_refresh: least time between two fetches forced by an unknown ``kid``, seconds.
+        clock: epoch seconds (for tests).
+    """
+
+    def __init__(
+        self,
+        clients: Iterable[TrustedClient],
+        *,
+        algorithms: Sequence[str] = ALLOWED_ALGORITHMS,
+        leeway: float = 30.0,
+        max_lifetime: float = 600.0,
+        replay_cache: ReplayCache | None = None,
+        jwks_fetcher: JwksFetcher | None = None,
+        jwks_ttl: float = 300.0,
+        jwks_min_refresh: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clients = {c.iss: c for c in clients}
+        self._algorithms = tuple(a for a in algorithms if not a.upper().startswith(_FORBIDDEN_PREFIXES))
+        if not self._algorithms:
+            raise ValueError("no asymmetric algorithm is allowed")
+        self._leeway = leeway
+        self._max_lifetime = max_lifetime
+        self._clock = clock
+        self._replay = replay_cache or ReplayCache(clock=clock)
+        self._fetch = jwks_fetcher or _fetch_jwks
+        self._jwks_ttl = jwks_ttl
+        self._jwks_min_refresh = jwks_min_refresh
+        self._jwks_cache: dict[str, tuple[float, float, Mapping[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def issuers(self) -> frozenset[str]:
+        return frozenset(self._clients)
+
+    def verify(self, token: str, audience: str) -> VerifiedCaller:
+        """Verify ``token`` for a call to ``audience`` (the exact URL of the endpoint called).
+
+        Raises:
+            JwtError: with codes ``invalid_token``, ``unsupported_algorithm``, ``unknown_issuer``,
+                ``untrusted_jku``, ``unknown_key``, ``invalid_signature``, ``invalid_audience``,
+                ``token_expired``, ``token_issued_in_future``, ``token_lifetime_too_long``,
+                ``missing_claim``, ``invalid_tenant``, ``token_replayed``.
+        """
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise JwtError("invalid_token", "the bearer token is not a well-formed JWT") from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self._algorithms:
+            raise JwtError(
+                "unsupported_algorithm",
+                f"JWT alg must be one of {', '.join(self._algorithms)} (asymmetric signatures only)",
+            )
+        typ = header.get("typ")
+        if typ is not None and str(typ).upper() != "JWT":
+            raise JwtError("invalid_token", "JWT header typ must be 'JWT'")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise JwtError("invalid_token", "JWT header kid is required")
+        iss = unverified.get("iss")
+        if not isinstance(iss, str) or iss not in self._clients:
+            raise JwtError("unknown_issuer", "the JWT issuer is not a trusted CDS client")
+        client = self._clients[iss]
+        jku = header.get("jku")
+        if jku is not None and jku != client.jwks_url:
+            raise JwtError("untrusted_jku", "the JWT jku is not the JWK Set URL configured for this issuer")
+
+        key = self._key_for(client, kid, alg)
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=audience,
+                issuer=iss,
+                leeway=self._leeway,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"], "verify_iat": True},
+            )
+        except jwt.MissingRequiredClaimError as exc:
+            raise JwtError("missing_claim", f"the JWT claim {exc.claim!r} is required") from None
+        except jwt.ExpiredSignatureError:
+            raise JwtError("token_expired", "the JWT has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise JwtError("token_issued_in_future", "the JWT iat is in the future") from None
+        except jwt.InvalidAudienceError:
+            raise JwtError("invalid_audience", "the JWT aud is not the URL of this CDS service") from None
+        except jwt.InvalidSignatureError:
+            raise JwtError("invalid_signature", "the JWT signature does not verify") from None
+        except jwt.PyJWTError:
+            raise JwtError("invalid_token", "the JWT is not valid") from None
+
+        now = self._clock()
+        iat = claims["iat"]
+        exp = claims["exp"]
+        if not isinstance(iat, int | float) or not isinstance(exp, int | float):
+            raise JwtError("invalid_token", "the JWT iat and exp must be numbers")
+        if iat > now + self._leeway:
+            raise JwtError("token_issued_in_future", "the JWT iat is in the future")
+        if exp - iat > self._max_lifetime:
+            raise JwtError("token_lifetime_too_long", f"the JWT lifetime exceeds {int(self._max_lifetime)} s")
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti:
+            raise JwtError("missing_claim", "the JWT claim 'jti' must be a non-empty string")
+        tenant = claims.get("tenant")
+        if client.tenant is not None and tenant != client.tenant:
+            raise JwtError("invalid_tenant", "the JWT tenant is not the one configured for this issuer")
+        if not self._replay.check_and_add(iss, jti, float(exp) + self._leeway):
+            raise JwtError("token_replayed", "this JWT (jti) has already been used")
+        sub = claims.get("sub")
+        return VerifiedCaller(
+            iss=iss,
+            sub=sub if isinstance(sub, str) else None,
+            tenant=tenant if isinstance(tenant, str) else None,
+            kid=kid,
+            jti=jti,
+            claims=claims,
+        )
+
+    # ------------------------------------------------------------------------------------------- keys
+
+    def _jwks_of(self, client: TrustedClient, *, refresh: bool = False) -> list[Mapping[str, Any]]:
+        keys: list[Mapping[str, Any]] = []
+        if client.jwks is not None:
+            keys.extend(k for k in client.jwks.get("keys") or [] if isinstance(k, Mapping))
+        if client.jwks_url:
+            keys.extend(self._fetched_keys(client.jwks_url, refresh=refresh))
+        return keys
+
+    def _fetched_keys(self, url: str, *, refresh: bool) -> list[Mapping[str, Any]]:
+        """Keys of a configured JWKS URL: cached for ``jwks_ttl``; an unknown ``kid`` may force a refresh,
+        at most once per ``jwks_min_refresh`` seconds (an unauthenticated caller cannot make the service
+        fetch at will)."""
+        now = self._clock()
+        with self._lock:
+            cached = self._jwks_cache.get(url)
+        stale = cached is None or cached[0] <= now
+        may_refresh = refresh and (cached is None or now - cached[1] >= self._jwks_min_refresh)
+        if stale or may_refresh:
+            try:
+                fetched: Mapping[str, Any] = self._fetch(url)
+            except Exception:  # any failure to fetch means no new key from there
+                fetched = cached[2] if cached else {"keys": []}
+            cached = (now + self._jwks_ttl, now, fetched)
+            with self._lock:
+                self._jwks_cache[url] = cached
+        assert cached is not None
+        return [k for k in cached[2].get("keys") or [] if isinstance(k, Mapping)]
+
+    def _key_for(self, client: TrustedClient, kid: str, alg: str) -> Any:
+        for refresh in (False, True):
+            if refresh and not client.jwks_url:
+                break
+            for jwk in self._jwks_of(client, refresh=refresh):
+                if jwk.get("kid") != kid:
+                    continue
+                if jwk.get("alg") not in (None, alg):
+                    raise JwtError("unsupported_algorithm", "the JWT alg does not match the key's alg")
+                if jwk.get("use") not in (None, "sig"):
+                    continue
+                try:
+                    return jwt.PyJWK(dict(jwk), algorithm=alg).key
+                except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+                    raise JwtError("unknown_key", "the issuer's key for this kid cannot be used") from None
+        raise JwtError("unknown_key", "no key with this kid in the issuer's JWK Set")
+
+
+def clients_from_json(raw: str | Mapping[str, Any]) -> tuple[TrustedClient, ...]:
+    """Trusted clients from configuration.
+
+    Shape: ``{"<iss>": {"jwks": {...}, "jwks_url": "...", "tenant": "..."}}`` (``jwks`` or ``jwks_url``).
+    """
+    data = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(data, Mapping):
+        raise ValueError("CDS clients must be a JSON object of issuer to configuration")
+    out: list[TrustedClient] = []
+    for iss, spec in data.items():
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"CDS client {iss!r} must be an object with 'jwks' or 'jwks_url'")
+        jwks = spec.get("jwks")
+        jwks_url = spec.get("jwks_url")
+        if jwks is None and not jwks_url:
+            raise ValueError(f"CDS client {iss!r} needs 'jwks' or 'jwks_url'")
+        if jwks is not None and not isinstance(jwks, Mapping):
+            raise ValueError(f"CDS client {iss!r}: 'jwks' must be a JWK Set object")
+        out.append(
+            TrustedClient(
+                iss=str(iss),
+                jwks=jwks,
+                jwks_url=str(jwks_url) if jwks_url else None,
+                tenant=str(spec["tenant"]) if spec.get("tenant") else None,
+            )
+        )
+    return tuple(out)

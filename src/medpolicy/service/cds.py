@@ -1,0 +1,514 @@
+"""CDS Hooks 2.0 / Da Vinci CRD endpoints.
+
+    GET  /cds-services                  discovery (order-sign, order-select, order-dispatch, appointment-book)
+    POST /cds-services/{id}             a hook call: cards + coverage-information systemActions
+    POST /cds-services/{id}/feedback    card feedback (accepted / overridden)
+
+Every call presents a CDS Hooks client JWT (``Authorization: Bearer``), verified by
+:mod:`medpolicy.interop.jwt_auth` against the trusted clients of :class:`CdsSettings` with ``aud`` the
+exact URL called. Errors answer with a FHIR OperationOutcome (this prefix is registered as FHIR).
+
+Configuration: ``app.state.cds_settings`` (a :class:`CdsSettings`) when set, else
+``CdsSettings.from_env()``, read once per app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from medpolicy import decide
+from medpolicy.errors import CaseError, MedpolicyError
+from medpolicy.interop import crd
+from medpolicy.interop.cdshooks import (
+    SERVICES,
+    CdsRequestError,
+    CdsService,
+    CdsSettings,
+    Feedback,
+    HookRequest,
+    OrderItem,
+    discovery_document,
+    new_uuid,
+    orders_of,
+    prefetch_status,
+    referenced_orders,
+    validate_feedback,
+    validate_request,
+)
+from medpolicy.interop.fhir_case import (
+    coverage_reference,
+    extract_case,
+    flatten_resources,
+    order_codes,
+    order_date,
+)
+from medpolicy.interop.jwt_auth import CdsJwtVerifier, JwtError, VerifiedCaller, bearer_token
+from medpolicy.policy import Policy, PolicySet
+from medpolicy.service.deps import get_policies, get_store
+from medpolicy.service.errors import ApiError
+from medpolicy.store import Store
+
+log = logging.getLogger("medpolicy.cds")
+
+#: Errors under these paths are answered as FHIR OperationOutcome (read by create_app).
+FHIR_PATH_PREFIXES: tuple[str, ...] = ("/cds-services",)
+
+router = APIRouter(tags=["CDS Hooks / CRD"])
+
+
+# ------------------------------------------------------------------------------------------- runtime
+
+
+@dataclass
+class FeedbackRecord:
+    """Feedback kept in memory (bounded): no case data, only card ids and outcomes."""
+
+    service_id: str
+    caller: str
+    card: str
+    outcome: str
+    accepted_suggestions: tuple[str, ...]
+    override_code: str | None
+    outcome_timestamp: str
+    received_at: str
+
+
+@dataclass
+class CdsRuntime:
+    """What the CDS face builds once per app: settings, JWT verifier, feedback log."""
+
+    settings: CdsSettings
+    verifier: CdsJwtVerifier
+    feedback: deque[FeedbackRecord] = field(default_factory=lambda: deque(maxlen=10_000))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_runtime_lock = threading.Lock()
+
+
+def get_cds(request: Request) -> CdsRuntime:
+    """The app's :class:`CdsRuntime` (built on first use from ``app.state.cds_settings`` or the env)."""
+    state = request.app.state
+    runtime: CdsRuntime | None = getattr(state, "cds_runtime", None)
+    if runtime is not None:
+        return runtime
+    with _runtime_lock:
+        runtime = getattr(state, "cds_runtime", None)
+        if runtime is None:
+            settings = getattr(state, "cds_settings", None)
+            if not isinstance(settings, CdsSettings):
+                try:
+                    settings = CdsSettings.from_env()
+                except ValueError as exc:
+                    raise ApiError(503, "cds_misconfigured", f"CDS settings are invalid: {exc}") from None
+            verifier = CdsJwtVerifier(
+                settings.clients,
+                leeway=settings.jwt_leeway_seconds,
+                max_lifetime=settings.jwt_max_lifetime_seconds,
+            )
+            runtime = CdsRuntime(settings=settings, verifier=verifier)
+            state.cds_runtime = runtime
+    return runtime
+
+
+def _base_url(request: Request, settings: CdsSettings) -> str:
+    if settings.base_url:
+        return settings.base_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def _authenticate(request: Request, runtime: CdsRuntime, audience: str) -> VerifiedCaller:
+    try:
+        token = bearer_token(request.headers.get("authorization"))
+        return runtime.verifier.verify(token, audience)
+    except JwtError as exc:
+        log.info("cds jwt refused: %s", exc.code)
+        raise ApiError(
+            401, exc.code, exc.message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ) from None
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise ApiError(400, "invalid_json", "the request body is empty; a JSON object is required")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+
+
+def _request_error(exc: CdsRequestError) -> ApiError:
+    problems = [p.to_dict() for p in exc.problems]
+    first = exc.problems[0]
+    message = (
+        f"{first.field}: {first.message}"
+        if len(problems) == 1
+        else f"the request has {len(problems)} problems"
+    )
+    return ApiError(exc.status, "invalid_request", message, field=first.field, errors=problems)
+
+
+# ------------------------------------------------------------------------------------------- endpoints
+
+
+@router.get("/cds-services", summary="CDS Hooks discovery")
+def discovery(request: Request, runtime: Annotated[CdsRuntime, Depends(get_cds)]) -> dict[str, Any]:
+    if not runtime.settings.discovery_public:
+        _authenticate(request, runtime, f"{_base_url(request, runtime.settings)}/cds-services")
+    return discovery_document()
+
+
+@router.get(
+    "/cds-services/policies/{policy_id}",
+    summary="The published text of a medical policy (the link on CRD cards)",
+    response_class=PlainTextResponse,
+)
+def policy_text(policy_id: str, request: Request) -> PlainTextResponse:
+    """Public: the policy document as published (no patient data), linked from the cards."""
+    policies = get_policies(request)
+    policy = policies.policies.get(policy_id)
+    if policy is None:
+        raise ApiError(404, "policy_not_found", f"no policy {policy_id!r}")
+    header = f"{policy.title}\n{policy.publisher}\n\n"
+    return PlainTextResponse(header + policy.source_text)
+
+
+@router.post("/cds-services/{service_id}", summary="Call a CRD service (CDS Hooks 2.0)")
+async def call_service(
+    service_id: str,
+    request: Request,
+    runtime: Annotated[CdsRuntime, Depends(get_cds)],
+) -> JSONResponse:
+    service = SERVICES.get(service_id)
+    if service is None:
+        raise ApiError(404, "unknown_service", f"no CDS service {service_id!r}; see GET /cds-services")
+    base = _base_url(request, runtime.settings)
+    caller = _authenticate(request, runtime, f"{base}/cds-services/{service_id}")
+    body = await _json_body(request)
+    try:
+        hook = validate_request(body, service)
+    except CdsRequestError as exc:
+        raise _request_error(exc) from None
+    # the policies and the store are reached only after the caller is authenticated and the request valid
+    policies = get_policies(request)
+    store = get_store(request)
+    answer = await run_in_threadpool(_answer, hook, service, caller, runtime.settings, policies, store, base)
+    return JSONResponse(answer)
+
+
+@router.post("/cds-services/{service_id}/feedback", summary="Feedback on the cards of a CRD service")
+async def feedback(
+    service_id: str,
+    request: Request,
+    runtime: Annotated[CdsRuntime, Depends(get_cds)],
+) -> JSONResponse:
+    if service_id not in SERVICES:
+        raise ApiError(404, "unknown_service", f"no CDS service {service_id!r}; see GET /cds-services")
+    base = _base_url(request, runtime.settings)
+    caller = _authenticate(request, runtime, f"{base}/cds-services/{service_id}/feedback")
+    body = await _json_body(request)
+    try:
+        items = validate_feedback(body)
+    except CdsRequestError as exc:
+        raise _request_error(exc) from None
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    with runtime.lock:
+        for item in items:
+            runtime.feedback.append(_feedback_record(service_id, caller, item, now))
+    log.info("cds feedback service=%s items=%d", service_id, len(items))
+    return JSONResponse({})
+
+
+def _feedback_record(service_id: str, caller: VerifiedCaller, item: Feedback, now: str) -> FeedbackRecord:
+    code = None
+    if item.override_reason and isinstance(item.override_reason.get("reason"), Mapping):
+        code = str(item.override_reason["reason"].get("code"))
+    return FeedbackRecord(
+        service_id=service_id,
+        caller=caller.iss,
+        card=item.card,
+        outcome=item.outcome,
+        accepted_suggestions=item.accepted_suggestions,
+        override_code=code,
+        outcome_timestamp=item.outcome_timestamp,
+        received_at=now,
+    )
+
+
+# ------------------------------------------------------------------------------------------- answering
+
+
+class _CannotFetchError(Exception):
+    """Required data is neither in the prefetch nor obtainable from the client's FHIR server."""
+
+
+def _precondition_failed(what: Sequence[str]) -> ApiError:
+    return ApiError(
+        412,
+        "prefetch_missing",
+        "required data was not prefetched and cannot be read from the client's FHIR server: "
+        + ", ".join(what),
+        errors=[
+            {"code": "prefetch_missing", "field": f"prefetch.{w}", "value": None, "message": "not provided"}
+            for w in what
+        ],
+    )
+
+
+def _fhir_get(hook: HookRequest, settings: CdsSettings, query: str) -> list[dict[str, Any]]:
+    """GET ``query`` (relative) from the client's FHIR server; the resources found (Bundles paged)."""
+    if not hook.fhir_server or not hook.fhir_authorization or not settings.may_query(hook.fhir_server):
+        raise _CannotFetchError(query)
+    token = str(hook.fhir_authorization.get("access_token", ""))
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
+    base = hook.fhir_server.rstrip("/")
+    url: str | None = f"{base}/{query.lstrip('/')}"
+    found: list[dict[str, Any]] = []
+    pages = 0
+    try:
+        with httpx.Client(timeout=settings.fhir_timeout_seconds, follow_redirects=False) as client:
+            while url and pages < 10:
+                pages += 1
+                response = client.get(url, headers=headers)
+                if response.status_code == 404 and pages == 1 and "?" not in query:
+                    return []
+                if response.status_code != 200:
+                    raise _CannotFetchError(query)
+                data = response.json()
+                if not isinstance(data, Mapping):
+                    raise _CannotFetchError(query)
+                found.extend(flatten_resources([data]))
+                url = None
+                if data.get("resourceType") == "Bundle":
+                    for link in data.get("link") or []:
+                        if isinstance(link, Mapping) and link.get("relation") == "next":
+                            nxt = str(link.get("url") or "")
+                            url = nxt if settings.may_query(nxt) else None  # only pages of allowed servers
+    except (httpx.HTTPError, ValueError):
+        raise _CannotFetchError(query) from None
+    return found
+
+
+def _governing(policies: PolicySet, codes: Sequence[str]) -> list[Policy]:
+    return policies.governing(frozenset(codes)) if codes else []
+
+
+def _questionnaire_url(policy: Policy) -> str | None:
+    try:
+        from medpolicy.interop import dtr
+    except ImportError:  # pragma: no cover - the DTR face is optional
+        return f"https://medpolicy.dev/fhir/Questionnaire/{policy.id}"
+    fn = getattr(dtr, "questionnaire_url", None)
+    return str(fn(policy)) if callable(fn) else f"https://medpolicy.dev/fhir/Questionnaire/{policy.id}"
+
+
+def _answer(
+    hook: HookRequest,
+    service: CdsService,
+    caller: VerifiedCaller,
+    settings: CdsSettings,
+    policies: PolicySet,
+    store: Store,
+    base_url: str,
+) -> dict[str, Any]:
+    if not hook.wants("coverage-info"):
+        return {"cards": []}  # the client switched coverage information off; this service gives nothing else
+    plan = prefetch_status(hook, service)
+    resources = list(plan.resources)
+
+    # 1. the orders: draft orders come in the context; dispatched orders and appointment basedOn
+    #    orders come from the prefetch or are read from the client's FHIR server.
+    known = {f"{r.get('resourceType')}/{r.get('id')}" for r in resources}
+    for ref in referenced_orders(hook):
+        if ref not in known:
+            with contextlib.suppress(_CannotFetchError):  # reported below as missing
+                resources.extend(_fhir_get(hook, settings, ref))
+    items, missing_refs = orders_of(hook, resources)
+    if missing_refs:
+        raise _precondition_failed(missing_refs)
+
+    # 2. which orders a policy governs; the others get no assertion (nothing to say about them)
+    relevant: list[tuple[OrderItem, list[str], list[Policy]]] = []
+    for item in items:
+        codes = list(dict.fromkeys(c for src in item.code_sources for c in order_codes(src)))
+        governing = _governing(policies, codes)
+        if governing:
+            relevant.append((item, codes, governing))
+    if not relevant:
+        log.info("cds call service=%s orders=%d governed=0", service.id, len(items))
+        return {"cards": []}
+
+    # 3. the clinical data the policy needs: prefetch, else the client's FHIR server, else 412
+    still_missing: list[str] = []
+    for key in plan.missing:
+        query = plan.queries.get(key)
+        if query is None:
+            still_missing.append(key)
+            continue
+        try:
+            resources.extend(_fhir_get(hook, settings, query))
+        except _CannotFetchError:
+            still_missing.append(key)
+    if still_missing:
+        raise _precondition_failed(still_missing)
+
+    # 4. decide every governed order first (a rejected case stores nothing), then store and answer
+    decided: list[tuple[OrderItem, list[str], Policy, Mapping[str, Any], Any]] = []
+    for item, codes, governing in relevant:
+        policy = governing[0]
+        target = item.target
+        primary = next((s for s in item.code_sources if s.get("resourceType") == "ServiceRequest"), target)
+        dos = order_date(target) or order_date(primary)
+        try:
+            extracted = extract_case(primary, resources, procedure_codes=codes, date_of_service=dos)
+        except CaseError as exc:
+            raise _case_error(exc, item.reference, {}) from None
+        try:
+            determination = decide(extracted.case, policies, policy_id=policy.id)
+        except CaseError as exc:
+            raise _case_error(exc, item.reference, extracted.sources) from None
+        decided.append((item, codes, policy, extracted.case, determination))
+
+    coverage_ref = coverage_reference(resources)
+    cards: list[dict[str, Any]] = []
+    actions: list[dict[str, Any]] = []
+    today = datetime.now(UTC).date().isoformat()
+    for item, codes, policy, case, determination in decided:
+        outcome = str(determination.outcome)
+        record = store.save_determination(case, determination, client_id=f"cds:{caller.iss}"[:200])
+        governed_codes = [c for c in codes if c in policy.governs.codes]
+        assertion = crd.assertion_for(
+            outcome,
+            prior_authorization=_pa_required(policy, settings),
+            billing_codes=governed_codes,
+            reason=_reason_text(determination, policy, outcome),
+            questionnaire_url=_questionnaire_url(policy),
+        )
+        if assertion is None:
+            continue
+        policy_url = settings.policy_url_template.format(base_url=base_url, policy_id=policy.id)
+        if len(cards) < min(settings.max_cards, _max_cards(hook)):
+            cards.append(
+                crd.information_card(
+                    assertion,
+                    card_uuid=new_uuid(),
+                    policy_title=policy.title,
+                    policy_url=policy_url,
+                    source_label=settings.payer_label,
+                    crd_version=hook.crd_version,
+                    order_reference=item.reference,
+                )
+            )
+        if coverage_ref is None:
+            continue  # no Coverage: the coverage-information extension cannot be given (coverage 1..1)
+        extension = crd.coverage_information_extension(
+            assertion,
+            coverage_reference=coverage_ref,
+            assertion_id=record.id,
+            assertion_date=today,
+        )
+        updated = crd.with_coverage_information(item.target, [extension])
+        actions.append(crd.system_action(updated, f"Coverage information for {item.reference}"))
+    if coverage_ref is None and len(cards) < _max_cards(hook):
+        cards.append(_no_coverage_card(settings))
+    log.info("cds call service=%s orders=%d governed=%d", service.id, len(items), len(relevant))
+    answer: dict[str, Any] = {"cards": cards}
+    if actions:
+        answer["systemActions"] = actions
+    return answer
+
+
+def _max_cards(hook: HookRequest) -> int:
+    value = hook.configuration.get("max-cards")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 1_000
+
+
+def _pa_required(policy: Policy, settings: CdsSettings) -> bool:
+    if settings.pa_needed == "no-auth":
+        return False
+    return bool(getattr(policy, "prior_authorization", True))
+
+
+def _case_error(exc: CaseError, order_ref: str, sources: Mapping[str, Sequence[str]]) -> ApiError:
+    """A rejected case as 422, each problem naming the order and the FHIR resources the fact came from."""
+    problems = []
+    for fe in exc.errors:
+        fact = fe.field.split("[", 1)[0].split(".", 1)[0]
+        origin = ", ".join(sources.get(fact, ())) or order_ref
+        problems.append(
+            {
+                "code": fe.code,
+                "field": fe.field,
+                "value": fe.value if isinstance(fe.value, str | int | float | bool | None) else str(fe.value),
+                "message": f"{fe.message} (order {order_ref}; from {origin})",
+            }
+        )
+    first = problems[0] if problems else {"field": None, "message": "the case is invalid"}
+    message = str(first["message"]) if len(problems) == 1 else f"the case has {len(problems)} invalid fields"
+    field_name = first["field"]
+    return ApiError(
+        422,
+        "invalid_case",
+        message,
+        field=field_name if isinstance(field_name, str) else None,
+        errors=problems,
+    )
+
+
+def _reason_text(determination: Any, policy: Policy, outcome: str) -> str:
+    """The reason in plain words, from the determination (no patient identifiers)."""
+    data: Mapping[str, Any] = {}
+    to_dict = getattr(determination, "to_dict", None)
+    if callable(to_dict):
+        try:
+            raw = to_dict()
+            data = raw if isinstance(raw, Mapping) else {}
+        except MedpolicyError:
+            data = {}
+    explanation = None
+    for key in ("reason", "summary", "explanation", "rationale"):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            explanation = value.strip()
+            break
+    questions = [
+        str(getattr(m, "question", "")).strip()
+        for m in getattr(determination, "missing_facts", ()) or ()
+        if str(getattr(m, "question", "")).strip()
+    ]
+    if outcome == "medically_necessary":
+        base = explanation or f"The request meets the criteria of the medical policy {policy.title!r}."
+    elif outcome == "information_needed":
+        base = explanation or f"The medical policy {policy.title!r} cannot be applied with the data on file."
+        if questions:
+            base += " Still needed: " + " ".join(questions)
+    else:
+        base = "On the data on file, the criteria of the medical policy are not shown to be met."
+        if explanation:
+            base += f" Recommendation (not a decision): {explanation}"
+        base += " A physician reviewer decides."
+    return base
+
+
+def _no_coverage_card(settings: CdsSettings) -> dict[str, Any]:
+    return {
+        "uuid": new_uuid(),
+        "summary": "No active coverage on file: coverage requirements cannot be stated",
+        "detail": "The EHR holds no active Coverage for this patient, so no coverage assertion can be made.",
+        "indicator": "warning",
+        "source": {"label": settings.payer_label},
+    }

@@ -1,0 +1,249 @@
+"""CDS Hooks client JWTs over real HTTP: trusted issuers, asymmetric algorithms, exact aud, fresh tokens."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+from cds_client import CdsClient, cds_service
+from cryptography.hazmat.primitives.asymmetric import ec
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+
+from medpolicy.interop.jwt_auth import CdsJwtVerifier, JwtError, ReplayCache, TrustedClient
+from medpolicy.service.testing import LiveServer
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, CdsClient]]:
+    with cds_service(tmp_path_factory.mktemp("cds-sec")) as pair:
+        yield pair
+
+
+def _refused(response: object, code: str) -> None:
+    import httpx
+
+    assert isinstance(response, httpx.Response)
+    assert response.status_code == 401, response.text
+    body = response.json()
+    OperationOutcome.model_validate(body)
+    assert body["issue"][0]["details"]["coding"][0]["code"] == code
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_discovery_with_a_valid_es384_token(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    response = client.discover()
+    assert response.status_code == 200
+    hooks = {s["hook"] for s in response.json()["services"]}
+    assert hooks == {"order-sign", "order-select", "order-dispatch", "appointment-book"}
+
+
+def test_discovery_without_a_token_is_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    _refused(client.http.get(client.url("/cds-services")), "missing_token")
+
+
+def test_hs256_is_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    aud = client.url("/cds-services")
+    token = client.token(aud, _alg="HS256", _key="a-shared-secret-that-must-never-work-0123")
+    _refused(client.discover(token=token), "unsupported_algorithm")
+
+
+def test_alg_none_is_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    now = int(time.time())
+    claims = {"iss": client.iss, "aud": client.url("/cds-services"), "iat": now, "exp": now + 60, "jti": "x"}
+    token = jwt.encode(claims, None, algorithm="none", headers={"kid": client.kid})
+    _refused(client.discover(token=token), "unsupported_algorithm")
+
+
+def test_wrong_audience_is_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    token = client.token(client.url("/cds-services/medpolicy-crd-order-sign"))  # another endpoint
+    _refused(client.discover(token=token), "invalid_audience")
+    token = client.token(client.url("/cds-services") + "/")  # not the exact URL
+    _refused(client.discover(token=token), "invalid_audience")
+
+
+def test_audience_may_be_a_list_containing_the_url(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    token = client.token([client.url("/cds-services")])
+    assert client.discover(token=token).status_code == 200
+
+
+def test_expired_token_is_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    now = int(time.time())
+    token = client.token(client.url("/cds-services"), iat=now - 600, exp=now - 300)
+    _refused(client.discover(token=token), "token_expired")
+
+
+def test_token_issued_in_the_future_is_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    now = int(time.time())
+    token = client.token(client.url("/cds-services"), iat=now + 600, exp=now + 700)
+    _refused(client.discover(token=token), "token_issued_in_future")
+
+
+def test_unknown_issuer_is_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    token = client.token(client.url("/cds-services"), iss="https://attacker.example")
+    _refused(client.discover(token=token), "unknown_issuer")
+
+
+def test_key_not_in_the_issuers_jwks_is_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    other = ec.generate_private_key(ec.SECP384R1())
+    token = client.token(client.url("/cds-services"), _key=other)
+    _refused(client.discover(token=token), "invalid_signature")
+    token = client.token(client.url("/cds-services"), _headers={"kid": "unknown-kid"})
+    _refused(client.discover(token=token), "unknown_key")
+
+
+def test_replayed_jti_is_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    token = client.token(client.url("/cds-services"))
+    assert client.discover(token=token).status_code == 200
+    _refused(client.discover(token=token), "token_replayed")
+
+
+def test_missing_jti_and_exp_are_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    _refused(client.discover(token=client.token(client.url("/cds-services"), jti=None)), "missing_claim")
+    _refused(client.discover(token=client.token(client.url("/cds-services"), exp=None)), "missing_claim")
+
+
+def test_untrusted_jku_is_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    token = client.token(client.url("/cds-services"), _headers={"jku": "https://attacker.example/jwks"})
+    _refused(client.discover(token=token), "untrusted_jku")
+
+
+def test_hook_call_checks_its_own_service_url(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    token = client.token(client.url("/cds-services"))  # discovery's aud is not the service's
+    response = client.call("medpolicy-crd-order-sign", {}, token=token)
+    _refused(response, "invalid_audience")
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS384"])
+def test_other_allowed_algorithms(tmp_path: Path, alg: str) -> None:
+    with cds_service(tmp_path, CdsClient(base_url="x", alg=alg)) as (_, client):
+        assert client.discover().status_code == 200
+
+
+def test_replay_cache_is_bounded_and_expires() -> None:
+    now = [1000.0]
+    cache = ReplayCache(max_entries=3, clock=lambda: now[0])
+    assert cache.check_and_add("i", "a", 1010)
+    assert not cache.check_and_add("i", "a", 1010)
+    assert cache.check_and_add("other-issuer", "a", 1010)  # jti is per issuer
+    assert cache.check_and_add("i", "b", 1005)
+    assert cache.check_and_add("i", "c", 1020)  # full: the soonest-expiring entry makes room
+    assert len(cache) == 3
+    now[0] = 1011
+    assert cache.check_and_add("i", "a", 1030)  # expired entries are forgotten
+
+
+def test_max_lifetime_is_enforced() -> None:
+    key = ec.generate_private_key(ec.SECP384R1())
+    client = CdsClient(base_url="x", key=key)
+    verifier = CdsJwtVerifier([TrustedClient(iss=client.iss, jwks=client.jwks())], max_lifetime=300)
+    now = int(time.time())
+    token = client.token("https://svc/cds-services", iat=now, exp=now + 3600, jti=str(uuid.uuid4()))
+    with pytest.raises(JwtError) as info:
+        verifier.verify(token, "https://svc/cds-services")
+    assert info.value.code == "token_lifetime_too_long"
+
+
+def test_symmetric_algorithms_cannot_be_configured() -> None:
+    with pytest.raises(ValueError, match="asymmetric"):
+        CdsJwtVerifier([], algorithms=["HS256", "none"])
+
+
+def test_replay_cache_admits_a_jti_once_under_concurrency() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = ReplayCache()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(lambda _: cache.check_and_add("i", "same", time.time() + 60), range(200)))
+    assert results.count(True) == 1
+
+
+def test_jwks_url_is_fetched_only_when_configured_and_refreshed_for_a_new_kid() -> None:
+    old = CdsClient(base_url="x", kid="old")
+    new = CdsClient(base_url="x", kid="new")
+    published = {"keys": old.jwks()["keys"]}
+    fetched: list[str] = []
+
+    def fetch(url: str) -> dict:
+        fetched.append(url)
+        return {"keys": list(published["keys"])}
+
+    url = "https://ehr.test.example/jwks.json"
+    now = [time.time()]
+    verifier = CdsJwtVerifier(
+        [TrustedClient(iss=old.iss, jwks_url=url)],
+        jwks_fetcher=fetch,
+        jwks_min_refresh=60,
+        clock=lambda: now[0],
+    )
+    aud = "https://svc/cds-services"
+    assert verifier.verify(old.token(aud, _headers={"jku": url}), aud).kid == "old"
+    published["keys"] = [*old.jwks()["keys"], *new.jwks()["keys"]]  # key rotation
+    with pytest.raises(JwtError):  # an unknown kid may not force a fetch again so soon
+        verifier.verify(new.token(aud), aud)
+    assert fetched == [url]
+    now[0] += 61
+    assert verifier.verify(new.token(aud), aud).kid == "new"
+    assert fetched == [url, url]  # cached, then refreshed once for the unknown kid
+
+
+def test_cds_settings_from_env() -> None:
+    from medpolicy.interop.cdshooks import CdsSettings
+
+    client = CdsClient(base_url="x")
+    settings = CdsSettings.from_env(
+        {
+            "MEDPOLICY_CDS_CLIENTS": json.dumps({client.iss: {"jwks": client.jwks()}}),
+            "MEDPOLICY_CDS_BASE_URL": "https://payer.example/api/",
+            "MEDPOLICY_CDS_FHIR_SERVERS": "https://ehr.example/fhir, https://other.example/r4",
+            "MEDPOLICY_CDS_PA_NEEDED": "no-auth",
+        }
+    )
+    assert settings.clients[0].iss == client.iss
+    assert settings.base_url == "https://payer.example/api"
+    assert settings.may_query("https://ehr.example/fhir")
+    assert not settings.may_query("https://ehr.example/fhir-evil")
+    assert not settings.may_query("https://attacker.example/fhir")
+    assert settings.pa_needed == "no-auth"
+    with pytest.raises(ValueError, match="jwks"):
+        CdsSettings.from_env({"MEDPOLICY_CDS_CLIENTS": json.dumps({"iss": {}})})
+
+
+def test_no_case_data_in_log_lines(
+    served: tuple[LiveServer, CdsClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    from cds_client import condition, observation, order_sign_request, service_request
+
+    _, client = served
+    request = order_sign_request(
+        [service_request("sr-secret-order", "77425", patient="pt-secret-4242")],
+        conditions=[condition("c", "C20", patient="pt-secret-4242")],
+        observations=[observation("t", "21905-5", patient="pt-secret-4242", valueString="cT4b")],
+        patient_id="pt-secret-4242",
+    )
+    with caplog.at_level(logging.DEBUG):
+        assert client.call("medpolicy-crd-order-sign", request).status_code == 200
+        assert client.call("medpolicy-crd-order-sign", request, token="not-a-jwt").status_code == 401
+    text = caplog.text
+    assert text  # something was logged
+    for secret in ("pt-secret-4242", "sr-secret-order", "C20", "cT4b", "not-a-jwt"):
+        assert secret not in text
