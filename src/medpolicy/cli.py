@@ -299,7 +299,9 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     database_url: Annotated[
         str | None,
-        typer.Option("--database-url", help="SQLAlchemy URL (default: $DATABASE_URL, else SQLite under ./data)."),
+        typer.Option(
+            "--database-url", help="SQLAlchemy URL (default: $DATABASE_URL, else SQLite under ./data)."
+        ),
     ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Seed demo clients, accounts and requests.")] = False,
 ) -> None:

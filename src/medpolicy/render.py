@@ -132,4 +132,3 @@ def _add_criterion(tree: Tree, c: Criterion, outcome: str | None) -> None:
     node = tree.add(label)
     for k in c.children():
         _add_criterion(node, k, None)
-
