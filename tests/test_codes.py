@@ -58,3 +58,21 @@ def test_group_expansion_follows_the_hierarchy_not_string_prefixes() -> None:
     assert "C15.3" not in t.billable_under("C00-C14")
     with pytest.raises(KeyError):
         t.billable_under("C20.9")
+
+
+def test_the_table_is_in_pre_order_so_subtrees_are_contiguous(cm) -> None:  # type: ignore[no-untyped-def]
+    """`descendants` relies on it: every code follows its parent, and a subtree is one run of rows."""
+    t = icd10cm()
+    stack: list[str] = []
+    for code, parent in zip(t.order, t.parents, strict=True):
+        while stack and stack[-1] != parent:
+            stack.pop()
+        assert parent == "" or stack, f"{code} does not follow its parent {parent}"
+        stack.append(code)
+    for root in ("C18", "C49", "D48.1", "C7A", "S72.0"):
+        expected = {
+            d
+            for d in cm.get_descendants(root)
+            if cm.is_category_or_subcategory(d) or cm.is_extended_subcategory(d)
+        }
+        assert set(t.descendants(root)) == expected, root

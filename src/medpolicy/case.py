@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,8 +132,7 @@ class _Parser:
                     for code in cl.codes:
                         index.setdefault(code, site)
                 self.site_index[f.name] = index
-        self.staging_cache: dict[str, Staging | None] = {}
-        self.memo: dict[tuple[str, Any], tuple[Any, Any]] = {}
+        self.handlers = {f.name: _handler(f) for f in policy.facts}
 
     def parse(self, raw: Mapping[str, Any], sources: Mapping[str, str] | None) -> Case:
         if not isinstance(raw, Mapping):
@@ -143,13 +142,11 @@ class _Parser:
         errors: list[FieldError] = []
         values: dict[str, Any] = {}
         display: dict[str, Any] = {}
-        src: dict[str, str] = {}
         metadata: dict[str, Any] = {}
-        specs = self.specs
-        fact = self._fact
+        handlers = self.handlers
         for key, value in raw.items():
-            spec = specs.get(key)
-            if spec is None:
+            handle = handlers.get(key)
+            if handle is None:
                 if key in METADATA_KEYS:
                     metadata[key] = value
                     continue
@@ -164,17 +161,12 @@ class _Parser:
                 continue
             if value is None:
                 continue
-            t = spec.type
-            # Fast paths for values already in canonical form; anything else takes the full checks.
-            if t == "boolean" and (value is True or value is False):
-                parsed: tuple[Any, Any] | None = (value, value)
-            elif t == "enum" and type(value) is str and value in spec.value_set:
-                parsed = (value, value)
-            else:
-                parsed = fact(spec, value, errors)
+            parsed = handle(value, errors)
             if parsed is not None:
                 values[key], display[key] = parsed
-                src[key] = sources.get(key, "given") if sources else "given"
+        src: dict[str, str] = (
+            {k: sources.get(k, "given") for k in values} if sources else dict.fromkeys(values, "given")
+        )
         if errors:
             raise CaseError(errors)
         notes: list[Note] = []
@@ -188,35 +180,66 @@ class _Parser:
                         notes.append(Note("code_note", text))
         return Case(values, display, src, tuple(notes), metadata)
 
-    def _fact(self, spec: FactSpec, value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:
-        t = spec.type
-        # Pure functions of the raw value: valid results are kept (bounded) since batches repeat them.
-        if t == "date" or t == "codes":
-            memo_key = (
-                spec.name,
-                value if type(value) is str else tuple(value) if type(value) is list else None,
-            )
+
+Handler = Callable[[Any, list[FieldError]], "tuple[Any, Any] | None"]
+
+
+def _handler(spec: FactSpec) -> Handler:
+    """The parser of one fact: a fast path for values already in canonical form, the full checks
+    (``_parse_fact``) for anything else. Dates, codes and stagings are pure functions of the raw value,
+    so their valid results are kept (bounded): batches repeat them."""
+
+    def slow(value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:
+        return _parse_fact(spec, value, errors)
+
+    if spec.type == "boolean":
+
+        def boolean(value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:
+            return (value, value) if value is True or value is False else slow(value, errors)
+
+        return boolean
+    if spec.type == "enum":
+        canonical: dict[str, tuple[Any, Any]] = {v: (v, v) for v in spec.value_set}
+
+        def enum(value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:
+            hit = canonical.get(value) if type(value) is str else None
+            if hit is None:
+                hit = slow(value, errors)
+                if hit is not None and len(canonical) < 1_000:  # synonyms and spellings, once each
+                    canonical[value] = hit
+            return hit
+
+        return enum
+    if spec.type == "number":
+        low = spec.minimum if spec.minimum is not None else float("-inf")
+
+        def number(value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:
+            t = type(value)
+            if (t is float or t is int) and low <= value < float("inf"):
+                return float(value), value
+            return slow(value, errors)
+
+        return number
+    if spec.type in ("date", "codes", "staging"):
+        memo: dict[Any, tuple[Any, Any]] = {}
+
+        def remembered(value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:
+            key = value if type(value) is str else tuple(value) if type(value) is list else None
+            if key is None:
+                return slow(value, errors)
             try:
-                hit = self.memo.get(memo_key)
-            except TypeError:  # a list holding something unhashable: not a valid value; full checks below
-                return _parse_fact(spec, value, errors)
+                hit = memo.get(key)
+            except TypeError:  # a list holding something unhashable: not valid; the full checks say why
+                return slow(value, errors)
             if hit is not None:
                 return hit
-            got = _parse_fact(spec, value, errors)
-            if got is not None and len(self.memo) < 100_000:
-                self.memo[memo_key] = got
+            got = slow(value, errors)
+            if got is not None and len(memo) < 50_000:
+                memo[key] = got
             return got
-        if t == "enum" and type(value) is str and spec.values and value in spec.values:
-            return value, value
-        if t == "boolean" and type(value) is bool:
-            return value, value
-        if t == "staging" and type(value) is str:
-            st = self.staging_cache.get(value)
-            if st is None and value not in self.staging_cache and len(self.staging_cache) < 4096:
-                st = self.staging_cache[value] = parse_staging(value)
-            if st is not None:
-                return frozenset((st.category,)), [str(st)]
-        return _parse_fact(spec, value, errors)
+
+        return remembered
+    return slow
 
 
 _parsers: dict[int, _Parser] = {}
@@ -375,7 +398,7 @@ def _derive(
             if given is None:
                 if derived is not None:
                     values[name] = display[name] = derived
-                    src[name] = f"derived from {d.source}"
+                    src[name] = d.label
                 if why:
                     notes.append(Note("review_site", why))
             elif derived is not None and derived != given:
@@ -390,7 +413,7 @@ def _derive(
             band = next(v for bound, v in d.bands if bound is None or dist <= bound)
             if given is None:
                 values[name] = display[name] = band
-                src[name] = f"derived from {d.source}"
+                src[name] = d.label
             elif band != given:
                 # A given fact is final (a later answer must never flip a definite determination);
                 # the disagreement is put in front of the reviewer instead.
@@ -405,7 +428,7 @@ def _derive(
             recurrent = [s for s in display[d.source] if s.startswith("r")]
             if recurrent:
                 values[name] = display[name] = True
-                src[name] = f"derived from {d.source}"
+                src[name] = d.label
                 notes.append(
                     Note(
                         "derived_fact",
@@ -418,6 +441,10 @@ def _site_from_codes(
     spec: FactSpec, codes: list[str], index: Mapping[str, str | None]
 ) -> tuple[str | None, str | None]:
     """(site, why-it-needs-review). The first code list that holds a code decides that code's site."""
+    if len(codes) == 1:
+        site = index.get(codes[0])
+        if site != "ambiguous":
+            return site, None
     sites: dict[str, list[str]] = {}
     ambiguous: list[str] = []
     for code in codes:

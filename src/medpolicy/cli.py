@@ -11,16 +11,14 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
+import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from medpolicy import __version__
-from medpolicy.checking import run_cases
 from medpolicy.engine import decide, decider
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
 from medpolicy.policy import PolicySet, load_policies
-from medpolicy.render import OUTCOME_STYLE, determination_view, explain_tree, policy_view
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -105,6 +103,8 @@ def decide_cmd(
     policies_dir: PoliciesOpt = None,
 ) -> None:
     """Decide a case (JSON) or a batch of cases (JSON lines: one determination per line)."""
+    from medpolicy.render import determination_view, explain_tree  # only the human view needs rich tables
+
     policies = _load(policies_dir)
     jsonl = file.endswith(".jsonl") or file.endswith(".ndjson")
     if jsonl:
@@ -181,16 +181,17 @@ def _decide_jsonl(
             write = sink.write
             decide_one = decider(policies, policy_id=policy_id)
             dumps = json.dumps
-            loads = json.loads
+            loads = orjson.loads
             for n, line in enumerate(lines, 1):
                 if progress is not None and n % 1000 == 0:
                     progress.update(task, completed=n)
-                if not line.strip():
-                    continue
                 try:
                     raw = loads(line)
-                    write(decide_one(raw).to_json(detail=detail))
+                    write(decide_one(raw).to_json(detail=detail) + "\n")
+                    continue
                 except json.JSONDecodeError as e:
+                    if not line.strip():  # blank lines are skipped, not errors
+                        continue
                     bad += 1
                     write(dumps({"line": n, "error": {"code": "invalid_json", "message": str(e)}}))
                 except MedpolicyError as e:
@@ -212,6 +213,8 @@ def _decide_jsonl(
 @policy_app.command("list")
 def policy_list(policies_dir: PoliciesOpt = None) -> None:
     """List the policies with their versions."""
+    from rich.table import Table
+
     t = Table("id", "title", "publisher", "versions", "current since")
     for p in _load(policies_dir):
         t.add_row(p.id, p.title, p.publisher, str(len(p.versions)), str(p.versions[-1].effective_from))
@@ -221,6 +224,8 @@ def policy_list(policies_dir: PoliciesOpt = None) -> None:
 @policy_app.command("show")
 def policy_show(policy_id: str, policies_dir: PoliciesOpt = None) -> None:
     """Show a policy: versions, criteria, billing codes, facts and parameters."""
+    from medpolicy.render import policy_view
+
     policies = _load(policies_dir)
     try:
         out.print(policy_view(policies.get(policy_id)))
@@ -235,6 +240,10 @@ def policy_check(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every case.")] = False,
 ) -> None:
     """Load every policy (schema, facts, verbatim citations) and run its cases."""
+    from rich.table import Table
+
+    from medpolicy.checking import run_cases
+
     policies = _load(policies_dir)
     failed = 0
     for p in policies:
@@ -270,6 +279,11 @@ def policy_check(
 @app.command("examples")
 def examples(policies_dir: PoliciesOpt = None) -> None:
     """Decide the bundled example cases and print them as a table."""
+    from rich.table import Table
+
+    from medpolicy.checking import run_cases
+    from medpolicy.render import OUTCOME_STYLE
+
     policies = _load(policies_dir)
     for p in policies:
         t = Table(

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import orjson
 
 from medpolicy import __version__
 from medpolicy.case import Case, Note, parse_case, parser_for
@@ -492,20 +493,21 @@ class Determination:
     @property
     def notes(self) -> tuple[Note, ...]:
         if self._notes is None:
-            notes = [*self.case.notes, *self.result.notes]
+            notes = self.case.notes + self.result.notes
+            since = self.policy.governs.since
+            latest = self.policy.governs.latest_since
             dos = self.case.values.get(DOS)
-            procs = self.case.values.get("procedure_codes")
-            if dos is not None and procs and self.policy.governs.since:
-                for code in sorted(procs & self.policy.governs.codes):
-                    since = self.policy.governs.since.get(code)
-                    if since and dos < since:
-                        notes.append(
-                            Note(
-                                "code_not_yet_in_effect",
-                                f"procedure code {code} took effect {since.isoformat()}, after the date of service",
-                            )
-                        )
-            self._notes = tuple(notes)
+            if latest is not None and dos is not None and dos < latest:
+                procs = self.case.values.get("procedure_codes") or frozenset()
+                notes += tuple(
+                    Note(
+                        "code_not_yet_in_effect",
+                        f"procedure code {code} took effect {since[code].isoformat()}, after the date of service",
+                    )
+                    for code in sorted(procs & since.keys())
+                    if dos < since[code]
+                )
+            self._notes = notes
         return self._notes
 
     @property
@@ -532,38 +534,50 @@ class Determination:
 
     def to_json(self, *, detail: str = "full") -> str:
         """``json.dumps(self.to_dict(detail=detail))`` in compact form, without re-rendering what the
-        case shares with every other case of its key."""
+        case shares with other cases: the parts that depend only on the key are rendered once, and in
+        compact form the whole line is kept around a hole for the case's metadata."""
         r = self.result
+        notes = self.notes
+        rat = self.rationale
+        line_key: tuple[Any, ...] | None = None
+        if detail == "compact":
+            display = self.case.display
+            try:
+                line_key = (
+                    id(r),
+                    notes,
+                    rat.id if rat else None,
+                    *((k, display[k], s) for k, s in self.case.sources.items() if s != "given"),
+                )
+                cached = _LINES.get(line_key)
+            except TypeError:  # a derived list value: render this one in full
+                line_key = cached = None
+            if cached is not None and cached[2] is r:
+                before, after, _ = cached
+                meta = self.case.metadata
+                return f'{before},"case":{_dumps(dict(meta))}{after}' if meta else before + after
         head = r.rendered.get("head")
         if head is None:
             head = r.rendered["head"] = _dumps(_head(self.policy, r))[1:-1]
         crit = r.rendered.get(detail)
         if crit is None:
             crit = r.rendered[detail] = _dumps(_criteria(r, detail))
-        notes = self.notes
         facts = self._facts(detail)
-        parts = [
-            "{",
-            head,
-            ',"notes":',
-            _fragment(("notes", notes), lambda: [n.to_dict() for n in notes]) if notes else "[]",
-            ',"facts":',
-        ]
-        if detail == "full" or any(type(f["value"]) is list for f in facts.values()):
-            parts.append(_dumps(facts))
-        else:
-            # Compact facts are derived, scalar values: few distinct combinations, rendered once each.
-            parts.append(
-                _fragment(("facts", *((k, f["value"], f["source"]) for k, f in facts.items())), lambda: facts)
-            )
-        if self.case.metadata:
-            parts += [',"case":', _dumps(dict(self.case.metadata))]
-        rat = self.rationale
-        rat_json = _fragment(
-            ("rationale", self.policy.id, rat.id if rat else None, detail), lambda: _rationale(rat, detail)
+        first = "".join(
+            [
+                "{",
+                head,
+                ',"notes":',
+                _dumps([n.to_dict() for n in notes]) if notes else "[]",
+                ',"facts":',
+                _dumps(facts),
+            ]
         )
-        parts += [',"criteria":', crit, ',"rationale":', rat_json, "}"]
-        return "".join(parts)
+        last = f',"criteria":{crit},"rationale":{_dumps(_rationale(rat, detail))}}}'
+        if line_key is not None and len(_LINES) < 50_000:
+            _LINES[line_key] = (first, last, r)
+        meta = self.case.metadata
+        return f'{first},"case":{_dumps(dict(meta))}{last}' if meta else first + last
 
     def _facts(self, detail: str) -> dict[str, Any]:
         """Every known fact with its source; compact output lists only derived facts (the caller has
@@ -576,18 +590,14 @@ class Determination:
         }
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-#: JSON fragments that recur across cases (notes, derived facts, rationale sections), bounded.
-_FRAGMENTS: dict[tuple[Any, ...], str] = {}
+def _dumps(value: Any) -> str:
+    """Compact JSON (orjson: the same text as ``json.dumps(value, separators=(",", ":"),
+    ensure_ascii=False)`` for our values, many times faster)."""
+    return orjson.dumps(value).decode()
 
 
-def _fragment(key: tuple[Any, ...], value: Callable[[], Any]) -> str:
-    got = _FRAGMENTS.get(key)
-    if got is None:
-        got = _dumps(value())
-        if len(_FRAGMENTS) < 50_000:
-            _FRAGMENTS[key] = got
-    return got
+#: Compact output lines around the metadata hole, by (key result, notes, rationale, derived facts); bounded.
+_LINES: dict[tuple[Any, ...], tuple[str, str, EvalResult]] = {}
 
 
 def _head(p: Policy, r: EvalResult) -> dict[str, Any]:

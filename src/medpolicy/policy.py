@@ -88,6 +88,7 @@ class Derivation:
 
     kind: Literal["by_code_list", "bands", "prefix_r"]
     source: str
+    label: str = ""  # "derived from <source>", the provenance of a derived value
     code_map: tuple[tuple[CodeList, str | None], ...] = ()
     bands: tuple[tuple[float | None, str], ...] = ()
 
@@ -122,6 +123,7 @@ class CodeList:
     labels: Mapping[str, str] = field(default_factory=dict)
     since: Mapping[str, dt.date] = field(default_factory=dict)
     note: str | None = None
+    latest_since: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,6 +565,7 @@ class _Compiler:
                 labels=labels,
                 since=since,
                 note=fold(cl.note) if cl.note else None,
+                latest_since=max(since.values()) if since else None,
             )
 
     def _facts(self) -> list[FactSpec]:
@@ -618,7 +621,7 @@ class _Compiler:
                 if val is not None and val != "ambiguous" and val not in values:
                     self.pr.add((*path, "by_code_list", lst), f"{val!r} is not a value of {name}")
                 mapping.append((cl, val))
-            return Derivation("by_code_list", d.from_, code_map=tuple(mapping))
+            return Derivation("by_code_list", d.from_, f"derived from {d.from_}", code_map=tuple(mapping))
         if d.bands is not None:
             if src.type != "number" or f.type != "enum":
                 self.pr.add(path, "bands derive an enum fact from a number fact")
@@ -632,12 +635,12 @@ class _Compiler:
                 bands.append((bound, str(val)))
             if bands and bands[-1][0] is not None:
                 self.pr.add((*path, "bands"), "the last band needs no bound (it catches the rest)")
-            return Derivation("bands", d.from_, bands=tuple(bands))
+            return Derivation("bands", d.from_, f"derived from {d.from_}", bands=tuple(bands))
         if d.prefix_r:
             if src.type != "staging" or f.type != "boolean":
                 self.pr.add(path, "prefix_r derives a boolean fact from a staging fact")
                 return None
-            return Derivation("prefix_r", d.from_)
+            return Derivation("prefix_r", d.from_, f"derived from {d.from_}")
         self.pr.add(path, "derive needs by_code_list, bands or prefix_r")
         return None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -45,11 +44,15 @@ def normalize_procedure(raw: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ICD10CM:
-    """The ICD-10-CM code set: every code (billable or not) and block, with parents."""
+    """The ICD-10-CM code set: every code (billable or not) and block, with parents, in the code set's
+    own order (a pre-order walk of its tree: each code comes after its parent, and a code's descendants
+    follow it without a break)."""
 
     source: str
     kinds: dict[str, CodeKind]
-    children: dict[str, tuple[str, ...]]
+    order: tuple[str, ...]
+    parents: tuple[str, ...]
+    position: dict[str, int]
 
     def kind(self, code: str) -> CodeKind | None:
         return self.kinds.get(code)
@@ -57,13 +60,26 @@ class ICD10CM:
     def is_billable(self, code: str) -> bool:
         return self.kinds.get(code) == "billable"
 
+    def descendants(self, code: str) -> list[str]:
+        """The code's descendants in the hierarchy: the run of rows after it whose parent is the code
+        or one of its descendants."""
+        start = self.position[code]
+        inside = {code}
+        out: list[str] = []
+        for i in range(start + 1, len(self.order)):
+            if self.parents[i] not in inside:
+                break
+            inside.add(self.order[i])
+            out.append(self.order[i])
+        return out
+
     def billable_under(self, entry: str) -> frozenset[str]:
         """Billable codes covered by a group entry: a code (itself and its descendants), a block, or a
         range of categories such as ``C00-C14`` (every category from C00 to C14 and its descendants).
         Raises KeyError for an entry that is not in the code set."""
         entry = normalize_icd10(entry)
         roots: list[str]
-        if "-" in entry and entry not in self.children:
+        if "-" in entry and entry not in self.kinds:
             lo, hi = entry.split("-", 1)
             if lo not in self.kinds or hi not in self.kinds:
                 raise KeyError(entry)
@@ -72,18 +88,9 @@ class ICD10CM:
             roots = [entry]
         else:
             raise KeyError(entry)
-        out: set[str] = set()
-        seen: set[str] = set()
-        stack = list(roots)
-        while stack:
-            c = stack.pop()
-            if c in seen:
-                continue
-            seen.add(c)
-            if self.kinds.get(c) == "billable":
-                out.add(c)
-            stack.extend(self.children.get(c, ()))
-        return frozenset(out)
+        return frozenset(
+            c for root in roots for c in [root, *self.descendants(root)] if self.kinds[c] == "billable"
+        )
 
 
 @cache
@@ -92,15 +99,13 @@ def icd10cm() -> ICD10CM:
     data = resources.files("medpolicy.codes").joinpath("icd10cm.tsv.gz").read_bytes()
     text = gzip.decompress(data).decode()
     header, _, body = text.partition("\n")
-    kinds: dict[str, CodeKind] = {}
-    children: defaultdict[str, list[str]] = defaultdict(list)
-    for line in body.splitlines():
-        code, kind, parent = line.split("\t")
-        kinds[code] = kind
-        if parent:
-            children[parent].append(code)
+    # Split the whole table at C speed: every row is code, kind, parent.
+    cells = body.rstrip("\n").replace("\n", "\t").split("\t")
+    codes, kinds_col, parents = cells[0::3], cells[1::3], cells[2::3]
     return ICD10CM(
         source=header.lstrip("# "),
-        kinds=kinds,
-        children={k: tuple(v) for k, v in children.items()},
+        kinds=dict(zip(codes, kinds_col, strict=True)),
+        order=tuple(codes),
+        parents=tuple(parents),
+        position={c: i for i, c in enumerate(codes)},
     )
