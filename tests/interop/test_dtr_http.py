@@ -155,6 +155,10 @@ def test_package_for_an_iort_order(server: service_testing.LiveServer, policies:
         "url": dtr.INFORMATION_ORIGIN_EXT,
         "extension": [{"url": "source", "valueCode": "auto"}],
     }
+    # our Questionnaire declares no pre-population of its own (the draft carries it, marked 'auto'),
+    # and the draft keeps every information-origin rule
+    assert dtr.prepopulated_items(questionnaire) == {}
+    dtr.check_questionnaire_response(draft, questionnaire=questionnaire)
 
 
 def test_package_by_canonical(server: service_testing.LiveServer, policies: PolicySet) -> None:
@@ -247,13 +251,211 @@ def test_next_question_conformant_fixture_shape_is_accepted(
     assert q["item"][0]["linkId"] == first
 
 
-def test_next_question_for_another_payers_questionnaire_is_not_found(
+def test_next_question_for_another_payers_questionnaire_completes_at_once(
     server: service_testing.LiveServer,
 ) -> None:
-    response = post(server, NEXT, fixture("next_question_initial_input_params_conformant.json"))
-    assert response.status_code == 404
-    assert codes(response) == ["questionnaire_not_found"]
-    assert "urn:inferno:dtr-test-kit:dinner-order-adaptive" in issues(response)[0]["diagnostics"]
+    """next_question_initial_input_params_conformant.json starts Inferno's dinner-order adaptive
+    questionnaire, which is not ours: this payer has no question to ask, so (SDC/DTR: the server
+    completes the response when there are no more questions) it is echoed back completed, with a
+    display note and the determination extension saying no policy of this payer governs it."""
+    request = fixture("next_question_initial_input_params_conformant.json")
+    response = post(server, NEXT, request)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [p["name"] for p in body["parameter"]] == ["return"]
+    qr = body["parameter"][0]["resource"]
+    sent = request["parameter"][0]["resource"]
+    assert qr["id"] == sent["id"] == "adaptive-dinner-response"
+    assert qr["status"] == "completed"
+    assert qr["subject"] == sent["subject"]
+    assert "item" not in qr  # nothing answered, nothing invented
+    q = qr["contained"][0]
+    assert q["url"] == "urn:inferno:dtr-test-kit:dinner-order-adaptive"
+    assert [(i["linkId"], i["type"]) for i in q["item"]] == [(dtr.NOTE_LINK_ID, "display")]
+    assert "does not administer the adaptive questionnaire" in q["item"][0]["text"]
+    assert "urn:inferno:dtr-test-kit:dinner-order-adaptive" in q["item"][0]["text"]
+    parts = determination_of(qr)
+    assert parts["outcome"] == ["not_applicable"]
+    assert "determinationId" not in parts  # nothing decided, nothing stored
+    # a completed response sent again is completed again, with one note (not two)
+    again = post(
+        server,
+        NEXT,
+        {"resourceType": "Parameters", "parameter": [{"name": "questionnaire-response", "resource": qr}]},
+    )
+    assert again.status_code == 200, again.text
+    q_again = again.json()["parameter"][0]["resource"]["contained"][0]
+    assert [i["linkId"] for i in q_again["item"]] == [dtr.NOTE_LINK_ID]
+
+
+def dinner_request(questionnaire_fixture: str, answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """next_question_initial_input_params_conformant.json with the contained Questionnaire replaced by
+    an Inferno adaptive-form step (dinner_order_adaptive_next_question_*.json, a Questionnaire as the
+    dinner server returns it after that step) and the response carrying ``answers``."""
+    params = fixture("next_question_initial_input_params_conformant.json")
+    qr = params["parameter"][0]["resource"]
+    qr["contained"] = [fixture(questionnaire_fixture)]
+    qr["item"] = answers
+    return params
+
+
+def origin(source: str, author: str | None = None) -> list[dict[str, Any]]:
+    subs: list[dict[str, Any]] = [{"url": "source", "valueCode": source}]
+    if author:
+        subs.append(
+            {"url": "author", "extension": [{"url": "practitioner", "valueReference": {"reference": author}}]}
+        )
+    return [{"url": dtr.INFORMATION_ORIGIN_EXT, "extension": subs}]
+
+
+def dinner_answers(*, last_name_origin: str = "auto", burrito: bool = False) -> list[dict[str, Any]]:
+    """Answers to the dinner questionnaire as the DTR kit expects them: PBD.1 pre-populated (auto),
+    PBD.2 pre-populated then changed (override), LOC.1 pre-populated, 3.1 entered (manual)."""
+    last_author = None if last_name_origin == "auto" else "Practitioner/pra1234"
+    dinner: list[dict[str, Any]] = [
+        {
+            "linkId": "3.1",
+            "text": "What would you like for dinner?",
+            "answer": [
+                {
+                    "valueCoding": {"code": "Bean Burrito"},
+                    "extension": origin("manual", "Practitioner/pra1234"),
+                }
+            ],
+        }
+    ]
+    if burrito:
+        dinner.append(
+            {
+                "linkId": "3.2.b",
+                "answer": [
+                    {
+                        "valueCoding": {"code": "Guacamole"},
+                        "extension": origin("manual", "Practitioner/pra1234"),
+                    }
+                ],
+            }
+        )
+    return [
+        {
+            "linkId": "PBD",
+            "item": [
+                {
+                    "linkId": "PBD.1",
+                    "answer": [{"valueString": "Smith", "extension": origin(last_name_origin, last_author)}],
+                },
+                {
+                    "linkId": "PBD.2",
+                    "answer": [
+                        {"valueString": "Johnny", "extension": origin("override", "Practitioner/pra1234")}
+                    ],
+                },
+            ],
+        },
+        {
+            "linkId": "LOC",
+            "item": [{"linkId": "LOC.1", "answer": [{"valueString": "Home", "extension": origin("auto")}]}],
+        },
+        {"linkId": "3", "item": dinner},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("questionnaire_fixture", "burrito"),
+    [
+        ("dinner_order_adaptive_next_question_initial.json", False),
+        ("dinner_order_adaptive_next_question_burrito.json", True),
+    ],
+)
+def test_dinner_adaptive_steps_are_completed(
+    server: service_testing.LiveServer, questionnaire_fixture: str, burrito: bool
+) -> None:
+    """The kit's adaptive-form steps, answered as the kit expects, are valid requests; they are not
+    ours, so they complete at once (their questions and answers echoed unchanged)."""
+    request = dinner_request(questionnaire_fixture, dinner_answers(burrito=burrito))
+    response = post(server, NEXT, request)
+    assert response.status_code == 200, response.text
+    qr = response.json()["parameter"][0]["resource"]
+    assert qr["status"] == "completed"
+    assert qr["item"] == request["parameter"][0]["resource"]["item"]
+    links = [i["linkId"] for i in qr["contained"][0]["item"]]
+    sent_links = [i["linkId"] for i in fixture(questionnaire_fixture)["item"]]
+    assert links == [*sent_links, dtr.NOTE_LINK_ID]
+    assert determination_of(qr)["outcome"] == ["not_applicable"]
+
+
+def test_another_payers_adaptive_questionnaire_with_codes_we_govern_is_decided(
+    server: service_testing.LiveServer,
+) -> None:
+    """As $determine does for a response to another payer's questionnaire, codings in the answers
+    count: an IORT procedure (CPT 77425) for rectal cancer (C20) gets the IORT policy's determination
+    (stored), still completing the foreign questionnaire."""
+    answers = dinner_answers()
+    coded = [
+        ("proc", "Procedure", "http://www.ama-assn.org/go/cpt", "77425"),
+        ("dx", "Diagnosis", "http://hl7.org/fhir/sid/icd-10-cm", "C20"),
+    ]
+    answers[-1]["item"].extend(
+        {
+            "linkId": link,
+            "answer": [
+                {
+                    "valueCoding": {"system": system, "code": code},
+                    "extension": origin("manual", "Practitioner/pra1234"),
+                }
+            ],
+        }
+        for link, _, system, code in coded
+    )
+    request = dinner_request("dinner_order_adaptive_next_question_initial.json", answers)
+    # the step's Questionnaire with two coded questions added to its "Dinner Order" group
+    questionnaire = request["parameter"][0]["resource"]["contained"][0]
+    questionnaire["item"][-1]["item"].extend(
+        {"linkId": link, "text": text, "type": "choice"} for link, text, _, _ in coded
+    )
+    response = post(server, NEXT, request)
+    assert response.status_code == 200, response.text
+    qr = response.json()["parameter"][0]["resource"]
+    assert qr["status"] == "completed"
+    parts = determination_of(qr)
+    assert parts["policy"] == ["bluekc-iort"]
+    assert parts["outcome"] == ["information_needed"]
+    assert "margin_status" in parts["missingFact"]
+    stored = httpx.get(
+        server.url(f"/v1/determinations/{parts['determinationId'][0]}"), headers=server.headers(), timeout=30
+    )
+    assert stored.status_code == 200
+    note = qr["contained"][0]["item"][-1]
+    assert note["linkId"] == dtr.NOTE_LINK_ID
+    assert "read for their codes" in note["text"]
+
+
+def test_next_question_rejects_a_manual_answer_to_a_prepopulated_item(
+    server: service_testing.LiveServer,
+) -> None:
+    """PBD.1 carries an sdc-questionnaire-initialExpression in the kit's dinner Questionnaire: its
+    answer is 'auto' or 'override', never 'manual' (with an author, so only that rule is broken)."""
+    request = dinner_request(
+        "dinner_order_adaptive_next_question_initial.json", dinner_answers(last_name_origin="manual")
+    )
+    response = post(server, NEXT, request)
+    assert response.status_code == 422
+    assert codes(response) == ["invalid_origin"]
+    text = issues(response)[0]["details"]["text"]
+    assert "'PBD.1'" in text
+    assert "initialExpression" in text
+    assert expressions(response) == [
+        "Parameters.parameter[0].resource.item[0].item[0].answer[0].extension[0].extension.where(url='source')"
+    ]
+    # the same answer marked 'override' (pre-populated, then changed by the user) is accepted
+    ok = post(
+        server,
+        NEXT,
+        dinner_request(
+            "dinner_order_adaptive_next_question_initial.json", dinner_answers(last_name_origin="override")
+        ),
+    )
+    assert ok.status_code == 200, ok.text
 
 
 def test_next_question_nonconformant_fixture_is_rejected(server: service_testing.LiveServer) -> None:
@@ -272,7 +474,20 @@ def test_next_question_with_a_required_answer_missing_is_rejected(server: servic
 
 
 def _answer(item: dict[str, Any], value: Any) -> list[dict[str, Any]]:
-    origin = [{"url": dtr.INFORMATION_ORIGIN_EXT, "extension": [{"url": "source", "valueCode": "manual"}]}]
+    origin = [  # entered by a user: 'manual' with its author (DTR dtrx-1)
+        {
+            "url": dtr.INFORMATION_ORIGIN_EXT,
+            "extension": [
+                {"url": "source", "valueCode": "manual"},
+                {
+                    "url": "author",
+                    "extension": [
+                        {"url": "practitioner", "valueReference": {"reference": "Practitioner/p1"}}
+                    ],
+                },
+            ],
+        }
+    ]
     values = value if isinstance(value, list) else [value]
     out = []
     for v in values:
@@ -408,15 +623,124 @@ def test_response_with_an_unanswered_question_is_rejected(server: service_testin
     assert "'PBD.2'" in issues(response)[0]["details"]["text"]
 
 
-def test_incorrect_origin_cannot_be_told_without_the_other_payers_questionnaire(
+def kit_questionnaire() -> dict[str, Any]:
+    """The DTR kit's standard Questionnaire (HomeOxygenTherapyLab): the first Questionnaire of the
+    first PackageBundle of questionnaire_package_output_params_conformant.json, which the kit checks
+    its QuestionnaireResponse fixtures against. It pre-populates PBD.*, PND.*, SIGPNP.2-4 by CQL."""
+    package = fixture("questionnaire_package_output_params_conformant.json")
+    q: dict[str, Any] = package["parameter"][0]["resource"]["entry"][0]["resource"]
+    assert q["resourceType"] == "Questionnaire"
+    assert q["id"] == "HomeOxygenTherapyLab"
+    return q
+
+
+def with_questionnaire(qr: dict[str, Any], questionnaire: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "questionnaire-response", "resource": qr},
+            {"name": "questionnaire", "resource": questionnaire},
+        ],
+    }
+
+
+def author(reference: str) -> dict[str, Any]:
+    return {
+        "url": "author",
+        "extension": [{"url": "practitioner", "valueReference": {"reference": reference}}],
+    }
+
+
+def test_kit_questionnaire_prepopulates_pbd_1() -> None:
+    items = dtr.prepopulated_items(kit_questionnaire())
+    assert items["PBD.1"] == "initialExpression"
+    assert "3" not in items
+    assert "5.1" not in items
+
+
+def test_incorrect_origin_with_its_questionnaire_is_rejected_naming_the_item(
     server: service_testing.LiveServer,
 ) -> None:
-    """Known limit: questionnaire_response_incorrect_origin.json marks a CQL-prepopulated answer
-    'manual'. Which items are prepopulated is defined by Inferno's RespiratoryAssistDevices
-    Questionnaire (not in the fixtures, not ours), so the payer cannot see the breach; origin codes
-    themselves are checked (see the next test)."""
+    """questionnaire_response_incorrect_origin.json marks the answer to PBD.1, which the Questionnaire
+    pre-populates by CQL, 'manual'. With the Questionnaire supplied: 422 invalid_origin naming PBD.1
+    (and, as 'manual' needs an author that the fixture does not give, origin_author_missing)."""
+    qr = fixture("questionnaire_response_incorrect_origin.json")
+    response = post(server, DETERMINE, with_questionnaire(qr, kit_questionnaire()))
+    assert response.status_code == 422
+    assert codes(response) == ["invalid_origin", "origin_author_missing"]
+    first = issues(response)[0]
+    assert "'PBD.1'" in first["details"]["text"]
+    assert "pre-populated" in first["details"]["text"]
+    assert first["expression"] == [
+        "Parameters.parameter[0].resource.item[0].item[0].answer[0].extension[0].extension.where(url='source')"
+    ]
+    assert "content-location" not in response.headers
+
+
+def test_incorrect_origin_alone_is_rejected_for_its_missing_author(
+    server: service_testing.LiveServer,
+) -> None:
+    # Without the Questionnaire the pre-population breach cannot be seen, but the fixture's 'manual'
+    # answer has no author, which DTR 2.0.1 (dtrx-1) requires of 'manual' and 'override'.
     response = post(server, DETERMINE, fixture("questionnaire_response_incorrect_origin.json"))
-    assert response.status_code == 200
+    assert response.status_code == 422
+    assert codes(response) == ["origin_author_missing"]
+    assert expressions(response) == ["QuestionnaireResponse.item[0].item[0].answer[0].extension[0]"]
+    assert "'PBD.1'" in issues(response)[0]["details"]["text"]
+
+
+def test_conformant_response_with_its_questionnaire_is_accepted(server: service_testing.LiveServer) -> None:
+    body = with_questionnaire(fixture("questionnaire_response_conformant.json"), kit_questionnaire())
+    response = post(server, DETERMINE, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["resourceType"] == "QuestionnaireResponse"
+    assert determination_of(response.json())["outcome"] == ["not_applicable"]
+
+
+def manual_pbd_1_with_author() -> dict[str, Any]:
+    """questionnaire_response_incorrect_origin.json with an author added to PBD.1's 'manual' origin,
+    so that the only breach left is the pre-population one."""
+    qr = fixture("questionnaire_response_incorrect_origin.json")
+    qr["item"][0]["item"][0]["answer"][0]["extension"][0]["extension"].append(author("Practitioner/pra1234"))
+    return qr
+
+
+def test_prepopulation_rule_needs_the_questionnaire(server: service_testing.LiveServer) -> None:
+    qr = manual_pbd_1_with_author()
+    assert post(server, DETERMINE, qr).status_code == 200  # nothing says PBD.1 is pre-populated
+    rejected = post(server, DETERMINE, with_questionnaire(qr, kit_questionnaire()))
+    assert rejected.status_code == 422
+    assert codes(rejected) == ["invalid_origin"]
+
+
+def test_prepopulation_rule_with_a_contained_questionnaire(server: service_testing.LiveServer) -> None:
+    qr = manual_pbd_1_with_author()
+    q = kit_questionnaire()
+    qr["contained"] = [q]
+    qr["questionnaire"] = f"#{q['id']}"
+    response = post(server, DETERMINE, qr)
+    assert response.status_code == 422
+    assert codes(response) == ["invalid_origin"]
+    assert expressions(response)[0].startswith("QuestionnaireResponse.item[0].item[0].answer[0]")
+    # a contained Questionnaire and a supplied one: which is answered is ambiguous
+    both = post(server, DETERMINE, with_questionnaire(qr, kit_questionnaire()))
+    assert both.status_code == 422
+    assert codes(both) == ["questionnaire_mismatch"]
+
+
+def test_a_supplied_questionnaire_must_be_the_one_answered(server: service_testing.LiveServer) -> None:
+    qr = fixture("questionnaire_response_conformant.json")
+    other = kit_questionnaire() | {"url": "http://example.org/Questionnaire/other"}
+    response = post(server, DETERMINE, with_questionnaire(qr, other))
+    assert response.status_code == 422
+    assert codes(response) == ["questionnaire_mismatch"]
+    assert expressions(response) == ["Parameters.parameter[1].resource.url"]
+    # the canonical the response names (RespiratoryAssistDevices) is accepted
+    named = kit_questionnaire() | {
+        "url": "http://localhost:8090/fhir/r4/Questionnaire/RespiratoryAssistDevices"
+    }
+    ok = post(server, DETERMINE, with_questionnaire(qr, named))
+    assert ok.status_code == 200, ok.text
 
 
 def test_an_unknown_origin_code_is_rejected(server: service_testing.LiveServer) -> None:
@@ -425,6 +749,14 @@ def test_an_unknown_origin_code_is_rejected(server: service_testing.LiveServer) 
     response = post(server, DETERMINE, qr)
     assert response.status_code == 422
     assert codes(response) == ["invalid_origin"]
+
+
+def test_an_auto_answer_with_an_author_is_rejected(server: service_testing.LiveServer) -> None:
+    qr = fixture("questionnaire_response_conformant.json")
+    qr["item"][0]["item"][0]["answer"][0]["extension"][0]["extension"].append(author("Practitioner/x"))
+    response = post(server, DETERMINE, qr)
+    assert response.status_code == 422
+    assert codes(response) == ["origin_author_not_allowed"]
 
 
 def test_our_questionnaire_response_is_decided_and_stored(

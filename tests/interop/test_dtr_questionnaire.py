@@ -209,3 +209,38 @@ def test_a_wrongly_typed_answer_is_a_case_error(policy: Any) -> None:
         dtr.questionnaire_response_to_case(qr, policy)
     assert info.value.errors[0].field == "recurrent"
     assert "linkId recurrent" in info.value.errors[0].message
+
+
+def test_prepopulated_items_are_found_at_any_depth() -> None:
+    sdc = "http://hl7.org/fhir/uv/sdc/StructureDefinition"
+
+    def expr(name: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "url": f"{sdc}/sdc-questionnaire-{name}",
+                "valueExpression": {"language": "text/cql", "expression": "X"},
+            }
+        ]
+
+    q = {
+        "resourceType": "Questionnaire",
+        "status": "active",
+        "item": [
+            {
+                "linkId": "g",
+                "type": "group",
+                "item": [
+                    {"linkId": "a", "type": "string", "extension": expr("initialExpression")},
+                    {"linkId": "b", "type": "decimal", "extension": expr("calculatedExpression")},
+                    {"linkId": "c", "type": "choice", "extension": expr("candidateExpression")},
+                    {"linkId": "d", "type": "string"},
+                ],
+            }
+        ],
+    }
+    assert dtr.prepopulated_items(q) == {"a": "initialExpression", "b": "calculatedExpression"}
+
+
+def test_our_questionnaire_declares_no_prepopulation(questionnaire: dict[str, Any]) -> None:
+    # pre-filled answers come in the $questionnaire-package draft (marked 'auto'), not from the items
+    assert dtr.prepopulated_items(questionnaire) == {}

@@ -16,11 +16,15 @@ What this module does:
   order, with ``qr-context`` extensions naming the Coverage and the order). Orders no policy governs,
   and canonicals this payer does not serve, give warnings in the ``outcome`` parameter.
 * **$next-question** (:func:`next_question`, SDC adaptive forms): input Parameters with a
-  ``questionnaire-response`` whose contained Questionnaire is ours; the answers so far become a case,
-  the engine decides, and the next question is the first of ``Determination.missing_facts`` not yet
-  asked. When the outcome is definite (or every missing fact has been asked and left unanswered) the
-  QuestionnaireResponse is ``completed`` and carries the determination in the
-  :data:`DETERMINATION_EXT` extension (and a read-only display item states it in words).
+  ``questionnaire-response`` and its contained Questionnaire. For ours, the answers so far become a
+  case, the engine decides, and the next question is the first of ``Determination.missing_facts``
+  not yet asked. When the outcome is definite (or every missing fact has been asked and left
+  unanswered) the QuestionnaireResponse is ``completed`` and carries the determination in the
+  :data:`DETERMINATION_EXT` extension (and a read-only display item states it in words). Another
+  party's adaptive questionnaire has no question of ours: it is ``completed`` at once, with a note.
+* **QuestionnaireResponse checks** (:func:`check_questionnaire_response`): DTR ``information-origin``
+  rules, including, when the Questionnaire is known (contained, ours, or supplied with the response
+  to ``$determine``), that an answer to an item it pre-populates is not ``manual``.
 * **QuestionnaireResponse -> case** (:func:`questionnaire_response_to_case`): answers whose ``linkId``
   is a fact name become that fact; in a response to a questionnaire that is not ours, ICD-10-CM and
   CPT/HCPCS codings anywhere in the answers still count as diagnosis and procedure codes.
@@ -92,6 +96,13 @@ SDC_NEXT_QUESTION_OUT = f"{SDC}/parameters-questionnaire-next-question-out"
 QR_CONTEXT_EXT = f"{DTR}/qr-context"
 INFORMATION_ORIGIN_EXT = f"{DTR}/information-origin"
 ADAPTIVE_EXT = f"{SDC}/sdc-questionnaire-questionnaireAdaptive"
+#: SDC item extensions by which a Questionnaire pre-populates an item's answer (DTR: the client
+#: SHALL evaluate them before showing the form; such answers are marked ``auto``, or ``override``
+#: once a user changes them). ``candidateExpression`` only offers answers to choose from: not here.
+PREPOPULATION_EXTS: Mapping[str, str] = {
+    f"{SDC}/sdc-questionnaire-initialExpression": "initialExpression",
+    f"{SDC}/sdc-questionnaire-calculatedExpression": "calculatedExpression",
+}
 UNIT_EXT = "http://hl7.org/fhir/StructureDefinition/questionnaire-unit"
 MIN_VALUE_EXT = "http://hl7.org/fhir/StructureDefinition/minValue"
 UCUM = "http://unitsofmeasure.org"
@@ -711,15 +722,113 @@ def _walk_items(items: Any, path: str) -> Iterator[tuple[Mapping[str, Any], str]
                 yield from _walk_items(answer.get("item"), f"{here}.answer[{a}]")
 
 
-def check_questionnaire_response(qr: Mapping[str, Any], root: str = "QuestionnaireResponse") -> None:
+def prepopulated_items(questionnaire: Mapping[str, Any]) -> dict[str, str]:
+    """linkId -> the SDC extension (``initialExpression``, ``calculatedExpression``) by which
+    ``questionnaire`` pre-populates that item, for every item (at any depth) that has one."""
+    out: dict[str, str] = {}
+
+    def visit(items: Any) -> None:
+        for item in items or []:
+            if not isinstance(item, Mapping):
+                continue
+            for ext in item.get("extension") or []:
+                url = ext.get("url") if isinstance(ext, Mapping) else None
+                kind = PREPOPULATION_EXTS.get(url) if isinstance(url, str) else None
+                if kind and isinstance(item.get("linkId"), str):
+                    out.setdefault(item["linkId"], kind)
+            visit(item.get("item"))
+
+    visit(questionnaire.get("item"))
+    return out
+
+
+def _origin_problems(
+    link: Any, path: str, ext: Mapping[str, Any], prepopulated_by: str | None
+) -> list[Problem]:
+    """The DTR rules one ``information-origin`` extension of an answer breaks."""
+    subs = [sub for sub in ext.get("extension") or [] if isinstance(sub, Mapping)]
+    sources = [sub.get("valueCode") for sub in subs if sub.get("url") == "source"]
+    has_author = any(sub.get("url") == "author" for sub in subs)
+    if len(sources) != 1 or sources[0] not in _ORIGIN_CODES:
+        return [
+            Problem(
+                "invalid_origin",
+                path,
+                f"item {link!r}: information-origin needs a source: auto, manual or override",
+                sources[0] if sources else None,
+            )
+        ]
+    source = sources[0]
+    problems: list[Problem] = []
+    if prepopulated_by is not None and source == "manual":
+        problems.append(
+            Problem(
+                "invalid_origin",
+                f"{path}.extension.where(url='source')",
+                f"item {link!r} is pre-populated by its Questionnaire ({prepopulated_by}): its answer's "
+                "information-origin source is 'auto' (pre-populated, unchanged) or 'override' (changed "
+                "by the user), not 'manual'",
+                source,
+            )
+        )
+    if source in ("manual", "override") and not has_author:
+        problems.append(
+            Problem(
+                "origin_author_missing",
+                path,
+                f"item {link!r}: information-origin source {source!r} needs an author (DTR dtrx-1)",
+                source,
+            )
+        )
+    elif source == "auto" and has_author:
+        problems.append(
+            Problem(
+                "origin_author_not_allowed",
+                path,
+                f"item {link!r}: information-origin source 'auto' has no author (DTR dtrx-1)",
+                source,
+            )
+        )
+    return problems
+
+
+def _raise_problems(problems: Sequence[Problem]) -> None:
+    """One 422 for the QuestionnaireResponse's problems (nothing when there are none)."""
+    if not problems:
+        return
+    codes = {p.code for p in problems}
+    code = problems[0].code if len(codes) == 1 else "invalid_questionnaire_response"
+    message = (
+        problems[0].message
+        if len(problems) == 1
+        else f"{len(problems)} problems in the QuestionnaireResponse"
+    )
+    raise FhirInputError(422, code, message, problems)
+
+
+def check_questionnaire_response(
+    qr: Mapping[str, Any],
+    root: str = "QuestionnaireResponse",
+    questionnaire: Mapping[str, Any] | None = None,
+) -> None:
     """Rules a QuestionnaireResponse must keep beyond the R4 model, as one 422 listing every breach.
 
     * ``status`` is a QuestionnaireResponse status code;
     * an item has an answer or child items (FHIR-25949, R5 ``qrs-3``, SDC): a question without an
       answer is left out, not sent empty;
-    * each ``information-origin`` extension (DTR) has a ``source`` of ``auto``, ``manual`` or
-      ``override``.
+    * each ``information-origin`` extension (DTR) has one ``source`` of ``auto``, ``manual`` or
+      ``override`` (``invalid_origin``), and an ``author`` exactly when the source is ``manual`` or
+      ``override`` (DTR 2.0.1 invariant dtrx-1: ``origin_author_missing``,
+      ``origin_author_not_allowed``);
+    * with the ``questionnaire`` answered: an answer to an item that questionnaire pre-populates
+      (``sdc-questionnaire-initialExpression`` / ``calculatedExpression``) is not ``manual``
+      (``invalid_origin``): DTR marks a pre-populated answer ``auto``, and ``override`` once a user
+      changes it; ``manual`` is for answers entered without pre-population.
+
+    A single breach is answered with its own code; several with ``invalid_questionnaire_response``
+    (one issue each), unless they share a code.
     """
+    prepopulated = prepopulated_items(questionnaire) if questionnaire is not None else {}
     problems: list[Problem] = []
     status = qr.get("status")
     if status not in _QR_STATUSES:
@@ -744,42 +853,33 @@ def check_questionnaire_response(qr: Mapping[str, Any], root: str = "Questionnai
                 continue
             for e, ext in enumerate(answer.get("extension") or []):
                 if isinstance(ext, Mapping) and ext.get("url") == INFORMATION_ORIGIN_EXT:
-                    sources = [
-                        sub.get("valueCode")
-                        for sub in ext.get("extension") or []
-                        if isinstance(sub, Mapping) and sub.get("url") == "source"
-                    ]
-                    if len(sources) != 1 or sources[0] not in _ORIGIN_CODES:
-                        problems.append(
-                            Problem(
-                                "invalid_origin",
-                                f"{path}.answer[{a}].extension[{e}]",
-                                f"item {link!r}: information-origin needs a source: auto, manual or override",
-                                sources[0] if sources else None,
-                            )
+                    problems.extend(
+                        _origin_problems(
+                            link,
+                            f"{path}.answer[{a}].extension[{e}]",
+                            ext,
+                            prepopulated.get(link) if isinstance(link, str) else None,
                         )
-    if problems:
-        message = (
-            problems[0].message
-            if len(problems) == 1
-            else f"{len(problems)} problems in the QuestionnaireResponse"
-        )
-        raise FhirInputError(
-            422,
-            problems[0].code if len(problems) == 1 else "invalid_questionnaire_response",
-            message,
-            problems,
-        )
+                    )
+    _raise_problems(problems)
 
 
-def parse_questionnaire_response(body: Any, root: str = "QuestionnaireResponse") -> dict[str, Any]:
-    """Validate a QuestionnaireResponse (R4 model plus :func:`check_questionnaire_response`); the
-    (code-trimmed) resource. Raises :class:`FhirInputError`."""
+def parse_questionnaire_response(
+    body: Any, root: str = "QuestionnaireResponse", questionnaire: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Validate a QuestionnaireResponse (R4 model plus :func:`check_questionnaire_response`, against
+    ``questionnaire`` when given); the (code-trimmed) resource. Raises :class:`FhirInputError`."""
+    qr = _validated_response(body, root)
+    check_questionnaire_response(qr, root, questionnaire)
+    return qr
+
+
+def _validated_response(body: Any, root: str) -> dict[str, Any]:
+    """The code-trimmed QuestionnaireResponse, validated against the R4 model only."""
     if not isinstance(body, Mapping):
         raise FhirInputError(400, "not_a_resource", "the body must be a FHIR resource (a JSON object)")
     qr = trim_codes(body)
     validate_fhir(qr, expected="QuestionnaireResponse", path=root)
-    check_questionnaire_response(qr, root)
     return qr  # type: ignore[no-any-return]
 
 
@@ -929,11 +1029,16 @@ class NextQuestionResult:
 
     parameters: dict[str, Any]
     questionnaire_response: dict[str, Any]
-    policy: Policy
+    #: The policy decided; ``None`` for another party's questionnaire whose answers no policy governs.
+    policy: Policy | None
     case: dict[str, Any]
-    determination: Determination
+    #: ``None`` exactly when ``policy`` is ``None`` (nothing to store).
+    determination: Determination | None
     complete: bool
     asked: str | None
+    #: ``True`` when the contained Questionnaire is not one of ours (completed at once; see
+    #: :func:`next_question`).
+    foreign: bool = False
 
 
 def _single_resource_param(params: Any, name: str, root: str = "Parameters") -> tuple[dict[str, Any], str]:
@@ -966,14 +1071,28 @@ def _single_resource_param(params: Any, name: str, root: str = "Parameters") -> 
 def next_question(params: Any, policies: PolicySet) -> NextQuestionResult:
     """SDC/DTR ``Questionnaire/$next-question``.
 
+    The QuestionnaireResponse is checked against its contained Questionnaire: the R4 model and
+    :func:`check_questionnaire_response` (information-origin rules, including that an answer to an
+    item the Questionnaire pre-populates is not ``manual``), then every required enabled question
+    must be answered.
+
+    A contained Questionnaire that is one of our adaptive questionnaires is administered: the next
+    question is the first fact the engine still misses. Any other adaptive questionnaire (another
+    party's, e.g. Inferno's dinner order) has no question this payer could ask: per SDC ("when the
+    questionnaire is complete, the server updates the status") and DTR ("the final call ... echo back
+    of the QuestionnaireResponse with no further questions ... set to complete") the response is
+    echoed back ``completed`` at once, its contained Questionnaire gets a ``display`` item saying
+    why, and the determination extension says what this payer's policies make of its answers (read
+    for ICD-10-CM / CPT / HCPCS codings, as ``$determine`` does): usually ``not_applicable``.
+
     Raises :class:`FhirInputError`: 400/422 for a malformed request (no ``questionnaire-response``,
-    an invalid QuestionnaireResponse, a required question left unanswered), 404 when the contained
-    Questionnaire is not an adaptive questionnaire of this payer. Raises :class:`medpolicy.CaseError`
-    when an answer is not a valid value of its fact.
+    an invalid QuestionnaireResponse, a required question left unanswered). Raises
+    :class:`medpolicy.CaseError` when an answer is not a valid value of its fact.
     """
     qr_in, path = _single_resource_param(params, "questionnaire-response")
-    qr = parse_questionnaire_response(qr_in, path)
+    qr = _validated_response(qr_in, path)
     questionnaire, q_index = _contained_questionnaire(qr, path)
+    check_questionnaire_response(qr, path, questionnaire)
     missing_required = unanswered_required(questionnaire, qr, path)
     if missing_required:
         first = missing_required[0]
@@ -988,21 +1107,7 @@ def next_question(params: Any, policies: PolicySet) -> NextQuestionResult:
         (m for c in canonicals if isinstance(c, str) and (m := policy_for_questionnaire(c, policies))), None
     )
     if match is None:
-        served = ", ".join(adaptive_questionnaire_url(p) for p in _policies(policies))
-        name = questionnaire.get("url") or questionnaire.get("id")
-        raise FhirInputError(
-            404,
-            "questionnaire_not_found",
-            f"this payer serves no adaptive questionnaire {name!r} (served: {served})",
-            [
-                Problem(
-                    "questionnaire_not_found",
-                    f"{path}.contained[{q_index}].url",
-                    "not an adaptive questionnaire of this payer",
-                    questionnaire.get("url"),
-                )
-            ],
-        )
+        return _complete_foreign(qr, questionnaire, q_index, policies)
     policy, _adaptive = match
     case, _answered = questionnaire_response_to_case(qr, policy)
     det = _decide(case, policies, policy)
@@ -1069,6 +1174,91 @@ def _display_text(det: Determination) -> str:
     if outcome == _INFORMATION_NEEDED and det.missing_facts:
         text += " Still unknown: " + ", ".join(m.name.replace("_", " ") for m in det.missing_facts) + "."
     return text
+
+
+#: linkId of the display item added to another party's adaptive Questionnaire (see next_question).
+NOTE_LINK_ID = "medpolicy-note"
+#: What the determination extension says when no policy of this payer governs a response.
+NO_POLICY_SUMMARY = "no medical policy of this payer governs this response"
+
+
+def no_policy_extension(summary: str = NO_POLICY_SUMMARY) -> dict[str, Any]:
+    """The :data:`DETERMINATION_EXT` extension for a response no policy of this payer governs."""
+    return {
+        "url": DETERMINATION_EXT,
+        "extension": [
+            {"url": "outcome", "valueCode": "not_applicable"},
+            {"url": "summary", "valueString": summary},
+        ],
+    }
+
+
+def _all_link_ids(questionnaire: Mapping[str, Any]) -> set[str]:
+    return {str(i.get("linkId")) for i, _ in _walk_items(questionnaire.get("item"), "Questionnaire")}
+
+
+def _complete_foreign(
+    qr: Mapping[str, Any], questionnaire: Mapping[str, Any], q_index: int, policies: PolicySet
+) -> NextQuestionResult:
+    """$next-question for an adaptive questionnaire that is not ours: this payer has no question to
+    add, so the response is completed, with a display item and the determination extension saying
+    so (or, when its codings fall under a policy, that policy's determination)."""
+    name = (
+        questionnaire.get("url") or (questionnaire.get("derivedFrom") or [None])[0] or questionnaire.get("id")
+    )
+    policy, case, det = _decide_by_codes(qr, policies)
+    out_q = dict(questionnaire)
+    items = [
+        i
+        for i in out_q.get("item") or []
+        if not (isinstance(i, Mapping) and i.get("linkId") == NOTE_LINK_ID and i.get("type") == "display")
+    ]
+    link, n = NOTE_LINK_ID, 0
+    taken = _all_link_ids({"item": items})
+    while link in taken:
+        n += 1
+        link = f"{NOTE_LINK_ID}-{n}"
+    if det is None:
+        note = (
+            f"This payer does not administer the adaptive questionnaire {name!r} and no medical "
+            "policy of this payer needs information from it: there are no further questions."
+        )
+    else:
+        note = (
+            f"This payer does not administer the adaptive questionnaire {name!r}; its answers were "
+            f"read for their codes. {_display_text(det)}"
+        )
+    items.append({"linkId": link, "type": "display", "text": note})
+    out_q["item"] = items
+    out_qr = dict(qr)
+    out_qr.setdefault("meta", {"profile": [SDC_QR_ADAPT]})
+    extensions = [
+        e
+        for e in out_qr.get("extension") or []
+        if not (isinstance(e, Mapping) and e.get("url") == DETERMINATION_EXT)
+    ]
+    extensions.append(determination_extension(det) if det is not None else no_policy_extension(note))
+    out_qr["extension"] = extensions
+    out_qr["status"] = "completed"
+    contained = list(out_qr.get("contained") or [])
+    contained[q_index] = out_q
+    out_qr["contained"] = contained
+    out_qr["authored"] = datetime.now(UTC).isoformat(timespec="seconds")
+    parameters = {
+        "resourceType": "Parameters",
+        "meta": {"profile": [SDC_NEXT_QUESTION_OUT]},
+        "parameter": [{"name": "return", "resource": out_qr}],
+    }
+    return NextQuestionResult(
+        parameters=parameters,
+        questionnaire_response=out_qr,
+        policy=policy,
+        case=case,
+        determination=det,
+        complete=True,
+        asked=None,
+        foreign=True,
+    )
 
 
 # ----------------------------------------------------------------------------- $questionnaire-package
@@ -1410,56 +1600,157 @@ class ResponseDetermination:
     questionnaire_response: dict[str, Any]
 
 
-def determine_questionnaire_response(
-    body: Any, policies: PolicySet, *, context_resources: Sequence[Mapping[str, Any]] = ()
-) -> ResponseDetermination:
-    """Validate a submitted QuestionnaireResponse, turn it into a case and decide it.
+def _canonical_parts(canonical: str) -> tuple[str, str | None]:
+    url, _, version = canonical.partition("|")
+    return url.strip(), (version.strip() or None)
 
-    A response to one of our questionnaires is decided under that policy. A response to another
-    payer's questionnaire is decided on the codes it carries (ICD-10-CM, CPT/HCPCS codings); when no
-    policy governs them, ``determination`` is ``None``. ``context_resources`` (Conditions,
-    Observations...) add facts the answers do not give (answers win).
-    """
-    qr = parse_questionnaire_response(body)
-    ref = qr.get("questionnaire")
-    policy: Policy | None = None
-    if isinstance(ref, str):
-        if ref.startswith("#"):
-            contained, _ = _contained_questionnaire(qr, "QuestionnaireResponse")
-            for c in [contained.get("url"), *(contained.get("derivedFrom") or [])]:
-                if isinstance(c, str) and (m := policy_for_questionnaire(c, policies)):
-                    policy = m[0]
-                    break
-        elif m := policy_for_questionnaire(ref, policies):
-            policy = m[0]
-    case, _ = questionnaire_response_to_case(qr, policy, known_facts=None if policy else {})
+
+def _same_questionnaire(reference: str, questionnaire: Mapping[str, Any]) -> bool:
+    """Can ``questionnaire`` be the one ``reference`` (``url`` or ``url|version``) names? A
+    Questionnaire without ``url`` can (the caller vouches for it); otherwise url (and version, when
+    both state one) must agree."""
+    url, version = _canonical_parts(reference)
+    q_url = questionnaire.get("url")
+    if not isinstance(q_url, str) or not q_url:
+        return True
+    if q_url.strip() != url:
+        return False
+    q_version = questionnaire.get("version")
+    return version is None or not isinstance(q_version, str) or q_version == version
+
+
+def _response_request(body: Any) -> tuple[dict[str, Any], str, dict[str, Any] | None, str | None]:
+    """(QuestionnaireResponse, its path, the Questionnaire supplied with it or None, that one's path)
+    from a ``$determine`` body: a QuestionnaireResponse, or Parameters with ``questionnaire-response``
+    (1..1) and ``questionnaire`` (0..1, a Questionnaire resource) parts, as SDC ``$extract`` takes."""
+    if isinstance(body, Mapping) and body.get("resourceType") == "Parameters":
+        qr, qr_path = _single_resource_param(body, "questionnaire-response")
+        qr = _validated_response(qr, qr_path)
+        found = [
+            (i, p)
+            for i, p in enumerate(body.get("parameter") or [])
+            if isinstance(p, Mapping) and p.get("name") == "questionnaire"
+        ]
+        if not found:
+            return qr, qr_path, None, None
+        if len(found) > 1:
+            raise _invalid(
+                "the 'questionnaire' parameter is given more than once; at most one is allowed",
+                "Parameters.parameter.where(name='questionnaire')",
+                code="repeated_parameter",
+            )
+        i, param = found[0]
+        q_path = f"Parameters.parameter[{i}].resource"
+        resource = param.get("resource")
+        if not isinstance(resource, Mapping):
+            raise _invalid(
+                "the 'questionnaire' parameter carries the Questionnaire answered, as a resource",
+                f"Parameters.parameter[{i}]",
+                code="invalid_parameter",
+            )
+        questionnaire = trim_codes(resource)
+        validate_fhir(questionnaire, expected="Questionnaire", path=q_path)
+        return qr, qr_path, dict(questionnaire), q_path
+    return _validated_response(body, "QuestionnaireResponse"), "QuestionnaireResponse", None, None
+
+
+def _decide_by_codes(
+    qr: Mapping[str, Any],
+    policies: PolicySet,
+    context_resources: Sequence[Mapping[str, Any]] = (),
+) -> tuple[Policy | None, dict[str, Any], Determination | None]:
+    """A response to a questionnaire that is not ours, decided on the ICD-10-CM and CPT/HCPCS codings
+    of its answers (and ``context_resources``) by the first policy governing them; no policy: the
+    case and ``None``."""
+    case, _ = questionnaire_response_to_case(qr, None, known_facts={})
     if context_resources:
-        extra = fhir_case.extract_case(None, context_resources).case
-        for key, value in extra.items():
+        for key, value in fhir_case.extract_case(None, context_resources).case.items():
             case.setdefault(key, value)
-    if policy is not None:
-        return ResponseDetermination(policy, case, _decide(case, policies, policy), qr)
     governing = [
         p
         for p in _policies(policies)
         if _governs(p, policies, case.get("procedure_codes", []), case.get("date_of_service"))
     ]
     if not governing:
-        return ResponseDetermination(None, case, None, qr)
+        return None, case, None
     pol = governing[0]
     known = _facts_by_name(pol)
     case = {k: v for k, v in case.items() if k in known}
-    return ResponseDetermination(pol, case, _decide(case, policies, pol), qr)
+    return pol, case, _decide(case, policies, pol)
+
+
+def determine_questionnaire_response(
+    body: Any, policies: PolicySet, *, context_resources: Sequence[Mapping[str, Any]] = ()
+) -> ResponseDetermination:
+    """Validate a submitted QuestionnaireResponse, turn it into a case and decide it.
+
+    ``body`` is the QuestionnaireResponse, or Parameters with a ``questionnaire-response`` and
+    optionally the ``questionnaire`` it answers (see :func:`_response_request`). The Questionnaire
+    the response is checked against (:func:`check_questionnaire_response`) is, in this order: the
+    one it contains (``questionnaire`` = ``#id``; then no other may be supplied), one of ours (its
+    ``questionnaire`` canonical is ours), or the supplied one (whose ``url``, when it has one, must
+    be the canonical the response names: 422 ``questionnaire_mismatch`` otherwise). Without any,
+    only the Questionnaire-independent rules apply.
+
+    A response to one of our questionnaires is decided under that policy. A response to another
+    payer's questionnaire is decided on the codes it carries (ICD-10-CM, CPT/HCPCS codings); when no
+    policy governs them, ``determination`` is ``None``. ``context_resources`` (Conditions,
+    Observations...) add facts the answers do not give (answers win).
+    """
+    qr, root, supplied, supplied_path = _response_request(body)
+    ref = qr.get("questionnaire")
+    policy: Policy | None = None
+    questionnaire: Mapping[str, Any] | None = supplied
+    if isinstance(ref, str) and ref.startswith("#"):
+        contained, _ = _contained_questionnaire(qr, root)
+        if supplied is not None:
+            raise _invalid(
+                f"the QuestionnaireResponse answers its contained Questionnaire {ref}; "
+                "a 'questionnaire' parameter cannot name another",
+                supplied_path,
+                code="questionnaire_mismatch",
+                value=ref,
+            )
+        questionnaire = contained
+        for c in [contained.get("url"), *(contained.get("derivedFrom") or [])]:
+            if isinstance(c, str) and (m := policy_for_questionnaire(c, policies)):
+                policy = m[0]
+                break
+    elif isinstance(ref, str):
+        if supplied is not None and not _same_questionnaire(ref, supplied):
+            raise _invalid(
+                f"the QuestionnaireResponse answers {ref}, not the supplied Questionnaire "
+                f"{supplied.get('url')}" + (f"|{supplied['version']}" if supplied.get("version") else ""),
+                f"{supplied_path}.url",
+                code="questionnaire_mismatch",
+                value=supplied.get("url"),
+            )
+        if m := policy_for_questionnaire(ref, policies):
+            policy = m[0]
+            questionnaire = build_questionnaire(policy, policies)  # ours is authoritative
+    check_questionnaire_response(qr, root, questionnaire)
+    if policy is not None:
+        case, _ = questionnaire_response_to_case(qr, policy)
+        if context_resources:
+            for key, value in fhir_case.extract_case(None, context_resources).case.items():
+                case.setdefault(key, value)
+        return ResponseDetermination(policy, case, _decide(case, policies, policy), qr)
+    pol, case, det = _decide_by_codes(qr, policies, context_resources)
+    return ResponseDetermination(pol, case, det, qr)
 
 
 __all__ += [
+    "NOTE_LINK_ID",
+    "PREPOPULATION_EXTS",
     "EnableCondition",
     "ResponseDetermination",
     "check_questionnaire_response",
     "determination_summary",
     "determine_questionnaire_response",
     "fact_code_system",
+    "no_policy_extension",
     "policy_version",
+    "prepopulated_items",
     "question_item",
     "trim_codes",
     "unanswered_required",

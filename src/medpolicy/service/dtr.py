@@ -3,7 +3,8 @@
     POST /fhir/Questionnaire/$questionnaire-package   DTR 2.0.1: Parameters in, Parameters out
     POST /fhir/Questionnaire/$next-question           SDC/DTR adaptive form: Parameters in and out
     GET  /fhir/Questionnaire/{id}                     a questionnaire of ours (static or adaptive)
-    POST /fhir/QuestionnaireResponse/$determine       a completed response -> case -> determination
+    POST /fhir/QuestionnaireResponse/$determine       a response (alone, or in Parameters with the
+                                                      Questionnaire it answers) -> case -> determination
 
 Every endpoint needs the client's bearer token. Errors are OperationOutcomes (400/404/422).
 Determinations of completed responses are stored (`/v1/determinations/{id}` reads them back).
@@ -93,7 +94,7 @@ async def next_question(
 
     def work() -> dict[str, Any]:
         result = dtr.next_question(body, policies)
-        if result.complete:
+        if result.complete and result.determination is not None:
             record = store.save_determination(result.case, result.determination, client_id=client_id)
             _add_determination_id(result.questionnaire_response, record.id)
         return result.parameters
@@ -154,18 +155,7 @@ async def determine_response(
             det_id = record.id
             extensions.append(dtr.determination_extension(result.determination, determination_id=det_id))
         else:
-            extensions.append(
-                {
-                    "url": dtr.DETERMINATION_EXT,
-                    "extension": [
-                        {"url": "outcome", "valueCode": "not_applicable"},
-                        {
-                            "url": "summary",
-                            "valueString": "no medical policy of this payer governs this response",
-                        },
-                    ],
-                }
-            )
+            extensions.append(dtr.no_policy_extension())
         qr["extension"] = extensions
         return qr, det_id
 
