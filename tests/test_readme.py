@@ -1,0 +1,49 @@
+"""The README's example is executed: what it promises is what the engine does."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from medpolicy import Outcome, PolicySet, decide
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def readme_case() -> dict[str, object]:
+    m = re.search(r"\$ echo '(\{.*?\})' \| \.venv/bin/medpolicy decide", README, re.S)
+    assert m, "the README's first example is gone"
+    case = json.loads(m.group(1))
+    assert isinstance(case, dict)
+    return case
+
+
+def test_the_readme_opens_with_the_two_commands() -> None:
+    first_block = README.split("```")[1]
+    assert "make run" in first_block
+    assert "make test" in first_block
+
+
+def test_the_first_example_asks_for_t_stage_and_recurrence(policies: PolicySet) -> None:
+    d = decide(readme_case(), policies)
+    assert d.outcome is Outcome.INFORMATION_NEEDED
+    assert [m.name for m in d.missing_facts] == ["t_stage", "recurrent"]
+    assert (
+        "Information needed to decide under Intraoperative Radiation Therapy (IORT): t stage, recurrent."
+        in README
+    )
+
+
+def test_the_variations_the_readme_describes(policies: PolicySet) -> None:
+    case = readme_case()
+    d = decide({**case, "t_stage": "pT4b"}, policies)
+    assert d.outcome is Outcome.MEDICALLY_NECESSARY
+    assert d.deciding[0].criterion.cite[0] in " ".join(README.split())
+    d = decide({**case, "diagnosis_codes": ["C25.0"]}, policies)
+    assert d.outcome is Outcome.INVESTIGATIONAL
+    assert d.rationale is not None
+    assert d.rationale.id == "pancreatic"
+    d = decide({**case, "date_of_service": "2003-05-01"}, policies)
+    assert d.version is not None
+    assert d.version.id == "2002-09-01"
