@@ -76,3 +76,11 @@ def test_the_table_is_in_pre_order_so_subtrees_are_contiguous(cm) -> None:  # ty
             if cm.is_category_or_subcategory(d) or cm.is_extended_subcategory(d)
         }
         assert set(t.descendants(root)) == expected, root
+
+
+def test_a_block_and_a_range_cover_their_categories() -> None:
+    t = icd10cm()
+    everything = t.billable_under("C00-C96")
+    assert {"C61", "C20", "C50.911", "C7A.026"} <= everything
+    assert "D01.2" not in everything
+    assert t.billable_under("C77-C79") >= {"C78.5", "C78.7", "C79.51"}

@@ -79,7 +79,8 @@ class ICD10CM:
         Raises KeyError for an entry that is not in the code set."""
         entry = normalize_icd10(entry)
         roots: list[str]
-        if "-" in entry and entry not in self.kinds:
+        if "-" in entry:
+            # A range, or a block (whose rows need not sit under it): every category from lo to hi.
             lo, hi = entry.split("-", 1)
             if lo not in self.kinds or hi not in self.kinds:
                 raise KeyError(entry)
