@@ -154,3 +154,17 @@ def test_help_documents_exit_codes() -> None:
 @pytest.mark.parametrize("missing", ["nope.json"])
 def test_missing_file_exits_2(missing: str) -> None:
     assert run("decide", missing).returncode == 2
+
+
+def test_user_add_creates_an_account_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env_args = ("user", "add", "nora", "--role", "nurse", "--database-url", url, "--password", "a-long-enough-password")
+    first = run(*env_args)
+    assert first.returncode == 0, first.stderr
+    assert "created nurse account 'nora'" in first.stdout
+    again = run(*env_args)
+    assert again.returncode == 2
+    assert "user_exists" in again.stderr
+    weak = run("user", "add", "bob", "--role", "nurse", "--database-url", url, "--password", "short")
+    assert weak.returncode == 2
+    assert "weak_password" in weak.stderr

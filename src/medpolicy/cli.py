@@ -335,6 +335,45 @@ def demo_cmd(
     serve_cmd("127.0.0.1", port, None, demo=True)
 
 
+user_app = typer.Typer(help="Workbench accounts.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    role: Annotated[str, typer.Option("--role", help="nurse, physician or admin.")],
+    name: Annotated[str | None, typer.Option("--name", help="Display name (default: the username).")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="SQLAlchemy URL (default: $DATABASE_URL, else SQLite under ./data)."
+        ),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            help="Read from $MEDPOLICY_PASSWORD or a prompt when not given.",
+            envvar="MEDPOLICY_PASSWORD",
+        ),
+    ] = None,
+) -> None:
+    """Create a reviewer account for the workbench (the password is asked for, hidden, twice)."""
+    from medpolicy.service.settings import Settings
+    from medpolicy.web.cli import add_user
+    from medpolicy.web.users import UserError
+
+    secret = password or typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    url = database_url or Settings.from_env().resolved_database_url
+    try:
+        user = add_user(url, username, secret, role, display_name=name)
+    except UserError as e:
+        err.print(f"[bold red]{e.code}[/] {e}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    out.print(f"created {user.role} account {user.username!r}")
+
+
 @app.command("version")
 def version() -> None:
     """Print the medpolicy version."""
