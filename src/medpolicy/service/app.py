@@ -29,7 +29,12 @@ from medpolicy.store import Store
 access_log = logging.getLogger("medpolicy.access")
 log = logging.getLogger("medpolicy.service")
 
-OPTIONAL_ROUTERS = ("medpolicy.service.cds", "medpolicy.service.dtr", "medpolicy.service.pas")
+OPTIONAL_ROUTERS = (
+    "medpolicy.service.cds",
+    "medpolicy.service.dtr",
+    "medpolicy.service.pas",
+    "medpolicy.web",  # the reviewer workbench (pages at /)
+)
 REQUEST_ID_HEADER = "x-request-id"
 
 

@@ -1,0 +1,258 @@
+"""What the workbench pages show, built from the store's records and the policy (no HTTP here).
+
+* `fact_rows`: the case facts with their display values and where each came from: the EHR (the
+  submitted request), a questionnaire (information the submitter supplied later), a reviewer's entry,
+  or derived by the policy from another fact. Provenance is read from the request's determinations
+  and audit trail: each stored determination holds the whole case as it was then.
+* `question_fields` and `parse_answers`: the form that asks exactly the missing facts.
+* `checklist`: the criteria of the determination as met / not met / unknown, with their citations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from medpolicy.store import Store
+from medpolicy.store.models import DeterminationRow
+from medpolicy.store.records import AuditEvent, PARequest
+
+OUTCOME_LABELS = {
+    "medically_necessary": "Medically necessary",
+    "investigational": "Investigational",
+    "not_medically_necessary": "Not medically necessary",
+    "information_needed": "Information needed",
+    "not_applicable": "Not governed by this policy",
+}
+STATE_LABELS = {
+    "received": "Received (triage)",
+    "information_needed": "Information needed",
+    "pending_physician_review": "Pending physician review",
+    "approved": "Approved",
+    "denied": "Denied",
+    "withdrawn": "Withdrawn",
+}
+ACTION_LABELS = {
+    "submit": "Submitted",
+    "approve": "Approve",
+    "request_information": "Request information",
+    "route_to_physician": "Route to physician",
+    "deny": "Deny",
+    "withdraw": "Withdraw",
+    "provide_information": "Provide information",
+}
+ROLE_LABELS = {
+    "system": "engine",
+    "nurse": "nurse reviewer",
+    "physician": "physician reviewer",
+    "submitter": "submitter",
+}
+VALUE_LABELS = {"true": "Met", "false": "Not met", "unknown": "Unknown"}
+FACT_NAMES = {"t_stage": "T stage", "margin_distance_mm": "Margin distance (mm)"}
+
+
+def fact_name(name: str) -> str:
+    return FACT_NAMES.get(name, name.replace("_", " ").capitalize())
+
+
+def show_value(value: Any, spec: Any = None) -> str:
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, list | tuple):
+        return ", ".join(show_value(v, spec) for v in value)
+    if spec is not None and isinstance(value, str) and getattr(spec, "labels", None):
+        return str(spec.label(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class FactRow:
+    name: str
+    label: str
+    value: str
+    source: str  # EHR, questionnaire, entered, derived
+    detail: str
+
+
+def _snapshots(store: Store, request_id: str) -> list[DeterminationRow]:
+    """Every stored determination of a request, oldest first (each carries the case as it was)."""
+    with Session(store.engine) as session:
+        rows = session.scalars(
+            select(DeterminationRow)
+            .where(DeterminationRow.pa_request_id == request_id)
+            .order_by(DeterminationRow.created_at, DeterminationRow.id)
+        ).all()
+        session.expunge_all()
+        return list(rows)
+
+
+def fact_sources(store: Store, pa: PARequest, events: Sequence[AuditEvent]) -> dict[str, tuple[str, str]]:
+    """fact name -> (source, detail) for the facts of the request's current case."""
+    by_det = {e.determination_id: e for e in events if e.determination_id and e.role != "system"}
+    sources: dict[str, tuple[str, str]] = {}
+    previous: Mapping[str, Any] | None = None
+    for snap in _snapshots(store, pa.id):
+        case = snap.case
+        if previous is None:
+            for key in case:
+                sources[key] = ("EHR", f"submitted with the request by {pa.submitter}")
+        else:
+            event = by_det.get(snap.id)
+            for key in set(case) | set(previous):
+                if case.get(key) == previous.get(key):
+                    continue
+                if event is None:
+                    sources[key] = ("EHR", "updated by the submitter")
+                elif event.role == "submitter":
+                    sources[key] = (
+                        "questionnaire",
+                        f"answered by {event.actor}, {event.at:%d %b %Y %H:%M} UTC",
+                    )
+                else:
+                    role = ROLE_LABELS.get(event.role, event.role)
+                    sources[key] = (
+                        "entered",
+                        f"entered by {event.actor} ({role}), {event.at:%d %b %Y %H:%M} UTC",
+                    )
+        previous = case
+    for key in pa.case:
+        sources.setdefault(key, ("EHR", f"submitted with the request by {pa.submitter}"))
+    return sources
+
+
+def fact_rows(
+    determination: Mapping[str, Any], policy: Any, sources: Mapping[str, tuple[str, str]]
+) -> list[FactRow]:
+    facts: Mapping[str, Any] = determination.get("facts") or {}
+    index: Mapping[str, Any] = policy.fact_index if policy is not None else {}
+    order = [f.name for f in policy.facts] if policy is not None else []
+    names = [n for n in order if n in facts] + [n for n in facts if n not in order]
+    rows = []
+    for name in names:
+        fact = facts[name]
+        value = fact.get("value") if isinstance(fact, Mapping) else fact
+        given = fact.get("source", "given") if isinstance(fact, Mapping) else "given"
+        if given.startswith("derived"):
+            source, detail = "derived", given.replace("_", " ")
+        else:
+            source, detail = sources.get(name, ("EHR", "submitted with the request"))
+        rows.append(FactRow(name, fact_name(name), show_value(value, index.get(name)), source, detail))
+    return rows
+
+
+@dataclass(frozen=True)
+class QuestionField:
+    name: str
+    question: str
+    type: str
+    input: str  # select, number, text, date
+    options: tuple[tuple[str, str], ...]  # (value, label)
+    hint: str
+    unit: str | None
+
+
+def question_fields(missing: Sequence[Mapping[str, Any]], policy: Any) -> list[QuestionField]:
+    index: Mapping[str, Any] = policy.fact_index if policy is not None else {}
+    fields = []
+    for m in missing:
+        name = str(m.get("name"))
+        kind = str(m.get("type"))
+        spec = index.get(name)
+        hint = str(getattr(spec, "description", "") or "")
+        options: tuple[tuple[str, str], ...] = ()
+        if kind == "enum":
+            values = m.get("values") or (spec.values if spec is not None else ()) or ()
+            options = tuple((str(v), show_value(str(v), spec)) for v in values)
+            widget = "select"
+        elif kind == "boolean":
+            options = (("yes", "Yes"), ("no", "No"))
+            widget = "select"
+        elif kind == "number":
+            widget = "number"
+        elif kind == "date":
+            widget = "date"
+        else:
+            widget = "text"
+            if kind == "staging":
+                hint = hint or "AJCC 8th edition T category with its prefix, for example pT4b or cT3."
+            elif kind == "codes":
+                hint = hint or "One or more codes, separated by commas."
+        fields.append(
+            QuestionField(
+                name=name,
+                question=str(m.get("question") or fact_name(name)),
+                type=kind,
+                input=widget,
+                options=options,
+                hint=hint,
+                unit=m.get("unit") or (getattr(spec, "unit", None) if spec is not None else None),
+            )
+        )
+    return fields
+
+
+def parse_answers(form: Mapping[str, str], fields: Sequence[QuestionField]) -> dict[str, Any]:
+    """The answered questions as case facts (blank answers are left out). Values the engine checks."""
+    answers: dict[str, Any] = {}
+    for f in fields:
+        raw = (form.get(f"fact_{f.name}") or "").strip()
+        if not raw:
+            continue
+        if f.type == "boolean":
+            answers[f.name] = raw.lower() in ("yes", "true", "1")
+        elif f.type == "number":
+            try:
+                number = float(raw)
+            except ValueError:
+                answers[f.name] = raw  # the engine names the error
+            else:
+                answers[f.name] = int(number) if number.is_integer() else number
+        elif f.type in ("codes", "staging"):
+            parts = [p for p in raw.replace(";", ",").replace(" ", ",").split(",") if p]
+            answers[f.name] = parts if f.type == "codes" or len(parts) > 1 else parts[0]
+        else:
+            answers[f.name] = raw
+    return answers
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    id: str
+    title: str
+    value: str  # true, false, unknown
+    label: str  # Met, Not met, Unknown
+    cite: tuple[str, ...]
+    depth: int
+    outcome: str | None
+    outcome_label: str | None
+    deciding: bool
+
+
+def checklist(determination: Mapping[str, Any]) -> list[CheckItem]:
+    deciding = {c.get("id") for c in determination.get("deciding_criteria") or [] if isinstance(c, Mapping)}
+    items = []
+    for c in determination.get("criteria") or []:
+        if not isinstance(c, Mapping):
+            continue
+        value = str(c.get("value"))
+        outcome = c.get("outcome")
+        items.append(
+            CheckItem(
+                id=str(c.get("id")),
+                title=str(c.get("title")),
+                value=value,
+                label=VALUE_LABELS.get(value, value),
+                cite=tuple(str(x) for x in c.get("cite") or ()),
+                depth=int(c.get("depth") or 0),
+                outcome=str(outcome) if outcome else None,
+                outcome_label=OUTCOME_LABELS.get(str(outcome)) if outcome else None,
+                deciding=c.get("id") in deciding,
+            )
+        )
+    return items
