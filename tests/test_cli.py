@@ -158,7 +158,17 @@ def test_missing_file_exits_2(missing: str) -> None:
 
 def test_user_add_creates_an_account_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    env_args = ("user", "add", "nora", "--role", "nurse", "--database-url", url, "--password", "a-long-enough-password")
+    env_args = (
+        "user",
+        "add",
+        "nora",
+        "--role",
+        "nurse",
+        "--database-url",
+        url,
+        "--password",
+        "a-long-enough-password",
+    )
     first = run(*env_args)
     assert first.returncode == 0, first.stderr
     assert "created nurse account 'nora'" in first.stdout

@@ -179,3 +179,20 @@ def seed_demo(store: Store, policies_dir: Path | None = None) -> int:
         except (StoreError, LifecycleError, MedpolicyError) as exc:
             log.warning("demo case %r not seeded: %s", demo.name, type(exc).__name__)
     return created
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m medpolicy.service.run [--host H] [--port P] [--database-url URL] [--demo]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m medpolicy.service.run", description=serve.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--database-url", default=None, help="default: DATABASE_URL, else SQLite under data/")
+    parser.add_argument("--demo", action="store_true", help="demo clients and demo requests")
+    args = parser.parse_args(argv)
+    serve(args.host, args.port, args.database_url, args.demo)
+
+
+if __name__ == "__main__":
+    main()

@@ -20,14 +20,23 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse as _StarletteJSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from medpolicy.service.auth import Client
 from medpolicy.service.deps import client_dep, store_dep
 from medpolicy.service.errors import ApiError
 from medpolicy.store import LifecycleError, PARequest, State, Store, StoreError
+
+
+class JSONResponse(_StarletteJSONResponse):
+    """JSON rendered by orjson: the same compact UTF-8 JSON, several times faster to produce."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
 
 # -- wire models (documented in the OpenAPI document) -------------------------------------------
 

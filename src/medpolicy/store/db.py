@@ -10,6 +10,7 @@ from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -26,13 +27,22 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=10,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+        )
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
         pool_size=8,
         max_overflow=8,
     )
@@ -55,6 +65,11 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON columns are written with orjson (the store's hot path serialises every determination)."""
+    return orjson.dumps(value).decode()
 
 
 class GroupCommitWriter:

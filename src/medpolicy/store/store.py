@@ -21,7 +21,6 @@ Errors (all `StoreError`, each with a stable `code` and an HTTP `status`):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import Engine, String, cast, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -128,7 +128,7 @@ def _describe(determination: Determination | Mapping[str, Any], default_engine: 
 
 def _json_native(case: Mapping[str, Any]) -> dict[str, Any]:
     """The case as plain JSON values (dates become ISO strings), as it will read back from the store."""
-    native: dict[str, Any] = json.loads(json.dumps(dict(case), default=_json_default))
+    native: dict[str, Any] = orjson.loads(orjson.dumps(dict(case), default=_json_default))
     return native
 
 
