@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -65,10 +66,27 @@ def test_serve_migrates_seeds_and_prints_address_and_tokens(
         assert httpx.get(f"{base}/v1/prior-auth", headers=ehr).status_code == 200
         assert httpx.get(f"{base}/v1/prior-auth").status_code == 401
         assert (folder / "data" / "medpolicy.db").exists()
+        # The demo reviewer accounts printed at start-up can sign in to the workbench.
+        with httpx.Client(base_url=base) as browser:
+            page = browser.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert token is not None
+            signed = browser.post(
+                "/login",
+                data={
+                    "csrf_token": token.group(1),
+                    "username": "nurse",
+                    "password": "nurse-demo-password",
+                    "next": "/",
+                },
+            )
+            assert signed.status_code == 303
+            assert "Review queue" in browser.get("/").text
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=30)
     assert f"medpolicy service on {base}" in out
+    assert "username nurse      password nurse-demo-password" in out
     for client in DEMO_CLIENTS:
         assert client.token in out
     assert "Traceback" not in err

@@ -62,6 +62,11 @@ def serve(host: str, port: int, database_url: str | None, demo: bool) -> None:
         if seeded:
             print(f"seeded {seeded} demo prior-authorization requests", file=sys.stderr)
     url = f"http://{host}:{port}"
+    if demo:
+        from medpolicy.web.cli import seed_demo_users
+
+        print(f"reviewer workbench: {url}/  (demo accounts, loopback only; change them anywhere else)")
+        seed_demo_users(store)
     print(f"medpolicy service on {url}  (OpenAPI: {url}/docs, store: {_safe_url(settings)})", flush=True)
     if demo and settings.clients == DEMO_CLIENTS:
         for client in DEMO_CLIENTS:
