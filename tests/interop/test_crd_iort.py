@@ -370,8 +370,22 @@ def test_feedback_accepted_and_overridden(served: tuple[LiveServer, CdsClient]) 
     }
     response = client.feedback(SIGN, body)
     assert response.status_code == 200, response.text
-    records = list(server.app.state.cds_runtime.feedback)
-    assert [(r.card, r.outcome) for r in records[-2:]] == [("c1", "accepted"), ("c2", "overridden")]
+    # acknowledged means committed: the feedback is in the store, with no case data
+    stored = server.app.state.medpolicy.store.list_cds_feedback(limit=2)
+    assert [(r["card"], r["outcome"], r["override_code"]) for r in reversed(stored)] == [
+        ("c1", "accepted", None),
+        ("c2", "overridden", "x"),
+    ]
+    assert set(stored[0]) == {
+        "received_at",
+        "service_id",
+        "client",
+        "card",
+        "outcome",
+        "outcome_timestamp",
+        "accepted_suggestions",
+        "override_code",
+    }
 
 
 @pytest.mark.parametrize(

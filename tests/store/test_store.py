@@ -488,3 +488,35 @@ def test_a_caller_that_went_away_does_not_stop_the_writer(
     after = store.decide_and_save(MEDICALLY_NECESSARY, client_id="ehr-1")
     assert store.get_determination(after.id).id == after.id
     assert store.count_determinations() == 3  # the abandoned row was still committed
+
+
+def test_cds_feedback_is_stored_durably_newest_first(store: Store) -> None:
+    store.record_cds_feedback(
+        [
+            {
+                "service_id": "s",
+                "client": "ehr",
+                "card": "c1",
+                "outcome": "accepted",
+                "outcome_timestamp": "2026-03-01T10:00:00Z",
+                "accepted_suggestions": ["g1"],
+                "override_code": None,
+            },
+            {
+                "service_id": "s",
+                "client": "ehr",
+                "card": "c2",
+                "outcome": "overridden",
+                "outcome_timestamp": "2026-03-01T10:01:00Z",
+                "accepted_suggestions": [],
+                "override_code": "x",
+            },
+        ]
+    )
+    got = store.list_cds_feedback()
+    assert [(r["card"], r["outcome"], r["accepted_suggestions"], r["override_code"]) for r in got] == [
+        ("c2", "overridden", [], "x"),
+        ("c1", "accepted", ["g1"], None),
+    ]
+    assert got[0]["received_at"].tzinfo is not None
+    assert [r["card"] for r in store.list_cds_feedback(card="c1")] == ["c1"]

@@ -18,9 +18,8 @@ import contextlib
 import json
 import logging
 import threading
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -73,27 +72,11 @@ router = APIRouter(tags=["CDS Hooks / CRD"])
 
 
 @dataclass
-class FeedbackRecord:
-    """Feedback kept in memory (bounded): no case data, only card ids and outcomes."""
-
-    service_id: str
-    caller: str
-    card: str
-    outcome: str
-    accepted_suggestions: tuple[str, ...]
-    override_code: str | None
-    outcome_timestamp: str
-    received_at: str
-
-
-@dataclass
 class CdsRuntime:
-    """What the CDS face builds once per app: settings, JWT verifier, feedback log."""
+    """What the CDS face builds once per app: settings and the JWT verifier."""
 
     settings: CdsSettings
     verifier: CdsJwtVerifier
-    feedback: deque[FeedbackRecord] = field(default_factory=lambda: deque(maxlen=10_000))
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _runtime_lock = threading.Lock()
@@ -225,28 +208,28 @@ async def feedback(
         items = validate_feedback(body)
     except CdsRequestError as exc:
         raise _request_error(exc) from None
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    with runtime.lock:
-        for item in items:
-            runtime.feedback.append(_feedback_record(service_id, caller, item, now))
+    # Acknowledged means stored: the 200 goes out only once the feedback is committed.
+    store = get_store(request)
+    rows = [_feedback_row(service_id, caller, item) for item in items]
+    await run_in_threadpool(store.record_cds_feedback, rows)
     log.info("cds feedback service=%s items=%d", service_id, len(items))
     return JSONResponse({})
 
 
-def _feedback_record(service_id: str, caller: VerifiedCaller, item: Feedback, now: str) -> FeedbackRecord:
+def _feedback_row(service_id: str, caller: VerifiedCaller, item: Feedback) -> dict[str, Any]:
+    """A feedback row for the store: card ids and outcomes only, no case data."""
     code = None
     if item.override_reason and isinstance(item.override_reason.get("reason"), Mapping):
         code = str(item.override_reason["reason"].get("code"))
-    return FeedbackRecord(
-        service_id=service_id,
-        caller=caller.iss,
-        card=item.card,
-        outcome=item.outcome,
-        accepted_suggestions=item.accepted_suggestions,
-        override_code=code,
-        outcome_timestamp=item.outcome_timestamp,
-        received_at=now,
-    )
+    return {
+        "service_id": service_id,
+        "client": caller.iss,
+        "card": item.card,
+        "outcome": item.outcome,
+        "accepted_suggestions": list(item.accepted_suggestions),
+        "override_code": code,
+        "outcome_timestamp": item.outcome_timestamp,
+    }
 
 
 # ------------------------------------------------------------------------------------------- answering

@@ -6,6 +6,8 @@
 * `pa_requests`: prior-authorization requests; the mutable current state of each.
 * `pa_events`: append-only audit of every change of a request's state: who, role, when, from, to,
   why (triggers refuse UPDATE and DELETE).
+* `cds_feedback`: CDS Hooks feedback on cards (card id, outcome, accepted suggestions, override
+  reason code; no case data).
 """
 
 from __future__ import annotations
@@ -112,3 +114,17 @@ class PAEventRow(Base):
     determination_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
     __table_args__ = (Index("ix_pa_events_request_id", "request_id", "id"),)
+
+
+class CdsFeedbackRow(Base):
+    __tablename__ = "cds_feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    service_id: Mapped[str] = mapped_column(String(200), nullable=False)
+    client: Mapped[str] = mapped_column(String(200), nullable=False)
+    card: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
+    outcome: Mapped[str] = mapped_column(String(20), nullable=False)
+    outcome_timestamp: Mapped[str] = mapped_column(String(40), nullable=False)
+    accepted_suggestions: Mapped[list[str]] = mapped_column(JSONType, nullable=False)
+    override_code: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -47,7 +47,7 @@ from medpolicy.store.errors import (
     StoreError,
 )
 from medpolicy.store.lifecycle import Action, Role, State, Urgency
-from medpolicy.store.models import DeterminationRow, PAEventRow, PARequestRow
+from medpolicy.store.models import CdsFeedbackRow, DeterminationRow, PAEventRow, PARequestRow
 from medpolicy.store.records import (
     AuditEvent,
     DeterminationRecord,
@@ -607,6 +607,36 @@ class Store:
                 select(PAEventRow).where(PAEventRow.request_id == request_id).order_by(PAEventRow.id)
             ).all()
             return [event_record(r) for r in rows]
+
+    def record_cds_feedback(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Store CDS Hooks feedback: each item has service_id, client, card, outcome,
+        outcome_timestamp, accepted_suggestions (ids), override_code. Committed when this returns."""
+        if not items:
+            return
+        now = self.clock()
+        rows = [{"received_at": now, **item} for item in items]
+        with self._write_lock or nullcontext(), self._write_engine.begin() as conn:
+            conn.execute(insert(CdsFeedbackRow), rows)
+
+    def list_cds_feedback(self, *, card: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Feedback, newest first (optionally for one card)."""
+        query = select(CdsFeedbackRow).order_by(CdsFeedbackRow.id.desc()).limit(limit)
+        if card is not None:
+            query = query.where(CdsFeedbackRow.card == card)
+        with self._read() as session:
+            return [
+                {
+                    "received_at": row.received_at,
+                    "service_id": row.service_id,
+                    "client": row.client,
+                    "card": row.card,
+                    "outcome": row.outcome,
+                    "outcome_timestamp": row.outcome_timestamp,
+                    "accepted_suggestions": list(row.accepted_suggestions),
+                    "override_code": row.override_code,
+                }
+                for row in session.scalars(query)
+            ]
 
     def count_pa_requests(self) -> int:
         with self._read() as session:
