@@ -80,3 +80,20 @@ def test_compact_output_keeps_the_decision_and_drops_only_text(policies: PolicyS
         assert full[k] == compact[k]
     assert compact["facts"] == {"tumor_site": {"value": "rectum", "source": "derived from diagnosis_codes"}}
     assert compact["criteria"] == {c["id"]: c["value"] for c in full["criteria"]}
+
+
+def test_the_json_text_matches_the_reference_construction_on_generated_cases(policies: PolicySet) -> None:
+    """`to_json` renders shared parts once per key and caches whole compact lines; whatever the case,
+    it must say exactly what building the determination field by field says."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from gen import cases
+
+    for case in cases(3000, seed=7):
+        d = decide(case, policies)
+        for detail in ("full", "compact"):
+            assert json.loads(d.to_json(detail=detail)) == d._build_dict(detail=detail), case
+            assert d.to_dict(detail=detail) == d._build_dict(detail=detail)
