@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -247,3 +248,27 @@ def test_no_case_data_in_log_lines(
     assert text  # something was logged
     for secret in ("pt-secret-4242", "sr-secret-order", "C20", "cT4b", "not-a-jwt"):
         assert secret not in text
+
+
+def test_a_tampered_or_malformed_token_is_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    """The claims are read before the signature is checked, so tampering must always fail it."""
+    _, client = served
+    good = client.token(client.url("/cds-services"))
+    header, payload, signature = good.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    forged = base64.urlsafe_b64encode(json.dumps({**claims, "iss": client.iss, "sub": "admin"}).encode())
+    _refused(
+        client.discover(token=f"{header}.{forged.decode().rstrip('=')}.{signature}"), "invalid_signature"
+    )
+    _refused(client.discover(token=f"{header}.{payload}.{signature[:-4]}AAAA"), "invalid_signature")
+    _refused(
+        client.discover(token=f"{header}.{payload}.{signature}="), "invalid_token"
+    )  # padding: not canonical
+    _refused(client.discover(token=f"{header}.{payload}"), "invalid_token")
+    _refused(client.discover(token=f"{header}!.{payload}.{signature}"), "invalid_token")
+
+
+def test_a_token_not_yet_valid_is_refused(served: tuple[LiveServer, CdsClient]) -> None:
+    _, client = served
+    token = client.token(client.url("/cds-services"), nbf=int(time.time()) + 3600)
+    _refused(client.discover(token=token), "token_issued_in_future")

@@ -15,7 +15,6 @@ Configuration: ``app.state.cds_settings`` (a :class:`CdsSettings`) when set, els
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -24,8 +23,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
+import orjson
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from medpolicy import decide
@@ -82,7 +82,7 @@ class CdsRuntime:
 _runtime_lock = threading.Lock()
 
 
-def get_cds(request: Request) -> CdsRuntime:
+async def get_cds(request: Request) -> CdsRuntime:  # async: no thread-pool hop per call
     """The app's :class:`CdsRuntime` (built on first use from ``app.state.cds_settings`` or the env)."""
     state = request.app.state
     runtime: CdsRuntime | None = getattr(state, "cds_runtime", None)
@@ -129,8 +129,8 @@ async def _json_body(request: Request) -> Any:
     if not raw.strip():
         raise ApiError(400, "invalid_json", "the request body is empty; a JSON object is required")
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:  # also invalid UTF-8
         raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
 
 
@@ -175,7 +175,7 @@ async def call_service(
     service_id: str,
     request: Request,
     runtime: Annotated[CdsRuntime, Depends(get_cds)],
-) -> JSONResponse:
+) -> Response:
     service = SERVICES.get(service_id)
     if service is None:
         raise ApiError(404, "unknown_service", f"no CDS service {service_id!r}; see GET /cds-services")
@@ -190,7 +190,7 @@ async def call_service(
     policies = get_policies(request)
     store = get_store(request)
     answer = await run_in_threadpool(_answer, hook, service, caller, runtime.settings, policies, store, base)
-    return JSONResponse(answer)
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 @router.post("/cds-services/{service_id}/feedback", summary="Feedback on the cards of a CRD service")
@@ -332,7 +332,7 @@ def _answer(
         if governing:
             relevant.append((item, codes, governing))
     if not relevant:
-        log.info("cds call service=%s orders=%d governed=0", service.id, len(items))
+        log.debug("cds call service=%s orders=%d governed=0", service.id, len(items))
         return {"cards": []}
 
     # 3. the clinical data the policy needs: prefetch, else the client's FHIR server, else 412
@@ -408,7 +408,7 @@ def _answer(
         actions.append(crd.system_action(updated, f"Coverage information for {item.reference}"))
     if coverage_ref is None and len(cards) < _max_cards(hook):
         cards.append(_no_coverage_card(settings))
-    log.info("cds call service=%s orders=%d governed=%d", service.id, len(items), len(relevant))
+    log.debug("cds call service=%s orders=%d governed=%d", service.id, len(items), len(relevant))
     answer: dict[str, Any] = {"cards": cards}
     if actions:
         answer["systemActions"] = actions
