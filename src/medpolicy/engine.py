@@ -219,7 +219,9 @@ class Engine:
         return r
 
     def decide(self, case: Case) -> Determination:
-        return Determination(self.policy, case, self.result(self.key(case.values)))
+        key = self.key(case.values)
+        r = self._memo.get(key)  # the hot path: one dict lookup once a key has been seen
+        return Determination(self.policy, case, r if r is not None else self.result(key))
 
     # -- evaluation
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -204,6 +204,22 @@ class Policy:
             if v.effective_from <= date_of_service:
                 found = v
         return found
+
+    def governs_order(self, codes: Iterable[str], date_of_service: dt.date | str | None = None) -> bool:
+        """Whether this policy governs an order: it requests one of the policy's procedure codes and,
+        when the date is known, a version was in force on it. Malformed codes or dates govern nothing
+        (deciding the case is what reports them)."""
+        normalized = {normalize_procedure(c) for c in codes if isinstance(c, str)}
+        if self.governs.codes.isdisjoint(normalized):
+            return False
+        if date_of_service is None:
+            return True
+        if isinstance(date_of_service, str):
+            try:
+                date_of_service = dt.date.fromisoformat(date_of_service.strip()[:10])
+            except ValueError:
+                return False
+        return self.version_for(date_of_service) is not None
 
     def version(self, version_id: str) -> Version:
         for v in self.versions:

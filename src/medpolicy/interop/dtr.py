@@ -1281,19 +1281,6 @@ def _params_by_name(params: Mapping[str, Any]) -> dict[str, list[tuple[int, Mapp
     return by
 
 
-def _governs(policy: Policy, policies: PolicySet, codes: Sequence[str], dos: str | None) -> bool:
-    if not codes:
-        return False
-    case: dict[str, Any] = {"procedure_codes": list(codes)}
-    if dos:
-        case["date_of_service"] = dos
-    try:
-        det = _decide(case, policies, policy)
-    except CaseError:
-        return False
-    return _outcome(det) != "not_applicable"
-
-
 def questionnaire_package(params: Any, policies: PolicySet, *, as_of: date | None = None) -> PackageResult:
     """DTR ``Questionnaire/$questionnaire-package``.
 
@@ -1386,7 +1373,7 @@ def questionnaire_package(params: Any, policies: PolicySet, *, as_of: date | Non
     for order in order_resources:
         codes = fhir_case.order_codes(order)
         dos = fhir_case.order_date(order)
-        governing = [pol for pol in _policies(policies) if _governs(pol, policies, codes, dos)]
+        governing = [pol for pol in _policies(policies) if pol.governs_order(codes, dos)]
         if not governing:
             label = fhir_case.reference_of(order)
             warnings.append(
@@ -1416,7 +1403,7 @@ def questionnaire_package(params: Any, policies: PolicySet, *, as_of: date | Non
         governed_orders = [
             o
             for o in order_resources
-            if _governs(policy, policies, fhir_case.order_codes(o), fhir_case.order_date(o))
+            if policy.governs_order(fhir_case.order_codes(o), fhir_case.order_date(o))
         ]
         draft = _draft_response(
             questionnaire, policy, coverage, governed_orders, referenced, adaptive=adaptive
@@ -1669,7 +1656,7 @@ def _decide_by_codes(
     governing = [
         p
         for p in _policies(policies)
-        if _governs(p, policies, case.get("procedure_codes", []), case.get("date_of_service"))
+        if p.governs_order(case.get("procedure_codes", []), case.get("date_of_service"))
     ]
     if not governing:
         return None, case, None

@@ -466,32 +466,19 @@ def claim_case(request: PasRequest, policy: Policy | None, policies: PolicySet) 
     return case
 
 
-def _governs(policy: Policy, policies: PolicySet, codes: Sequence[str], dos: str | None) -> bool:
-    if not codes:
-        return False
-    case: dict[str, Any] = {"procedure_codes": list(codes)}
-    if dos:
-        case["date_of_service"] = dos
-    try:
-        det = decide(case, policies, policy_id=policy.id)
-    except CaseError:
-        return True  # codes a policy names but that are invalid still belong to it; decide() will say why
-    return str(getattr(det.outcome, "value", det.outcome)) != "not_applicable"
-
-
 def governed_items(request: PasRequest, policies: PolicySet) -> tuple[Policy | None, dict[int, bool]]:
     """The policy that governs the Claim (that of its first governed item; ``None``: no item is
     governed) and, for each item by its index in ``Claim.item``, whether that policy governs it."""
     chosen: Policy | None = None
     for item in request.items:
         for policy in _policies(policies):
-            if _governs(policy, policies, item.codes, item.date_of_service):
+            if policy.governs_order(item.codes, item.date_of_service):
                 chosen = policy
                 break
         if chosen is not None:
             break
     governed = {
-        index: chosen is not None and _governs(chosen, policies, item.codes, item.date_of_service)
+        index: chosen is not None and chosen.governs_order(item.codes, item.date_of_service)
         for index, item in enumerate(request.items)
     }
     return chosen, governed

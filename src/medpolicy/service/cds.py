@@ -14,14 +14,18 @@ Configuration: ``app.state.cds_settings`` (a :class:`CdsSettings`) when set, els
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 import httpx
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -125,7 +129,10 @@ def _authenticate(request: Request, runtime: CdsRuntime, audience: str) -> Verif
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
+    return _parse_json(await request.body())
+
+
+def _parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise ApiError(400, "invalid_json", "the request body is empty; a JSON object is required")
     try:
@@ -180,17 +187,35 @@ async def call_service(
     if service is None:
         raise ApiError(404, "unknown_service", f"no CDS service {service_id!r}; see GET /cds-services")
     base = _base_url(request, runtime.settings)
-    caller = _authenticate(request, runtime, f"{base}/cds-services/{service_id}")
-    body = await _json_body(request)
-    try:
-        hook = validate_request(body, service)
-    except CdsRequestError as exc:
-        raise _request_error(exc) from None
-    # the policies and the store are reached only after the caller is authenticated and the request valid
-    policies = get_policies(request)
-    store = get_store(request)
-    answer = await run_in_threadpool(_answer, hook, service, caller, runtime.settings, policies, store, base)
+    raw = await request.body()
+
+    def work() -> tuple[dict[str, Any], list[Future[None]]]:
+        caller = _authenticate(request, runtime, f"{base}/cds-services/{service_id}")
+        body = _parse_json(raw)  # only for an authenticated caller
+        try:
+            hook = validate_request(body, service)
+        except CdsRequestError as exc:
+            raise _request_error(exc) from None
+        # the policies and the store are reached only once the caller is authenticated and the request valid
+        return _answer(
+            hook, service, caller, runtime.settings, get_policies(request), get_store(request), base
+        )
+
+    # A few worker threads for the CPU work (signature check, deciding), not one per call in flight:
+    # many threads contending for the GIL under a burst stretch every call. The commits are awaited
+    # on the event loop, so waiting for the disk holds no thread.
+    answer, commits = await anyio.to_thread.run_sync(work, limiter=_cds_workers(request))
+    for committed in commits:
+        await asyncio.wrap_future(committed)
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _cds_workers(request: Request) -> anyio.CapacityLimiter:
+    """The app's limiter for CDS work threads (made on first use, inside the running event loop)."""
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "cds_workers", None)
+    if limiter is None:
+        limiter = request.app.state.cds_workers = anyio.CapacityLimiter(4)
+    return limiter
 
 
 @router.post("/cds-services/{service_id}/feedback", summary="Feedback on the cards of a CRD service")
@@ -307,9 +332,11 @@ def _answer(
     policies: PolicySet,
     store: Store,
     base_url: str,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[Future[None]]]:
+    """The hook's answer and the commits of its determinations; the caller awaits them before
+    answering, so a 2xx means stored (without holding a thread while the store syncs)."""
     if not hook.wants("coverage-info"):
-        return {"cards": []}  # the client switched coverage information off; this service gives nothing else
+        return {"cards": []}, []  # the client switched coverage information off; nothing else is given
     plan = prefetch_status(hook, service)
     resources = list(plan.resources)
 
@@ -333,7 +360,7 @@ def _answer(
             relevant.append((item, codes, governing))
     if not relevant:
         log.debug("cds call service=%s orders=%d governed=0", service.id, len(items))
-        return {"cards": []}
+        return {"cards": []}, []
 
     # 3. the clinical data the policy needs: prefetch, else the client's FHIR server, else 412
     still_missing: list[str] = []
@@ -370,9 +397,13 @@ def _answer(
     cards: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
     today = datetime.now(UTC).date().isoformat()
+    commits: list[Future[None]] = []
     for item, codes, policy, case, determination in decided:
         outcome = str(determination.outcome)
-        record = store.save_determination(case, determination, client_id=f"cds:{caller.iss}"[:200])
+        record, committed = store.submit_determination(
+            case, determination, client_id=f"cds:{caller.iss}"[:200]
+        )
+        commits.append(committed)
         governed_codes = [c for c in codes if c in policy.governs.codes]
         assertion = crd.assertion_for(
             outcome,
@@ -412,7 +443,7 @@ def _answer(
     answer: dict[str, Any] = {"cards": cards}
     if actions:
         answer["systemActions"] = actions
-    return answer
+    return answer, commits
 
 
 def _max_cards(hook: HookRequest) -> int:
