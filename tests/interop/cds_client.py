@@ -35,9 +35,8 @@ from medpolicy.interop.jwt_auth import TrustedClient
 from medpolicy.service.app import create_app
 from medpolicy.service.testing import LiveServer, running_server, settings_for_tests
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-if not SHARED.exists():  # the repo lives at /work/main, fixtures at /work/shared
-    SHARED = Path("/work/shared")
+# The published HL7 / Inferno examples, kept verbatim in tests/fixtures (see its README for sources).
+SHARED = Path(__file__).resolve().parents[1]
 FIXTURES = SHARED / "fixtures"
 CRD_22 = FIXTURES / "crd" / "hl7-crd-2.2"
 CRD_INFERNO = FIXTURES / "crd" / "inferno-crd-2.0.1"

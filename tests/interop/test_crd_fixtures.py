@@ -1,6 +1,6 @@
 """The published CRD examples (HL7 CRD 2.2 IG source, Inferno CRD 2.0.1 test kit) against the live service.
 
-Fixtures are read from /work/shared/fixtures as they are; variants are built in memory from them (the
+Fixtures are read from tests/fixtures (the published examples, verbatim) as they are; variants are built in memory from them (the
 change is named in each test) and never written back.
 """
 

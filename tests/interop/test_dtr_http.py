@@ -22,9 +22,8 @@ from medpolicy import PolicySet, decide, load_policies
 from medpolicy.interop import dtr
 from medpolicy.service import testing as service_testing
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-if not SHARED.exists():  # the repo lives at /work/main, fixtures at /work/shared
-    SHARED = Path("/work/shared")
+# The published HL7 / Inferno examples, kept verbatim in tests/fixtures (see its README for sources).
+SHARED = Path(__file__).resolve().parents[1]
 DTR_FIXTURES = SHARED / "fixtures" / "dtr"
 FHIR_JSON = "application/fhir+json"
 

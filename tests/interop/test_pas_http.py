@@ -22,9 +22,8 @@ from fhir.resources.R4B import get_fhir_model_class
 from medpolicy.interop import dtr, pas
 from medpolicy.service import testing as service_testing
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-if not SHARED.exists():  # the repo lives at /work/main, fixtures at /work/shared
-    SHARED = Path("/work/shared")
+# The published HL7 / Inferno examples, kept verbatim in tests/fixtures (see its README for sources).
+SHARED = Path(__file__).resolve().parents[1]
 PAS_FIXTURES = SHARED / "fixtures" / "pas"
 FHIR_JSON = "application/fhir+json"
 SUBMIT = "/fhir/Claim/$submit"
