@@ -1,7 +1,7 @@
 """Da Vinci DTR over real HTTP (uvicorn on loopback, SQLite store): $questionnaire-package,
 $next-question (adaptive), QuestionnaireResponse/$determine, against the Inferno DTR kit fixtures.
 
-Fixtures: ../shared/fixtures/dtr (Inferno DTR test kit, DTR 2.0.1). Every FHIR resource the service
+Fixtures: tests/fixtures/dtr (Inferno DTR test kit, DTR 2.0.1). Every FHIR resource the service
 answers is validated with fhir.resources R4B (fhir.resources 8 has no R4 package; R4B is nearest).
 Variants of a fixture are built in the test from the file and say what they change.
 """

@@ -1,7 +1,7 @@
 """Da Vinci PAS over real HTTP (uvicorn on loopback, SQLite store): Claim/$submit and Claim/$inquire
 against the Inferno PAS kit fixtures, and IORT claims through the policy.
 
-Fixtures: ../shared/fixtures/pas (Inferno PAS test kit). IORT claims are variants of
+Fixtures: tests/fixtures/pas (Inferno PAS test kit). IORT claims are variants of
 conformant_pas_bundle_v110.json built here (each says what it changes). Every FHIR resource the
 service answers is validated with fhir.resources R4B (fhir.resources 8 has no R4 package).
 """
