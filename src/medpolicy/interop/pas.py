@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from medpolicy import CaseError, FieldError, Policy, PolicySet, decide
+from medpolicy import CaseError, FieldError, Policy, PolicySet
 from medpolicy.interop import dtr, fhir_case
 from medpolicy.interop.dtr import CANONICAL_BASE, FhirInputError, Problem
 
