@@ -164,13 +164,19 @@ class Engine:
             self.key_facts.append(tuple(read))
             exprs = [self._class_expr(i, env) for i in read]
             branches.append((vclass, "(" + ", ".join([str(vclass), *exprs]) + ",)"))
+        # Every name the function uses is bound as a default argument (a fast local, not a global);
+        # a date on or after the latest version (the common case) skips the bisection; the newest
+        # version's branch is tested first.
+        latest = len(self.starts)
+        env["_latest_start"] = self.starts[-1]
+        bound = ", ".join(f"{name}={name}" for name in sorted(env))
         lines = [
-            "def key(values):",
+            f"def key(values, {bound}):",
             "    g = values.get",
             "    d = g('date_of_service')",
-            "    vc = -1 if d is None else _bisect(_starts, d)",
+            f"    vc = -1 if d is None else {latest} if d >= _latest_start else _bisect(_starts, d)",
         ]
-        for vclass, expr in branches:
+        for vclass, expr in sorted(branches, key=lambda b: -b[0]):
             lines.append(f"    if vc == {vclass}:\n        return {expr}")
         lines.append("    raise AssertionError(vc)")
         src = "\n".join(lines) + "\n"
