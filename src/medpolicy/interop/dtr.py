@@ -1148,15 +1148,7 @@ def next_question(params: Any, policies: PolicySet) -> NextQuestionResult:
         out_qr["extension"] = extensions
     else:
         out_qr.pop("extension", None)
-    contained = list(out_qr.get("contained") or [])
-    contained[q_index] = out_q
-    out_qr["contained"] = contained
-    out_qr["authored"] = datetime.now(UTC).isoformat(timespec="seconds")
-    parameters = {
-        "resourceType": "Parameters",
-        "meta": {"profile": [SDC_NEXT_QUESTION_OUT]},
-        "parameter": [{"name": "return", "resource": out_qr}],
-    }
+    parameters = _next_question_output(out_qr, out_q, q_index)
     return NextQuestionResult(
         parameters=parameters,
         questionnaire_response=out_qr,
@@ -1240,15 +1232,7 @@ def _complete_foreign(
     extensions.append(determination_extension(det) if det is not None else no_policy_extension(note))
     out_qr["extension"] = extensions
     out_qr["status"] = "completed"
-    contained = list(out_qr.get("contained") or [])
-    contained[q_index] = out_q
-    out_qr["contained"] = contained
-    out_qr["authored"] = datetime.now(UTC).isoformat(timespec="seconds")
-    parameters = {
-        "resourceType": "Parameters",
-        "meta": {"profile": [SDC_NEXT_QUESTION_OUT]},
-        "parameter": [{"name": "return", "resource": out_qr}],
-    }
+    parameters = _next_question_output(out_qr, out_q, q_index)
     return NextQuestionResult(
         parameters=parameters,
         questionnaire_response=out_qr,
@@ -1279,6 +1263,20 @@ def _params_by_name(params: Mapping[str, Any]) -> dict[str, list[tuple[int, Mapp
         if isinstance(p, Mapping):
             by.setdefault(str(p.get("name")), []).append((i, p))
     return by
+
+
+def _next_question_output(out_qr: dict[str, Any], out_q: dict[str, Any], q_index: int) -> dict[str, Any]:
+    """Put the updated Questionnaire back in the response, stamp it, and wrap it as the operation's
+    output Parameters (SDC next-question out)."""
+    contained = list(out_qr.get("contained") or [])
+    contained[q_index] = out_q
+    out_qr["contained"] = contained
+    out_qr["authored"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return {
+        "resourceType": "Parameters",
+        "meta": {"profile": [SDC_NEXT_QUESTION_OUT]},
+        "parameter": [{"name": "return", "resource": out_qr}],
+    }
 
 
 def questionnaire_package(params: Any, policies: PolicySet, *, as_of: date | None = None) -> PackageResult:

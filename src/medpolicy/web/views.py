@@ -461,6 +461,23 @@ def _recommended(outcome: str | None, allowed: list[str]) -> str | None:
     return next((a for a in wanted if a in allowed), None)
 
 
+async def _open_for_action(
+    request: Request, request_id: str
+) -> tuple[dict[str, str], tuple[User, str], PARequest] | Response:
+    """What a reviewer's POST on a request needs: the form, the signed-in reviewer (CSRF checked) and
+    the request; or the response that refuses it (sign-in page, CSRF refusal, 404)."""
+    form = await _form(request)
+    auth = _signed_in(request)
+    if auth is None:
+        return _to_login(request)
+    if not _csrf_ok(auth, form):
+        return _csrf_refused(request, auth)
+    pa = await run_in_threadpool(_load, request, request_id)
+    if pa is None:
+        return _error(request, 404, "No such request", f"There is no request {request_id}.", auth)
+    return form, auth, pa
+
+
 def _load(request: Request, request_id: str) -> PARequest | None:
     try:
         return _store(request).get_pa_request(request_id)
@@ -518,16 +535,11 @@ def _request_problem(
 @router.post("/requests/{request_id}/answers")
 async def answer_missing(request: Request, request_id: str) -> Response:
     """Record a reviewer's answers to the missing facts; the store decides again."""
-    form = await _form(request)
-    auth = _signed_in(request)
-    if auth is None:
-        return _to_login(request)
-    if not _csrf_ok(auth, form):
-        return _csrf_refused(request, auth)
+    opened = await _open_for_action(request, request_id)
+    if isinstance(opened, Response):
+        return opened
+    form, auth, pa = opened
     user = auth[0]
-    pa = await run_in_threadpool(_load, request, request_id)
-    if pa is None:
-        return _error(request, 404, "No such request", f"There is no request {request_id}.", auth)
     role = user.lifecycle_role
     if role is None:
         return _request_problem(request, auth, pa, 403, "An administrator cannot change a request.")
@@ -601,16 +613,11 @@ FINAL_ACTIONS = frozenset({Action.APPROVE.value, Action.DENY.value})
 @router.post("/requests/{request_id}/actions")
 async def take_action(request: Request, request_id: str) -> Response:
     """Approve, request information, route to a physician or deny: the store checks the role."""
-    form = await _form(request)
-    auth = _signed_in(request)
-    if auth is None:
-        return _to_login(request)
-    if not _csrf_ok(auth, form):
-        return _csrf_refused(request, auth)
+    opened = await _open_for_action(request, request_id)
+    if isinstance(opened, Response):
+        return opened
+    form, auth, pa = opened
     user = auth[0]
-    pa = await run_in_threadpool(_load, request, request_id)
-    if pa is None:
-        return _error(request, 404, "No such request", f"There is no request {request_id}.", auth)
     action = form.get("action") or ""
     if action not in {a.value for a in Action} - {Action.WITHDRAW.value, Action.PROVIDE_INFORMATION.value}:
         return _request_problem(request, auth, pa, 422, "Choose an action.")
