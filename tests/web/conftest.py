@@ -165,11 +165,14 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def screenshot(page: Any, name: str, *, docs: bool = False) -> Path:
-    """Save a full-page screenshot to test-artifacts/screenshots (and docs/screenshots when `docs`)."""
+    """Save a full-page screenshot to test-artifacts/screenshots. The main pages (`docs`) are also
+    copied to docs/screenshots when MEDPOLICY_UPDATE_SCREENSHOTS=1, so a test run leaves the tracked
+    files alone unless asked to refresh them."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if docs:
+    assert path.stat().st_size > 0
+    if docs and os.environ.get("MEDPOLICY_UPDATE_SCREENSHOTS") == "1":
         DOC_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOC_SHOTS / f"{name}.png")
     return path

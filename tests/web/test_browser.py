@@ -1,6 +1,7 @@
 """The workbench in a real browser: Playwright driving headless Chromium (Debian's `chromium`) against
 the service on loopback with a real SQLite store. Screenshots go to test-artifacts/screenshots/, and
-the main pages also to docs/screenshots/ (linked from the README and docs/workbench.md)."""
+the main pages also to docs/screenshots/ (linked from the README and docs/workbench.md) when
+MEDPOLICY_UPDATE_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
