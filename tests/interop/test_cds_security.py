@@ -7,9 +7,11 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 from cds_client import CdsClient, cds_service
@@ -272,3 +274,61 @@ def test_a_token_not_yet_valid_is_refused(served: tuple[LiveServer, CdsClient]) 
     _, client = served
     token = client.token(client.url("/cds-services"), nbf=int(time.time()) + 3600)
     _refused(client.discover(token=token), "token_issued_in_future")
+
+
+@pytest.fixture
+def two_servers(tmp_path: Path) -> Iterator[Callable[[bool], tuple[list[str], CdsClient]]]:
+    """Two app instances (as two server processes would be) on one SQLite store, one signing client;
+    both know themselves by the same public base URL, so one token is valid at either."""
+    from medpolicy.interop.cdshooks import CdsSettings
+    from medpolicy.service.app import create_app
+    from medpolicy.service.testing import running_server, settings_for_tests
+
+    with ExitStack() as stack:
+
+        def start(shared_replay: bool) -> tuple[list[str], CdsClient]:
+            client = CdsClient(base_url="https://medpolicy.example")
+            urls = []
+            for _ in range(2):
+                app = create_app(settings_for_tests(tmp_path))
+                app.state.cds_settings = CdsSettings(
+                    clients=(client.trusted(),),
+                    base_url="https://medpolicy.example",
+                    shared_replay=shared_replay,
+                )
+                urls.append(stack.enter_context(running_server(app=app)).base_url)
+            return urls, client
+
+        yield start
+
+
+ORDER = {
+    "hook": "order-sign",
+    "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+    "context": {
+        "userId": "Practitioner/1",
+        "patientId": "p1",
+        "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": []},
+    },
+}
+
+
+@pytest.mark.parametrize("shared_replay", [True, False])
+def test_a_replay_sent_to_another_server_process_is_refused_when_replay_is_shared(
+    two_servers: Callable[[bool], tuple[list[str], CdsClient]], shared_replay: bool
+) -> None:
+    (first, second), client = two_servers(shared_replay)
+    path = "/cds-services/medpolicy-crd-order-sign"
+    token = client.token(f"https://medpolicy.example{path}")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(first + path, json=ORDER, headers=headers).status_code == 200
+    replayed = httpx.post(second + path, json=ORDER, headers=headers)
+    if shared_replay:
+        assert replayed.status_code == 401, replayed.text
+        assert replayed.json()["issue"][0]["details"]["coding"][0]["code"] == "token_replayed"
+        # and a fresh token still works on either
+        fresh = {"Authorization": f"Bearer {client.token(f'https://medpolicy.example{path}')}"}
+        assert httpx.post(second + path, json=ORDER, headers=fresh).status_code == 200
+    else:
+        # each process only remembers its own tokens: the reason `serve --workers` shares them
+        assert replayed.status_code == 200

@@ -520,3 +520,15 @@ def test_cds_feedback_is_stored_durably_newest_first(store: Store) -> None:
     ]
     assert got[0]["received_at"].tzinfo is not None
     assert [r["card"] for r in store.list_cds_feedback(card="c1")] == ["c1"]
+
+
+def test_a_jti_can_be_claimed_once(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from medpolicy.store import TokenReplayedError
+
+    until = datetime.now(UTC) + timedelta(minutes=5)
+    store.claim_jti("ehr", "t-1", until).result(timeout=10)
+    store.claim_jti("other-ehr", "t-1", until).result(timeout=10)  # ids belong to their issuer
+    with pytest.raises(TokenReplayedError):
+        store.claim_jti("ehr", "t-1", until).result(timeout=10)

@@ -197,6 +197,8 @@ class CdsSettings(BaseModel):
     | ``MEDPOLICY_CDS_PA_NEEDED`` | ``auth-needed`` or ``no-auth`` for covered IORT orders | ``auth-needed`` |
     | ``MEDPOLICY_CDS_DISCOVERY_PUBLIC`` | ``1`` to serve discovery without a JWT | ``0`` |
     | ``MEDPOLICY_CDS_POLICY_URL`` | link to the policy, ``{base_url}``/``{policy_id}`` replaced | served here |
+    | ``MEDPOLICY_CDS_SHARED_REPLAY`` | ``1`` to record used JWT ids in the store, so that several server |
+    |                                 | processes refuse each other's replays (``serve --workers`` sets it) | ``0`` |
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -206,6 +208,7 @@ class CdsSettings(BaseModel):
     fhir_servers: tuple[str, ...] = ()
     pa_needed: Literal["auth-needed", "no-auth"] = "auth-needed"
     discovery_public: bool = False
+    shared_replay: bool = False
     jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
     jwt_max_lifetime_seconds: float = Field(default=600.0, gt=0, le=3600)
     fhir_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
@@ -231,6 +234,12 @@ class CdsSettings(BaseModel):
             values["pa_needed"] = env["MEDPOLICY_CDS_PA_NEEDED"]
         if env.get("MEDPOLICY_CDS_DISCOVERY_PUBLIC"):
             values["discovery_public"] = env["MEDPOLICY_CDS_DISCOVERY_PUBLIC"].strip().lower() in {
+                "1",
+                "true",
+                "yes",
+            }
+        if env.get("MEDPOLICY_CDS_SHARED_REPLAY"):
+            values["shared_replay"] = env["MEDPOLICY_CDS_SHARED_REPLAY"].strip().lower() in {
                 "1",
                 "true",
                 "yes",

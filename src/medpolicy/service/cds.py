@@ -62,7 +62,7 @@ from medpolicy.interop.jwt_auth import CdsJwtVerifier, JwtError, VerifiedCaller,
 from medpolicy.policy import Policy, PolicySet
 from medpolicy.service.deps import get_policies, get_store
 from medpolicy.service.errors import ApiError
-from medpolicy.store import Store
+from medpolicy.store import Store, TokenReplayedError
 
 log = logging.getLogger("medpolicy.cds")
 
@@ -189,13 +189,15 @@ async def call_service(
     base = _base_url(request, runtime.settings)
     raw = await request.body()
 
-    def work() -> tuple[dict[str, Any], list[Future[None]]]:
+    def authenticate() -> tuple[VerifiedCaller, HookRequest]:
         caller = _authenticate(request, runtime, f"{base}/cds-services/{service_id}")
         body = _parse_json(raw)  # only for an authenticated caller
         try:
-            hook = validate_request(body, service)
+            return caller, validate_request(body, service)
         except CdsRequestError as exc:
             raise _request_error(exc) from None
+
+    def answer(caller: VerifiedCaller, hook: HookRequest) -> tuple[dict[str, Any], list[Future[None]]]:
         # the policies and the store are reached only once the caller is authenticated and the request valid
         return _answer(
             hook, service, caller, runtime.settings, get_policies(request), get_store(request), base
@@ -204,10 +206,36 @@ async def call_service(
     # A few worker threads for the CPU work (signature check, deciding), not one per call in flight:
     # many threads contending for the GIL under a burst stretch every call. The commits are awaited
     # on the event loop, so waiting for the disk holds no thread.
-    answer, commits = await anyio.to_thread.run_sync(work, limiter=_cds_workers(request))
+    workers = _cds_workers(request)
+    if runtime.settings.shared_replay:
+        caller, hook = await anyio.to_thread.run_sync(authenticate, limiter=workers)
+        await _claim_shared(request, runtime, caller)  # before anything is decided or stored
+        result, commits = await anyio.to_thread.run_sync(answer, caller, hook, limiter=workers)
+    else:
+        result, commits = await anyio.to_thread.run_sync(lambda: answer(*authenticate()), limiter=workers)
     for committed in commits:
         await asyncio.wrap_future(committed)
-    return Response(orjson.dumps(answer), media_type="application/json")
+    return Response(orjson.dumps(result), media_type="application/json")
+
+
+async def _claim_shared(request: Request, runtime: CdsRuntime, caller: VerifiedCaller) -> None:
+    """With several server processes each keeps its own replay cache, so the token's ``jti`` is also
+    recorded in the store: a replay sent to another process is refused as well."""
+    if not runtime.settings.shared_replay:
+        return
+    exp = caller.claims.get("exp")
+    until = float(exp) if isinstance(exp, int | float) else 0.0
+    expires = datetime.fromtimestamp(until + runtime.settings.jwt_leeway_seconds, UTC)
+    try:
+        await asyncio.wrap_future(get_store(request).claim_jti(caller.iss, caller.jti, expires))
+    except TokenReplayedError:
+        log.info("cds jwt refused: token_replayed")
+        raise ApiError(
+            401,
+            "token_replayed",
+            "this JWT (jti) has already been used",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from None
 
 
 def _cds_workers(request: Request) -> anyio.CapacityLimiter:
@@ -228,6 +256,7 @@ async def feedback(
         raise ApiError(404, "unknown_service", f"no CDS service {service_id!r}; see GET /cds-services")
     base = _base_url(request, runtime.settings)
     caller = _authenticate(request, runtime, f"{base}/cds-services/{service_id}/feedback")
+    await _claim_shared(request, runtime, caller)
     body = await _json_body(request)
     try:
         items = validate_feedback(body)

@@ -13,6 +13,7 @@ from medpolicy.store.errors import (
     InvalidActionError,
     NotFoundError,
     StoreError,
+    TokenReplayedError,
 )
 from medpolicy.store.lifecycle import (
     Action,
@@ -45,6 +46,7 @@ __all__ = [
     "State",
     "Store",
     "StoreError",
+    "TokenReplayedError",
     "Urgency",
     "make_engine",
 ]

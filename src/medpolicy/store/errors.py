@@ -35,3 +35,8 @@ class ConcurrentUpdateError(StoreError):
 class InvalidActionError(StoreError):
     code = "invalid_action"
     status = 422
+
+
+class TokenReplayedError(StoreError):
+    code = "token_replayed"
+    status = 401

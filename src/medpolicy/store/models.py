@@ -8,6 +8,8 @@
   why (triggers refuse UPDATE and DELETE).
 * `cds_feedback`: CDS Hooks feedback on cards (card id, outcome, accepted suggestions, override
   reason code; no case data).
+* `cds_jti`: JWT ids (`jti`) already used by each CDS client, until they expire: replay protection
+  shared by every server process.
 """
 
 from __future__ import annotations
@@ -128,3 +130,11 @@ class CdsFeedbackRow(Base):
     outcome_timestamp: Mapped[str] = mapped_column(String(40), nullable=False)
     accepted_suggestions: Mapped[list[str]] = mapped_column(JSONType, nullable=False)
     override_code: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class CdsJtiRow(Base):
+    __tablename__ = "cds_jti"
+
+    iss: Mapped[str] = mapped_column(String(200), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)

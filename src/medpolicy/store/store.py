@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Engine, String, cast, func, insert, or_, select
+from sqlalchemy import Engine, String, cast, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -45,9 +45,10 @@ from medpolicy.store.errors import (
     InvalidActionError,
     NotFoundError,
     StoreError,
+    TokenReplayedError,
 )
 from medpolicy.store.lifecycle import Action, Role, State, Urgency
-from medpolicy.store.models import CdsFeedbackRow, DeterminationRow, PAEventRow, PARequestRow
+from medpolicy.store.models import CdsFeedbackRow, CdsJtiRow, DeterminationRow, PAEventRow, PARequestRow
 from medpolicy.store.records import (
     AuditEvent,
     DeterminationRecord,
@@ -164,6 +165,8 @@ class Store:
         self._write_engine = engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else engine
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         self._writer = GroupCommitWriter(lambda rows: self._insert_determinations(rows))
+        self._jti_writer = GroupCommitWriter(lambda rows: self._insert_jtis(rows))
+        self._jti_inserts = 0
         # One writer at a time in this process on SQLite: queue here instead of spinning on the lock.
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
         self._checkpointer: Checkpointer | None = None
@@ -196,6 +199,7 @@ class Store:
 
     def close(self) -> None:
         self._writer.close()
+        self._jti_writer.close()
         if self._checkpointer is not None:
             self._checkpointer.close()
         self.engine.dispose()
@@ -617,6 +621,34 @@ class Store:
         rows = [{"received_at": now, **item} for item in items]
         with self._write_lock or nullcontext(), self._write_engine.begin() as conn:
             conn.execute(insert(CdsFeedbackRow), rows)
+
+    def claim_jti(self, iss: str, jti: str, expires_at: datetime) -> Future[None]:
+        """Record that ``jti`` of ``iss`` has been used, in a group commit shared with other callers.
+
+        The future fails with ``TokenReplayedError`` when the id was already recorded, by this process
+        or any other one using the same database: replay protection across server workers."""
+        outer: Future[None] = Future()
+        inner = self._jti_writer.submit({"iss": iss, "jti": jti, "expires_at": expires_at})
+
+        def settle(done: Future[None]) -> None:
+            exc = done.exception()
+            if exc is None:
+                outer.set_result(None)
+            elif isinstance(exc, IntegrityError):
+                outer.set_exception(TokenReplayedError("this JWT (jti) has already been used"))
+            else:
+                outer.set_exception(exc)
+
+        inner.add_done_callback(settle)
+        return outer
+
+    def _insert_jtis(self, rows: list[dict[str, Any]]) -> None:
+        with self._write_lock or nullcontext(), self._write_engine.begin() as conn:
+            self._jti_inserts += len(rows)
+            if self._jti_inserts >= 5_000:  # now and then, forget ids that can no longer be replayed
+                self._jti_inserts = 0
+                conn.execute(delete(CdsJtiRow).where(CdsJtiRow.expires_at < self.clock()))
+            conn.execute(insert(CdsJtiRow), rows)
 
     def list_cds_feedback(self, *, card: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Feedback, newest first (optionally for one card)."""
