@@ -189,7 +189,9 @@ def free_port() -> int:
         return port
 
 
-def start_server(data_dir: Path, port: int, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_server(
+    data_dir: Path, port: int, extra_env: dict[str, str], workers: int = 1
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "MEDPOLICY_DATA_DIR": str(data_dir),
@@ -197,7 +199,7 @@ def start_server(data_dir: Path, port: int, extra_env: dict[str, str]) -> subpro
         **extra_env,
     }
     env.pop("DATABASE_URL", None)
-    code = f"import sys; from medpolicy.service.run import serve; serve('127.0.0.1', {port}, None, False)"
+    code = f"import sys; from medpolicy.service.run import serve; serve('127.0.0.1', {port}, None, False, {workers})"
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir
@@ -289,6 +291,12 @@ def main() -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes (default 1; on SQLite more contend for its write lock)",
+    )
+    parser.add_argument(
         "--cds-alg",
         default="ES384",
         choices=["ES384", "RS384", "ES256"],
@@ -298,14 +306,15 @@ def main() -> int:
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}; store: SQLite (WAL, synchronous=FULL) in a fresh temp folder"
+        f"Python {platform.python_version()}; store: SQLite (WAL, synchronous=FULL) in a fresh temp folder; "
+        f"{args.workers} server process(es)"
     )
     data_dir = Path(tempfile.mkdtemp(prefix="medpolicy-bench-"))
     db = data_dir / "medpolicy.db"
     port = free_port()
     crd = order_sign_setup(port, args.cds_alg)
     extra_env = crd[0] if isinstance(crd, tuple) else {}
-    server = start_server(data_dir, port, extra_env)
+    server = start_server(data_dir, port, extra_env, args.workers)
     failures: list[str] = []
     try:
         cases = [json.dumps({"case": c}).encode() for c in example_cases()]

@@ -318,11 +318,14 @@ def serve_cmd(
         ),
     ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Seed demo clients, accounts and requests.")] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Server processes sharing the port and the store.")
+    ] = 1,
 ) -> None:
     """Run the HTTP service (our API, CDS Hooks/CRD, DTR, PAS and the reviewer workbench)."""
     from medpolicy.service.run import serve  # the service stack loads only for this command
 
-    serve(host, port, database_url, demo)
+    serve(host, port, database_url, demo, workers)
 
 
 @app.command("demo")
@@ -332,7 +335,7 @@ def demo_cmd(
 ) -> None:
     """What `make run` does: decide the bundled example cases, then serve on 127.0.0.1 with demo data."""
     examples(policies_dir)
-    serve_cmd("127.0.0.1", port, None, demo=True)
+    serve_cmd("127.0.0.1", port, None, demo=True, workers=1)
 
 
 user_app = typer.Typer(help="Workbench accounts.", no_args_is_help=True)

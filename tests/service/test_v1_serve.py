@@ -99,3 +99,45 @@ def test_demo_cases_come_from_the_policies() -> None:
     for demo in cases:
         assert demo.name
         assert isinstance(demo.case.get("date_of_service", ""), str)  # JSON values, as a client sends
+
+
+def test_serve_with_two_workers_shares_the_port_and_the_store(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "MEDPOLICY_CLIENTS"}}
+    env["MEDPOLICY_DATA_DIR"] = str(tmp_path / "data")
+    env["MEDPOLICY_CLIENTS"] = "ehr:ehr-token-0123456789abcdef"
+    code = f"from medpolicy.service.run import serve; serve('127.0.0.1', {port}, None, False, 2)"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.2)
+        auth = {"Authorization": "Bearer ehr-token-0123456789abcdef"}
+        case = {"date_of_service": "2024-03-04", "procedure_codes": ["77425"], "diagnosis_codes": ["C25.0"]}
+        ids = set()
+        for _ in range(20):  # spread over both workers
+            r = httpx.post(f"{base}/v1/determinations", json={"case": case}, headers=auth)
+            assert r.status_code == 201, r.text
+            ids.add(r.json()["id"])
+        for ident in ids:  # each record is readable whichever worker answers
+            assert httpx.get(f"{base}/v1/determinations/{ident}", headers=auth).status_code == 200
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert "2 worker processes" in out
+    assert "Traceback" not in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import queue
 import sys
 from dataclasses import dataclass
@@ -48,8 +49,12 @@ LOG_CONFIG: dict[str, Any] = {
 }
 
 
-def serve(host: str, port: int, database_url: str | None, demo: bool) -> None:
-    """Run the service until interrupted. `demo`: demo clients (if none configured) and demo requests."""
+def serve(host: str, port: int, database_url: str | None, demo: bool, workers: int = 1) -> None:
+    """Run the service until interrupted. `demo`: demo clients (if none configured) and demo requests.
+
+    ``workers`` > 1 runs that many server processes on one port and one store (each builds its app
+    from the environment; CDS JWT ids are then recorded in the store, so no worker accepts a token
+    another has seen)."""
     settings = Settings.from_env()
     if database_url:
         settings = settings.model_copy(update={"database_url": database_url})
@@ -74,15 +79,49 @@ def serve(host: str, port: int, database_url: str | None, demo: bool) -> None:
             print(f"  demo client {client.client_id:<15} {roles:<20} Authorization: Bearer {client.token}")
     elif not settings.clients:
         print("  no API clients configured (MEDPOLICY_CLIENTS): every /v1 call answers 401", flush=True)
-    # The policies and the ICD-10-CM code set are ~10^5 long-lived objects: a full garbage collection
-    # would walk them all (tens of ms, a latency spike every few seconds under load). Freeze them.
-    gc.collect()
-    gc.freeze()
+    if workers > 1:
+        # Migrated and seeded once, here; the workers share the store and the settings, by environment.
+        store.close()
+        os.environ["DATABASE_URL"] = settings.resolved_database_url
+        os.environ["MEDPOLICY_CLIENTS"] = json.dumps(
+            {c.client_id: {"token": c.token, "roles": sorted(c.roles)} for c in settings.clients}
+        )
+        os.environ["MEDPOLICY_CDS_SHARED_REPLAY"] = "1"
+        print(
+            f"  {workers} worker processes (CDS JWT replay protection shared through the store)", flush=True
+        )
+        uvicorn.run(
+            "medpolicy.service.run:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=LOG_CONFIG,
+            proxy_headers=False,
+        )
+        return
+    _settle_memory()
     listener = log_in_background()
     try:
         uvicorn.run(app, host=host, port=port, access_log=False, log_config=LOG_CONFIG, proxy_headers=False)
     finally:
         listener.stop()
+
+
+def worker_app() -> Any:
+    """The app of one worker process of ``serve(workers=N)``, built from the environment."""
+    app = create_app(Settings.from_env())
+    _settle_memory()
+    log_in_background()  # runs as long as the worker does
+    return app
+
+
+def _settle_memory() -> None:
+    # The policies and the ICD-10-CM code set are ~10^5 long-lived objects: a full garbage collection
+    # would walk them all (tens of ms, a latency spike every few seconds under load). Freeze them.
+    gc.collect()
+    gc.freeze()
 
 
 def log_in_background(level: int = logging.INFO) -> QueueListener:
