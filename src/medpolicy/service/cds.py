@@ -32,8 +32,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from medpolicy import decide
-from medpolicy.errors import CaseError, MedpolicyError
+from medpolicy import Determination, decide
+from medpolicy.errors import CaseError
 from medpolicy.interop import crd
 from medpolicy.interop.cdshooks import (
     SERVICES,
@@ -512,27 +512,10 @@ def _case_error(exc: CaseError, order_ref: str, sources: Mapping[str, Sequence[s
     )
 
 
-def _reason_text(determination: Any, policy: Policy, outcome: str) -> str:
+def _reason_text(determination: Determination, policy: Policy, outcome: str) -> str:
     """The reason in plain words, from the determination (no patient identifiers)."""
-    data: Mapping[str, Any] = {}
-    to_dict = getattr(determination, "to_dict", None)
-    if callable(to_dict):
-        try:
-            raw = to_dict()
-            data = raw if isinstance(raw, Mapping) else {}
-        except MedpolicyError:
-            data = {}
-    explanation = None
-    for key in ("reason", "summary", "explanation", "rationale"):
-        value = data.get(key)
-        if isinstance(value, str) and value.strip():
-            explanation = value.strip()
-            break
-    questions = [
-        str(getattr(m, "question", "")).strip()
-        for m in getattr(determination, "missing_facts", ()) or ()
-        if str(getattr(m, "question", "")).strip()
-    ]
+    explanation = determination.summary.strip() or None
+    questions = [m.question.strip() for m in determination.missing_facts if m.question.strip()]
     if outcome == "medically_necessary":
         base = explanation or f"The request meets the criteria of the medical policy {policy.title!r}."
     elif outcome == "information_needed":
