@@ -23,16 +23,13 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> tuple[str, Path, subprocess.Popen[str]]:
+def _start(code: str, env: dict[str, str], cwd: Path) -> tuple[str, subprocess.Popen[str]]:
+    """Run `serve` in its own process (``code`` with ``{port}`` filled in); wait until it answers."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "MEDPOLICY_CLIENTS"}}
-    env["MEDPOLICY_DATA_DIR"] = str(tmp_path / "data")
-    code = f"from medpolicy.service.run import serve; serve('127.0.0.1', {port}, None, True)"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code.format(port=port)],
         env=env,
-        cwd=tmp_path,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -43,11 +40,22 @@ def served(tmp_path: Path) -> tuple[str, Path, subprocess.Popen[str]]:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         try:
             if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
+                return base, proc
         except httpx.TransportError:
             pass
         assert time.monotonic() < deadline, "the service did not start"
         time.sleep(0.1)
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "MEDPOLICY_CLIENTS"}}
+    return {**env, "MEDPOLICY_DATA_DIR": str(tmp_path / "data"), **extra}
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> tuple[str, Path, subprocess.Popen[str]]:
+    code = "from medpolicy.service.run import serve; serve('127.0.0.1', {port}, None, True)"
+    base, proc = _start(code, _env(tmp_path), tmp_path)
     return base, tmp_path, proc
 
 
@@ -102,31 +110,10 @@ def test_demo_cases_come_from_the_policies() -> None:
 
 
 def test_serve_with_two_workers_shares_the_port_and_the_store(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "MEDPOLICY_CLIENTS"}}
-    env["MEDPOLICY_DATA_DIR"] = str(tmp_path / "data")
-    env["MEDPOLICY_CLIENTS"] = "ehr:ehr-token-0123456789abcdef"
-    code = f"from medpolicy.service.run import serve; serve('127.0.0.1', {port}, None, False, 2)"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    env = _env(tmp_path, MEDPOLICY_CLIENTS="ehr:ehr-token-0123456789abcdef")
+    code = "from medpolicy.service.run import serve; serve('127.0.0.1', {port}, None, False, 2)"
+    base, proc = _start(code, env, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.2)
         auth = {"Authorization": "Bearer ehr-token-0123456789abcdef"}
         case = {"date_of_service": "2024-03-04", "procedure_codes": ["77425"], "diagnosis_codes": ["C25.0"]}
         ids = set()
