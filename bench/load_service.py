@@ -182,6 +182,10 @@ async def run_phase(
 # -- the server under test ---------------------------------------------------------------------
 
 
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg()) + " (1/5/15 min)"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -307,7 +311,8 @@ def main() -> int:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}; store: SQLite (WAL, synchronous=FULL) in a fresh temp folder; "
-        f"{args.workers} server process(es)"
+        f"{args.workers} server process(es); load average before: {_load()} (other work on these cores "
+        "stretches the tail latencies)"
     )
     data_dir = Path(tempfile.mkdtemp(prefix="medpolicy-bench-"))
     db = data_dir / "medpolicy.db"
@@ -432,6 +437,7 @@ def main() -> int:
             for path in sorted(data_dir.glob("*"), reverse=True):
                 path.unlink()
             data_dir.rmdir()
+    print(f"load average after: {_load()}")
     if failures:
         print("BELOW TARGET: " + "; ".join(failures))
         return 1

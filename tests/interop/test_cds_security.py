@@ -5,21 +5,32 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
 import pytest
-from cds_client import CdsClient, cds_service
+from cds_client import CdsClient, cds_service, condition, order_sign_request, service_request
 from cryptography.hazmat.primitives.asymmetric import ec
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from medpolicy.interop.jwt_auth import CdsJwtVerifier, JwtError, ReplayCache, TrustedClient
-from medpolicy.service.testing import LiveServer
+from medpolicy.interop.cdshooks import CdsSettings
+from medpolicy.interop.jwt_auth import (
+    CdsJwtVerifier,
+    JwksFetchNeeded,
+    JwtError,
+    ReplayCache,
+    TrustedClient,
+)
+from medpolicy.service.app import create_app
+from medpolicy.service.testing import LiveServer, running_server, settings_for_tests
 
 
 @pytest.fixture(scope="module")
@@ -332,3 +343,72 @@ def test_a_replay_sent_to_another_server_process_is_refused_when_replay_is_share
     else:
         # each process only remembers its own tokens: the reason `serve --workers` shares them
         assert replayed.status_code == 200
+
+
+def test_verifying_without_fetching_asks_for_the_fetch_and_records_nothing() -> None:
+    """The service verifies on its event loop with ``fetch=False``; a JWK Set still to be fetched is
+    signalled (and then fetched from a thread) without the token's jti being spent."""
+    client = CdsClient(base_url="x")
+    url = "https://ehr.test.example/jwks.json"
+    fetched: list[str] = []
+
+    def fetch(u: str) -> dict[str, Any]:
+        fetched.append(u)
+        return client.jwks()
+
+    verifier = CdsJwtVerifier([TrustedClient(iss=client.iss, jwks_url=url)], jwks_fetcher=fetch)
+    aud = "https://svc/cds-services"
+    token = client.token(aud)
+    with pytest.raises(JwksFetchNeeded):
+        verifier.verify(token, aud, fetch=False)
+    assert fetched == []
+    assert verifier.verify(token, aud).jti  # the same token is still good: nothing was recorded
+    assert fetched == [url]
+    assert verifier.verify(client.token(aud), aud, fetch=False).kid == client.kid  # cached now
+    with pytest.raises(JwtError) as replayed:
+        verifier.verify(token, aud, fetch=False)
+    assert replayed.value.code == "token_replayed"
+
+
+def test_an_issuer_known_by_its_jwks_url_is_served(tmp_path: Path) -> None:
+    """A client configured by JWK Set URL (served here over loopback HTTP): its first call makes the
+    service fetch the keys, later calls use them from the cache."""
+    client = CdsClient(base_url="http://placeholder")
+    hits: list[str] = []
+
+    class Jwks(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            data = json.dumps(client.jwks()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
+    app = create_app(settings_for_tests(tmp_path))
+    app.state.cds_settings = CdsSettings(clients=(TrustedClient(iss=client.iss, jwks_url=url),))
+    try:
+        with running_server(app=app) as server:
+            client.base_url = server.base_url
+            request = order_sign_request(
+                [service_request("sr1", "77425")], conditions=[condition("c-rectal", "C20")]
+            )
+            for _ in range(3):
+                response = client.call("medpolicy-crd-order-sign", request)
+                assert response.status_code == 200, response.text
+                assert response.json()["systemActions"]
+            assert hits == ["/jwks.json"]
+            other = CdsClient(base_url=server.base_url, http=client.http)  # a key not published
+            _refused(other.call("medpolicy-crd-order-sign", request), "invalid_signature")
+            assert hits == ["/jwks.json"]  # the same kid: no reason to fetch again
+    finally:
+        client.http.close()
+        httpd.shutdown()
+        httpd.server_close()

@@ -39,6 +39,7 @@ import jwt
 __all__ = [
     "ALLOWED_ALGORITHMS",
     "CdsJwtVerifier",
+    "JwksFetchNeeded",
     "JwtError",
     "ReplayCache",
     "TrustedClient",
@@ -130,6 +131,11 @@ class ReplayCache:
                     del self._seen[soonest]
             self._seen[key] = until
             return True
+
+
+class JwksFetchNeeded(Exception):
+    """``verify(..., fetch=False)`` would have to fetch a configured JWK Set (absent, stale or lacking the
+    ``kid``): verify again with ``fetch=True`` where blocking I/O is allowed (a worker thread)."""
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -231,8 +237,13 @@ class CdsJwtVerifier:
     def issuers(self) -> frozenset[str]:
         return frozenset(self._clients)
 
-    def verify(self, token: str, audience: str) -> VerifiedCaller:
+    def verify(self, token: str, audience: str, *, fetch: bool = True) -> VerifiedCaller:
         """Verify ``token`` for a call to ``audience`` (the exact URL of the endpoint called).
+
+        With ``fetch=False`` nothing is fetched: when the key must come from a configured JWKS URL that
+        is not cached and fresh, :class:`JwksFetchNeeded` is raised before anything is recorded (the
+        ``jti`` is not yet marked used), so an event loop can verify at once when the keys are at hand
+        and hand the rare fetch to a thread.
 
         Raises:
             JwtError: with codes ``invalid_token``, ``unsupported_algorithm``, ``unknown_issuer``,
@@ -261,7 +272,7 @@ class CdsJwtVerifier:
         if jku is not None and jku != client.jwks_url:
             raise JwtError("untrusted_jku", "the JWT jku is not the JWK Set URL configured for this issuer")
 
-        key = self._key_for(client, kid, alg)
+        key = self._key_for(client, kid, alg, fetch=fetch)
         # The signature, with PyJWT's implementation of the algorithm (raw r||s for ECDSA, PKCS#1 v1.5
         # for RSA), over the token's own signing input.
         signing_input, _, signature = token.rpartition(".")
@@ -316,15 +327,17 @@ class CdsJwtVerifier:
 
     # ------------------------------------------------------------------------------------------- keys
 
-    def _jwks_of(self, client: TrustedClient, *, refresh: bool = False) -> list[Mapping[str, Any]]:
+    def _jwks_of(
+        self, client: TrustedClient, *, refresh: bool = False, fetch: bool = True
+    ) -> list[Mapping[str, Any]]:
         keys: list[Mapping[str, Any]] = []
         if client.jwks is not None:
             keys.extend(k for k in client.jwks.get("keys") or [] if isinstance(k, Mapping))
         if client.jwks_url:
-            keys.extend(self._fetched_keys(client.jwks_url, refresh=refresh))
+            keys.extend(self._fetched_keys(client.jwks_url, refresh=refresh, fetch=fetch))
         return keys
 
-    def _fetched_keys(self, url: str, *, refresh: bool) -> list[Mapping[str, Any]]:
+    def _fetched_keys(self, url: str, *, refresh: bool, fetch: bool = True) -> list[Mapping[str, Any]]:
         """Keys of a configured JWKS URL: cached for ``jwks_ttl``; an unknown ``kid`` may force a refresh,
         at most once per ``jwks_min_refresh`` seconds (an unauthenticated caller cannot make the service
         fetch at will)."""
@@ -334,6 +347,8 @@ class CdsJwtVerifier:
         stale = cached is None or cached[0] <= now
         may_refresh = refresh and (cached is None or now - cached[1] >= self._jwks_min_refresh)
         if stale or may_refresh:
+            if not fetch:
+                raise JwksFetchNeeded(url)
             try:
                 fetched: Mapping[str, Any] = self._fetch(url)
             except Exception:  # any failure to fetch means no new key from there
@@ -344,11 +359,11 @@ class CdsJwtVerifier:
         assert cached is not None
         return [k for k in cached[2].get("keys") or [] if isinstance(k, Mapping)]
 
-    def _key_for(self, client: TrustedClient, kid: str, alg: str) -> Any:
+    def _key_for(self, client: TrustedClient, kid: str, alg: str, *, fetch: bool = True) -> Any:
         for refresh in (False, True):
             if refresh and not client.jwks_url:
                 break
-            for jwk in self._jwks_of(client, refresh=refresh):
+            for jwk in self._jwks_of(client, refresh=refresh, fetch=fetch):
                 if jwk.get("kid") != kid:
                     continue
                 if jwk.get("alg") not in (None, alg):

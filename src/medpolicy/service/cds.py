@@ -58,7 +58,13 @@ from medpolicy.interop.fhir_case import (
     order_codes,
     order_date,
 )
-from medpolicy.interop.jwt_auth import CdsJwtVerifier, JwtError, VerifiedCaller, bearer_token
+from medpolicy.interop.jwt_auth import (
+    CdsJwtVerifier,
+    JwksFetchNeeded,
+    JwtError,
+    VerifiedCaller,
+    bearer_token,
+)
 from medpolicy.policy import Policy, PolicySet
 from medpolicy.service.deps import get_policies, get_store
 from medpolicy.service.errors import ApiError
@@ -117,15 +123,29 @@ def _base_url(request: Request, settings: CdsSettings) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _authenticate(request: Request, runtime: CdsRuntime, audience: str) -> VerifiedCaller:
+def _authenticate(
+    request: Request, runtime: CdsRuntime, audience: str, *, fetch: bool = True
+) -> VerifiedCaller:
     try:
         token = bearer_token(request.headers.get("authorization"))
-        return runtime.verifier.verify(token, audience)
+        return runtime.verifier.verify(token, audience, fetch=fetch)
     except JwtError as exc:
         log.info("cds jwt refused: %s", exc.code)
         raise ApiError(
             401, exc.code, exc.message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
         ) from None
+
+
+async def _verified_caller(request: Request, runtime: CdsRuntime, audience: str) -> VerifiedCaller:
+    """The authenticated caller. The signature is checked on the event loop when the issuer's keys are
+    at hand (no I/O: a thread hop would cost more than the check); a JWK Set that must be fetched first
+    is fetched from a worker thread, so the loop never waits on the network."""
+    try:
+        return _authenticate(request, runtime, audience, fetch=False)
+    except JwksFetchNeeded:
+        return await anyio.to_thread.run_sync(
+            lambda: _authenticate(request, runtime, audience), limiter=_cds_workers(request)
+        )
 
 
 async def _json_body(request: Request) -> Any:
@@ -188,34 +208,42 @@ async def call_service(
         raise ApiError(404, "unknown_service", f"no CDS service {service_id!r}; see GET /cds-services")
     base = _base_url(request, runtime.settings)
     raw = await request.body()
+    caller = await _verified_caller(request, runtime, f"{base}/cds-services/{service_id}")
+    await _claim_shared(request, runtime, caller)  # before anything is decided or stored
+    body = _parse_json(raw)  # only for an authenticated caller
+    try:
+        hook = validate_request(body, service)
+    except CdsRequestError as exc:
+        raise _request_error(exc) from None
+    settings = runtime.settings
 
-    def authenticate() -> tuple[VerifiedCaller, HookRequest]:
-        caller = _authenticate(request, runtime, f"{base}/cds-services/{service_id}")
-        body = _parse_json(raw)  # only for an authenticated caller
-        try:
-            return caller, validate_request(body, service)
-        except CdsRequestError as exc:
-            raise _request_error(exc) from None
-
-    def answer(caller: VerifiedCaller, hook: HookRequest) -> tuple[dict[str, Any], list[Future[None]]]:
+    def answer() -> tuple[dict[str, Any], list[Future[None]]]:
         # the policies and the store are reached only once the caller is authenticated and the request valid
-        return _answer(
-            hook, service, caller, runtime.settings, get_policies(request), get_store(request), base
-        )
+        return _answer(hook, service, caller, settings, get_policies(request), get_store(request), base)
 
-    # A few worker threads for the CPU work (signature check, deciding), not one per call in flight:
-    # many threads contending for the GIL under a burst stretch every call. The commits are awaited
-    # on the event loop, so waiting for the disk holds no thread.
-    workers = _cds_workers(request)
-    if runtime.settings.shared_replay:
-        caller, hook = await anyio.to_thread.run_sync(authenticate, limiter=workers)
-        await _claim_shared(request, runtime, caller)  # before anything is decided or stored
-        result, commits = await anyio.to_thread.run_sync(answer, caller, hook, limiter=workers)
+    # Answering is CPU work (deciding is mostly a memo lookup; the store is written by its own thread),
+    # so it runs right here: a thread hop per call costs more than it saves, and threads contending for
+    # the GIL stretch every call under a burst. Only a call that may have to read the client's FHIR
+    # server goes to one of a few worker threads, so the loop never waits on the network.
+    if _may_read_fhir_server(hook, service, settings):
+        result, commits = await anyio.to_thread.run_sync(answer, limiter=_cds_workers(request))
     else:
-        result, commits = await anyio.to_thread.run_sync(lambda: answer(*authenticate()), limiter=workers)
-    for committed in commits:
+        result, commits = answer()
+    for committed in commits:  # a 2xx means stored; waiting for the disk holds no thread
         await asyncio.wrap_future(committed)
     return Response(orjson.dumps(result), media_type="application/json")
+
+
+def _may_read_fhir_server(hook: HookRequest, service: CdsService, settings: CdsSettings) -> bool:
+    """Whether answering may query the client's FHIR server: one we may ask is named, and the
+    prefetch lacks a required key or an order the context refers to."""
+    if not (hook.fhir_server and hook.fhir_authorization and settings.may_query(hook.fhir_server)):
+        return False
+    plan = prefetch_status(hook, service)
+    if plan.missing:
+        return True
+    known = {f"{r.get('resourceType')}/{r.get('id')}" for r in plan.resources}
+    return any(ref not in known for ref in referenced_orders(hook))
 
 
 async def _claim_shared(request: Request, runtime: CdsRuntime, caller: VerifiedCaller) -> None:
@@ -255,7 +283,7 @@ async def feedback(
     if service_id not in SERVICES:
         raise ApiError(404, "unknown_service", f"no CDS service {service_id!r}; see GET /cds-services")
     base = _base_url(request, runtime.settings)
-    caller = _authenticate(request, runtime, f"{base}/cds-services/{service_id}/feedback")
+    caller = await _verified_caller(request, runtime, f"{base}/cds-services/{service_id}/feedback")
     await _claim_shared(request, runtime, caller)
     body = await _json_body(request)
     try:
