@@ -5,6 +5,8 @@ API as the oracle (raw cases in, determinations out).
 (b) Minimal questions: each missing fact can change the outcome on its own, and filling in all of them
     always yields a definite outcome.
 (c) Deterministic and independent of key order and list order.
+(d) The engine's fast path (per-version lookup tables) finds the result its reference path
+    (``Engine.result(Engine.key(values))``) computes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medpolicy import Outcome, decide, load_policies, parse_case
+from medpolicy import Case, Outcome, decide, engine_for, load_policies, parse_case
 
 POLICIES = load_policies()
 IORT = POLICIES.get("bluekc-iort")
@@ -152,3 +154,36 @@ def test_deterministic_and_independent_of_order(case: dict[str, Any], rnd: rando
     shuffled = {k: (rnd.sample(v, len(v)) if isinstance(v, list) and k != "t_stage" else v) for k, v in items}
     again = decide(shuffled, POLICIES).to_dict()
     assert again == first
+
+
+@FAST
+@given(cases())
+def test_the_fast_path_finds_the_result_of_the_reference_path(case: dict[str, Any]) -> None:
+    engine = engine_for(IORT)
+    parsed = parse_case(case, IORT)
+    expected = engine.result(engine.key(parsed.values))
+    first, again = engine.decide(parsed), engine.decide(parsed)  # the second read from a filled table
+    assert first.result is expected and again.result is expected
+    assert first.trace == expected.trace and first.case is parsed
+
+
+def test_a_value_outside_its_facts_classes_counts_as_unknown() -> None:
+    """A Case made by hand (not by parse_case) with a value the policy does not know: the fast path
+    falls back to the reference path, which treats the value as unknown."""
+    engine = engine_for(IORT)
+    base = parse_case(
+        {
+            "date_of_service": "2025-06-30",
+            "procedure_codes": ["77425"],
+            "tumor_site": "rectum",
+            "margin_status": "positive",
+            "t_stage": "pT4b",
+        },
+        IORT,
+    )
+    assert engine.decide(base).outcome is Outcome.MEDICALLY_NECESSARY
+    odd = Case({**base.values, "tumor_site": "martian"}, base.display, base.sources)
+    without = Case({k: v for k, v in base.values.items() if k != "tumor_site"}, base.display, base.sources)
+    decided = engine.decide(odd)
+    assert decided.outcome is Outcome.INFORMATION_NEEDED
+    assert decided.result is engine.decide(without).result

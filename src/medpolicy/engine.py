@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -109,6 +110,17 @@ class EvalResult:
     rendered: dict[str, str] = field(default_factory=dict, compare=False)
 
 
+#: Largest lookup table (product of each fact's class count + 1) a version gets in ``Engine.decide``.
+_MAX_TABLE = 1 << 16
+
+
+def _nested(dims: Sequence[int]) -> list[Any]:
+    """Nested lists of ``None`` with the given dimensions (the leaves are filled on first use)."""
+    if len(dims) <= 1:
+        return [None] * (dims[0] if dims else 1)
+    return [_nested(dims[1:]) for _ in range(dims[0])]
+
+
 class Engine:
     """A policy compiled for deciding. Thread-safe; build once per policy (see ``engine_for``)."""
 
@@ -146,43 +158,113 @@ class Engine:
         self._memo: dict[tuple[int, ...], EvalResult] = {}
         self._full: dict[tuple[int, ...], Outcome] = {}
         self._lock = threading.Lock()
-        self.key = self._key_function()
+        #: Decide a validated case: the hot path (classify, then a table lookup once seen).
+        self.decide: Callable[[Case], Determination]
+        self.key, self.decide = self._compile()
 
     # -- keys
 
-    def _key_function(self) -> Callable[[Mapping[str, Any]], tuple[int, ...]]:
-        """Generate the key function as straight-line Python (the hot path).
+    def _compile(
+        self,
+    ) -> tuple[Callable[[Mapping[str, Any]], tuple[int, ...]], Callable[[Case], Determination]]:
+        """Generate the key function and the deciding function as straight-line Python (the hot path).
 
         The date of service is classified first; then only the facts that version (and the notes that
         apply to it) read are classified, so a fact a version ignores costs nothing. A key is
-        ``(version class, class of each fact read, ...)``; ``_evaluate`` expands it."""
-        env: dict[str, Any] = {"_bisect": bisect.bisect_right, "_starts": self.starts}
+        ``(version class, class of each fact read, ...)``; ``_evaluate`` expands it.
+
+        ``decide`` classifies the same way, then finds the result in a table indexed by the classes
+        (nested lists, unknown = index -1, filled from ``result`` on first use): list indexing instead
+        of building and hashing a key tuple. A version whose table would be large uses ``result``'s
+        dictionary instead. A value outside a fact's classes (a case not made by ``parse_case``) is
+        unknown, as in ``key``."""
+        env: dict[str, Any] = {
+            "_bisect": bisect.bisect_right,
+            "_starts": self.starts,
+            "_result": self.result,
+            "_D": Determination,
+            "_policy": self.policy,
+        }
         self.key_facts: list[tuple[int, ...]] = []
-        branches = []
+        key_branches: list[tuple[int, str]] = []
+        decide_branches: list[tuple[int, list[str]]] = []
         for vclass in [-1, *range(len(self.starts) + 1)]:
             read = sorted(self._facts_for(vclass))
             self.key_facts.append(tuple(read))
             exprs = [self._class_expr(i, env) for i in read]
-            branches.append((vclass, "(" + ", ".join([str(vclass), *exprs]) + ",)"))
-        # Every name the function uses is bound as a default argument (a fast local, not a global);
+            key_branches.append((vclass, "(" + ", ".join([str(vclass), *exprs]) + ",)"))
+            strict = [self._class_expr(i, env, strict=True) for i in read]
+            decide_branches.append((vclass, self._decide_branch(vclass, read, strict, env)))
+        # Every name the functions use is bound as a default argument (a fast local, not a global);
         # a date on or after the latest version (the common case) skips the bisection; the newest
         # version's branch is tested first.
         latest = len(self.starts)
         env["_latest_start"] = self.starts[-1]
         bound = ", ".join(f"{name}={name}" for name in sorted(env))
-        lines = [
-            f"def key(values, {bound}):",
+        head = [
             "    g = values.get",
             "    d = g('date_of_service')",
             f"    vc = -1 if d is None else {latest} if d >= _latest_start else _bisect(_starts, d)",
         ]
-        for vclass, expr in sorted(branches, key=lambda b: -b[0]):
-            lines.append(f"    if vc == {vclass}:\n        return {expr}")
-        lines.append("    raise AssertionError(vc)")
-        src = "\n".join(lines) + "\n"
+        key_lines = [f"def key(values, {bound}):", *head]
+        for vclass, expr in sorted(key_branches, key=lambda b: -b[0]):
+            key_lines.append(f"    if vc == {vclass}:\n        return {expr}")
+        key_lines.append("    raise AssertionError(vc)")
+        src = "\n".join(key_lines) + "\n"
         exec(compile(src, f"<medpolicy key {self.policy.id}>", "exec"), env)  # noqa: S102 -- generated from the loaded policy's own fact names, no outside input
         key: Callable[[Mapping[str, Any]], tuple[int, ...]] = env["key"]
-        return key
+        env["_key"] = key
+        bound = ", ".join(f"{name}={name}" for name in sorted(env) if name not in ("key", "__builtins__"))
+        # decide: the latest version first, straight from the date (no version class to compare).
+        branches = dict(decide_branches)
+        decide_lines = [
+            f"def decide(case, {bound}):",
+            "    g = case.values.get",
+            "    d = g('date_of_service')",
+            "    try:",
+            "        if d is not None and d >= _latest_start:",
+            *("            " + line for line in branches[latest]),
+            "        vc = -1 if d is None else _bisect(_starts, d)",
+        ]
+        for vclass, body in sorted(decide_branches, key=lambda b: -b[0]):
+            if vclass != latest:
+                decide_lines.append(f"        if vc == {vclass}:")
+                decide_lines.extend("            " + line for line in body)
+        decide_lines += [
+            "    except (KeyError, IndexError):  # a value outside its fact's classes: unknown, as in key",
+            "        pass",
+            "    return _D(_policy, case, _result(_key(case.values)))",
+        ]
+        src = "\n".join(decide_lines) + "\n"
+        exec(compile(src, f"<medpolicy decide {self.policy.id}>", "exec"), env)  # noqa: S102 -- as above
+        decide: Callable[[Case], Determination] = env["decide"]
+        return key, decide
+
+    def _decide_branch(
+        self, vclass: int, read: Sequence[int], exprs: Sequence[str], env: dict[str, Any]
+    ) -> list[str]:
+        """Lines of ``decide`` for one version class: classify, look up, fill on first use."""
+        names = [f"c{n}" for n in range(len(read))]
+        lines = [f"{name} = {expr}" for name, expr in zip(names, exprs, strict=True)]
+        key = "(" + ", ".join([str(vclass), *names]) + ",)"
+        dims = [len(self.classes[i]) + 1 for i in read]  # the last index: unknown (class -1)
+        if math.prod(dims) > _MAX_TABLE:
+            return [*lines, f"return _D(_policy, case, _result({key}))"]
+        table = f"_table{vclass + 1}"
+        env[table] = _nested(dims)
+        if not names:
+            node, last = table, "0"
+        else:
+            node = table + "".join(f"[{name}]" for name in names[:-1])
+            last = names[-1]
+        return [
+            *lines,
+            f"node = {node}",
+            f"r = node[{last}]",
+            "if r is None:",
+            f"    r = node[{last}] = _result({key})",
+            "return _D(_policy, case, r)",
+        ]
 
     def _facts_for(self, vclass: int) -> frozenset[int]:
         """Indexes of the facts a version class reads, its notes included (-1: any version)."""
@@ -197,9 +279,15 @@ class Engine:
                 names |= n.when.facts()
         return frozenset(i for i, f in enumerate(self.facts) if f in names)
 
-    def _class_expr(self, i: int, env: dict[str, Any]) -> str:
+    def _class_expr(self, i: int, env: dict[str, Any], *, strict: bool = False) -> str:
+        """Python for the class of fact ``i`` (-1: unknown). ``strict``: a value outside the fact's
+        classes raises KeyError (``decide`` then falls back to ``key``) instead of counting as unknown;
+        a subscript is cheaper than ``dict.get``."""
         f, fn = self.facts[i], self.classifiers[i]
         table = getattr(fn, "table", None)
+        if table is not None and strict:
+            env[f"_u{i}"] = {**table, None: -1}
+            return f"_u{i}[g({f!r})]"
         if table is not None:
             env[f"_t{i}"] = table
             return f"_t{i}.get(g({f!r}), -1)"
@@ -223,11 +311,6 @@ class Engine:
             with self._lock:
                 self._memo[key] = r
         return r
-
-    def decide(self, case: Case) -> Determination:
-        key = self.key(case.values)
-        r = self._memo.get(key)  # the hot path: one dict lookup once a key has been seen
-        return Determination(self.policy, case, r if r is not None else self.result(key))
 
     # -- evaluation
 
@@ -466,12 +549,15 @@ class Determination:
     Everything that depends only on the case's key lives in the shared ``EvalResult``; the case adds
     its facts, notes and rationale section."""
 
-    __slots__ = ("_notes", "case", "policy", "result")
+    __slots__ = ("_notes", "case", "policy", "result", "trace")
 
     def __init__(self, policy: Policy, case: Case, result: EvalResult) -> None:
         self.policy = policy
         self.case = case
         self.result = result
+        #: Every criterion of the version with its three-valued result, in order (``result.trace``,
+        #: kept here because nearly every reader wants it).
+        self.trace: tuple[CriterionResult, ...] = result.trace
         self._notes: tuple[Note, ...] | None = None
 
     @property
@@ -481,10 +567,6 @@ class Determination:
     @property
     def version(self) -> Version | None:
         return self.result.version
-
-    @property
-    def trace(self) -> tuple[CriterionResult, ...]:
-        return self.result.trace
 
     @property
     def deciding(self) -> tuple[CriterionResult, ...]:
@@ -745,12 +827,10 @@ def decider(
             else next(iter(policies))
         )
         parse = parser_for(policy).parse
-        engine = engine_for(policy)
-        key, result = engine.key, engine.result
+        fast = engine_for(policy).decide
 
         def one(case: Mapping[str, Any]) -> Determination:
-            c = parse(case, None)
-            return Determination(policy, c, result(key(c.values)))
+            return fast(parse(case, None))
 
         return one
     return lambda case: decide(case, policies)
