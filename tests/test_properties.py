@@ -163,8 +163,10 @@ def test_the_fast_path_finds_the_result_of_the_reference_path(case: dict[str, An
     parsed = parse_case(case, IORT)
     expected = engine.result(engine.key(parsed.values))
     first, again = engine.decide(parsed), engine.decide(parsed)  # the second read from a filled table
-    assert first.result is expected and again.result is expected
-    assert first.trace == expected.trace and first.case is parsed
+    assert first.result is expected
+    assert again.result is expected
+    assert first.trace == expected.trace
+    assert first.case is parsed
 
 
 def test_a_value_outside_its_facts_classes_counts_as_unknown() -> None:
