@@ -194,6 +194,23 @@ def test_the_engine_pends_for_information_then_decides_again(store: Store) -> No
     assert store.get_determination(updated.determination_id or "").case == MEDICALLY_NECESSARY
 
 
+def test_a_requests_determinations_replay_how_its_facts_changed(store: Store) -> None:
+    """What an appeal reads: every determination of the request, oldest first, each with its case."""
+    request, _ = store.create_pa_request(INFORMATION_NEEDED, submitter="ehr-1")
+    other, _ = store.create_pa_request(MEDICALLY_NECESSARY, submitter="ehr-2")
+    store.apply_action(
+        request.id, Action.PROVIDE_INFORMATION, "ehr-1", Role.SUBMITTER, case_update=MISSING_FACTS
+    )
+    history = store.list_determinations(request.id)
+    assert [d.outcome for d in history] == ["information_needed", "medically_necessary"]
+    assert [d.case for d in history] == [INFORMATION_NEEDED, MEDICALLY_NECESSARY]
+    assert history[0].id == request.determination_id
+    assert history[-1].id == store.get_pa_request(request.id).determination_id
+    assert all(d.pa_request_id == request.id for d in history)
+    assert [d.id for d in store.list_determinations(other.id)] == [other.determination_id]
+    assert store.list_determinations("par_unknown") == []
+
+
 def test_a_request_no_policy_governs_stays_received_for_triage(store: Store) -> None:
     request, _ = store.create_pa_request(NOT_APPLICABLE, submitter="ehr-1")
     assert request.state == State.RECEIVED

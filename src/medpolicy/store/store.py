@@ -277,6 +277,17 @@ class Store:
                 raise NotFoundError(f"no determination {determination_id!r}", code="determination_not_found")
             return det_record(row)
 
+    def list_determinations(self, pa_request_id: str) -> list[DeterminationRecord]:
+        """Every determination of a prior-authorization request, oldest first. Each holds the whole
+        case as it was then, so the list replays how the request's facts and outcome changed."""
+        with self._read() as session:
+            rows = session.scalars(
+                select(DeterminationRow)
+                .where(DeterminationRow.pa_request_id == pa_request_id)
+                .order_by(DeterminationRow.created_at, DeterminationRow.id)
+            )
+            return [det_record(row) for row in rows]
+
     def count_determinations(self) -> int:
         with self._read() as session:
             return int(session.scalar(select(func.count()).select_from(DeterminationRow)) or 0)

@@ -14,11 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from medpolicy.store import Store
-from medpolicy.store.models import DeterminationRow
 from medpolicy.store.records import AuditEvent, PARequest
 
 OUTCOME_LABELS = {
@@ -80,24 +76,12 @@ class FactRow:
     detail: str
 
 
-def _snapshots(store: Store, request_id: str) -> list[DeterminationRow]:
-    """Every stored determination of a request, oldest first (each carries the case as it was)."""
-    with Session(store.engine) as session:
-        rows = session.scalars(
-            select(DeterminationRow)
-            .where(DeterminationRow.pa_request_id == request_id)
-            .order_by(DeterminationRow.created_at, DeterminationRow.id)
-        ).all()
-        session.expunge_all()
-        return list(rows)
-
-
 def fact_sources(store: Store, pa: PARequest, events: Sequence[AuditEvent]) -> dict[str, tuple[str, str]]:
     """fact name -> (source, detail) for the facts of the request's current case."""
     by_det = {e.determination_id: e for e in events if e.determination_id and e.role != "system"}
     sources: dict[str, tuple[str, str]] = {}
     previous: Mapping[str, Any] | None = None
-    for snap in _snapshots(store, pa.id):
+    for snap in store.list_determinations(pa.id):
         case = snap.case
         if previous is None:
             for key in case:
