@@ -338,6 +338,45 @@ def demo_cmd(
     serve_cmd("127.0.0.1", port, None, demo=True, workers=1)
 
 
+@app.command("cds-token")
+def cds_token(
+    audience: Annotated[
+        str,
+        typer.Argument(
+            help="The exact URL to call, e.g. http://127.0.0.1:8000/cds-services/medpolicy-crd-order-sign"
+        ),
+    ],
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key", help="The demo client's key (default: demo-cds-client.pem in the data folder)."
+        ),
+    ] = None,
+) -> None:
+    """Print a signed CDS Hooks client JWT from the demo client that `make run` trusts (for curl)."""
+    from medpolicy.service import demo_cds
+    from medpolicy.service.settings import Settings
+
+    path = key or demo_cds.key_path(Settings.from_env().data_dir)
+    if not audience.startswith(("http://", "https://")):
+        err.print(
+            f"[bold red]invalid_audience[/] audience={audience!r}: the URL the token is for", highlight=False
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        private = demo_cds.load_key(path)
+    except FileNotFoundError:
+        err.print(
+            f"[bold red]no_demo_key[/] {path}: there is no demo CDS client key; `make run` makes one",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except (ValueError, TypeError) as e:  # not a PEM key, the wrong curve, or encrypted
+        err.print(f"[bold red]invalid_key[/] {path}: {e}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    print(demo_cds.sign_token(private, audience))
+
+
 user_app = typer.Typer(help="Workbench accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 

@@ -100,6 +100,53 @@ def test_serve_migrates_seeds_and_prints_address_and_tokens(
     assert "Traceback" not in err
 
 
+def test_the_readmes_cds_hooks_call_works_against_the_demo(
+    served: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    """As the README shows: a JWT from `medpolicy cds-token` for the order-sign URL, and the example
+    order-sign request, answered with CRD coverage information; the demo key stays the owner's."""
+    base, folder, proc = served
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    assert "$(.venv/bin/medpolicy cds-token $URL)" in readme
+    assert "-d @docs/examples/crd-order-sign-iort.json" in readme
+    url = f"{base}/cds-services/medpolicy-crd-order-sign"
+    cli = [str(Path(sys.executable).with_name("medpolicy")), "cds-token"]  # the installed command
+    try:
+        token = subprocess.run(
+            [*cli, url], env=_env(folder), cwd=folder, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        body = (root / "docs" / "examples" / "crd-order-sign-iort.json").read_bytes()
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        answer = httpx.post(url, content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        (action,) = answer.json()["systemActions"]
+        (info,) = [e for e in action["resource"]["extension"] if e["url"].endswith("coverage-information")]
+        details = {
+            e["url"]: next(v for k, v in e.items() if k.startswith("value")) for e in info["extension"]
+        }
+        assert details["covered"] == "covered"
+        assert details["pa-needed"] == "auth-needed"
+        assert answer.json()["cards"][0]["summary"]
+        replayed = httpx.post(url, content=body, headers=headers)
+        assert replayed.status_code == 401  # each token once
+        assert (folder / "data" / "demo-cds-client.pem").stat().st_mode & 0o077 == 0
+        wrong = subprocess.run(
+            [*cli, "not-a-url"], env=_env(folder), cwd=folder, capture_output=True, text=True
+        )
+        assert wrong.returncode == 2
+        assert "invalid_audience" in wrong.stderr
+        elsewhere = subprocess.run(
+            [*cli, url], env=_env(folder / "empty"), cwd=folder, capture_output=True, text=True
+        )
+        assert elsewhere.returncode == 2
+        assert "no_demo_key" in elsewhere.stderr
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "demo CDS Hooks client" in out
+
+
 def test_demo_cases_come_from_the_policies() -> None:
     cases = demo_cases()
     outcomes = {c.outcome for c in cases}

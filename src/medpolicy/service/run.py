@@ -60,6 +60,17 @@ def serve(host: str, port: int, database_url: str | None, demo: bool, workers: i
         settings = settings.model_copy(update={"database_url": database_url})
     if demo and not settings.clients:
         settings = settings.model_copy(update={"clients": DEMO_CLIENTS})
+    demo_cds_key = None
+    if demo and not os.environ.get("MEDPOLICY_CDS_CLIENTS"):
+        # CDS Hooks needs a trusted client: the demo one, its key kept in the data folder. Through the
+        # environment, so that every worker process trusts it too.
+        from medpolicy.service import demo_cds
+
+        demo_cds_key = demo_cds.key_path(settings.data_dir)
+        key = demo_cds.load_or_create_key(demo_cds_key)
+        os.environ["MEDPOLICY_CDS_CLIENTS"] = json.dumps(
+            {demo_cds.DEMO_ISSUER: {"jwks": demo_cds.public_jwks(key)}}
+        )
     app = create_app(settings)
     store: Store = app.state.medpolicy.store
     if demo:
@@ -79,6 +90,12 @@ def serve(host: str, port: int, database_url: str | None, demo: bool, workers: i
             print(f"  demo client {client.client_id:<15} {roles:<20} Authorization: Bearer {client.token}")
     elif not settings.clients:
         print("  no API clients configured (MEDPOLICY_CLIENTS): every /v1 call answers 401", flush=True)
+    if demo_cds_key is not None:
+        print(
+            f"  demo CDS Hooks client  iss medpolicy-demo-ehr, ES384 key in {demo_cds_key}\n"
+            f"    Authorization: Bearer $(medpolicy cds-token {url}/cds-services/medpolicy-crd-order-sign)",
+            flush=True,
+        )
     if workers > 1:
         # Migrated and seeded once, here; the workers share the store and the settings, by environment.
         store.close()
