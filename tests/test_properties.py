@@ -189,3 +189,19 @@ def test_a_value_outside_its_facts_classes_counts_as_unknown() -> None:
     decided = engine.decide(odd)
     assert decided.outcome is Outcome.INFORMATION_NEEDED
     assert decided.result is engine.decide(without).result
+
+
+def test_a_hand_made_case_with_lists_for_sets_decides_like_a_parsed_one() -> None:
+    engine = engine_for(IORT)
+    parsed = parse_case(
+        {
+            "date_of_service": "2025-06-30",
+            "procedure_codes": ["77425"],
+            "tumor_site": "rectum",
+            "t_stage": "pT4b",
+        },
+        IORT,
+    )
+    listed = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in parsed.values.items()}
+    by_hand = Case(listed, parsed.display, parsed.sources)
+    assert engine.decide(by_hand).result is engine.decide(parsed).result

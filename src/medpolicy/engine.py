@@ -121,6 +121,25 @@ def _nested(dims: Sequence[int]) -> list[Any]:
     return [_nested(dims[1:]) for _ in range(dims[0])]
 
 
+class _SetClasses(dict[Any, int]):
+    """Class of each value of a set-valued fact seen so far (``None``: unknown), computed on a miss;
+    at most ``_MAX_SETS`` are kept, so arbitrary input cannot grow it without bound."""
+
+    def __init__(self, classify: Callable[[Any], int]) -> None:
+        super().__init__({None: -1})
+        self._classify = classify
+
+    def __missing__(self, value: Any) -> int:
+        c = self._classify(value)
+        if len(self) < _MAX_SETS:
+            self[value] = c
+        return c
+
+
+#: Distinct values of one set-valued fact whose class ``Engine.decide`` keeps.
+_MAX_SETS = 4096
+
+
 class Engine:
     """A policy compiled for deciding. Thread-safe; build once per policy (see ``engine_for``)."""
 
@@ -231,7 +250,7 @@ class Engine:
                 decide_lines.append(f"        if vc == {vclass}:")
                 decide_lines.extend("            " + line for line in body)
         decide_lines += [
-            "    except (KeyError, IndexError):  # a value outside its fact's classes: unknown, as in key",
+            "    except (KeyError, IndexError, TypeError):  # a value outside its classes: unknown, as in key",
             "        pass",
             "    return _D(_policy, case, _result(_key(case.values)))",
         ]
@@ -292,6 +311,11 @@ class Engine:
             env[f"_t{i}"] = table
             return f"_t{i}.get(g({f!r}), -1)"
         sets = getattr(fn, "sets", None)
+        if sets is not None and strict:
+            # Parsing hands out one frozenset per distinct input (its hash is cached), so a dictionary
+            # of the sets seen is cheaper than testing each atom's set.
+            env[f"_m{i}"] = _SetClasses(fn)
+            return f"_m{i}[g({f!r})]"
         if sets is not None:
             # A set-valued fact: its class is the bit pattern of the atoms' sets it meets.
             bits = []
