@@ -20,7 +20,8 @@ For a key the engine
    definite outcome, and no fact that cannot change the outcome is ever asked for.
 
 The result for a key depends on nothing else, so it is computed once and kept (the key space of a
-policy is small and bounded). Deciding a case is then: classify its facts, look up the key, wrap.
+policy is small and bounded). Deciding a case is then: classify its facts, look the classes up in the
+version's table (nested lists indexed by class, filled on first use), wrap.
 """
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ async def call_service(
         # the policies and the store are reached only once the caller is authenticated and the request valid
         return _answer(hook, service, caller, settings, get_policies(request), get_store(request), base)
 
-    # Answering is CPU work (deciding is mostly a memo lookup; the store is written by its own thread),
+    # Answering is CPU work (deciding is mostly a table lookup; the store is written by its own thread),
     # so it runs right here: a thread hop per call costs more than it saves, and threads contending for
     # the GIL stretch every call under a burst. Only a call that may have to read the client's FHIR
     # server goes to one of a few worker threads, so the loop never waits on the network.
