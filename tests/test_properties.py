@@ -169,39 +169,38 @@ def test_the_fast_path_finds_the_result_of_the_reference_path(case: dict[str, An
     assert first.case is parsed
 
 
+#: A covered rectal cancer case (the 2009-10-06 version), parsed.
+RECTAL_T4_POSITIVE = parse_case(
+    {
+        "date_of_service": "2025-06-30",
+        "procedure_codes": ["77425"],
+        "tumor_site": "rectum",
+        "margin_status": "positive",
+        "t_stage": "pT4b",
+    },
+    IORT,
+)
+
+
+def _by_hand(values: dict[str, Any]) -> Case:
+    """A Case made without parse_case, as a caller of the engine's public API may."""
+    return Case(values, RECTAL_T4_POSITIVE.display, RECTAL_T4_POSITIVE.sources)
+
+
 def test_a_value_outside_its_facts_classes_counts_as_unknown() -> None:
-    """A Case made by hand (not by parse_case) with a value the policy does not know: the fast path
-    falls back to the reference path, which treats the value as unknown."""
+    """A value the policy does not know: the fast path falls back to the reference path, which treats
+    the value as unknown."""
     engine = engine_for(IORT)
-    base = parse_case(
-        {
-            "date_of_service": "2025-06-30",
-            "procedure_codes": ["77425"],
-            "tumor_site": "rectum",
-            "margin_status": "positive",
-            "t_stage": "pT4b",
-        },
-        IORT,
-    )
+    base = RECTAL_T4_POSITIVE
     assert engine.decide(base).outcome is Outcome.MEDICALLY_NECESSARY
-    odd = Case({**base.values, "tumor_site": "martian"}, base.display, base.sources)
-    without = Case({k: v for k, v in base.values.items() if k != "tumor_site"}, base.display, base.sources)
-    decided = engine.decide(odd)
+    decided = engine.decide(_by_hand({**base.values, "tumor_site": "martian"}))
+    without = _by_hand({k: v for k, v in base.values.items() if k != "tumor_site"})
     assert decided.outcome is Outcome.INFORMATION_NEEDED
     assert decided.result is engine.decide(without).result
 
 
 def test_a_hand_made_case_with_lists_for_sets_decides_like_a_parsed_one() -> None:
     engine = engine_for(IORT)
-    parsed = parse_case(
-        {
-            "date_of_service": "2025-06-30",
-            "procedure_codes": ["77425"],
-            "tumor_site": "rectum",
-            "t_stage": "pT4b",
-        },
-        IORT,
-    )
-    listed = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in parsed.values.items()}
-    by_hand = Case(listed, parsed.display, parsed.sources)
-    assert engine.decide(by_hand).result is engine.decide(parsed).result
+    base = RECTAL_T4_POSITIVE
+    listed = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in base.values.items()}
+    assert engine.decide(_by_hand(listed)).result is engine.decide(base).result
