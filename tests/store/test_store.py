@@ -549,3 +549,19 @@ def test_a_jti_can_be_claimed_once(store: Store) -> None:
     store.claim_jti("other-ehr", "t-1", until).result(timeout=10)  # ids belong to their issuer
     with pytest.raises(TokenReplayedError):
         store.claim_jti("ehr", "t-1", until).result(timeout=10)
+
+
+def test_dtr_questionnaire_error_reports_are_stored_newest_first(store: Store) -> None:
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "processing"}]}
+    first = store.record_questionnaire_errors(
+        client="dtr-app", questionnaire="https://q/a|1", outcome=outcome
+    )
+    second = store.record_questionnaire_errors(
+        client="dtr-app", questionnaire="https://q/b|2", outcome=outcome
+    )
+    assert second > first
+    assert [r["id"] for r in store.list_questionnaire_errors()] == [second, first]
+    (only_a,) = store.list_questionnaire_errors(questionnaire="https://q/a|1")
+    assert only_a["outcome"] == outcome
+    assert only_a["client"] == "dtr-app"
+    assert only_a["received_at"].tzinfo is not None

@@ -25,6 +25,9 @@ What this module does:
 * **QuestionnaireResponse checks** (:func:`check_questionnaire_response`): DTR ``information-origin``
   rules, including, when the Questionnaire is known (contained, ours, or supplied with the response
   to ``$determine``), that an answer to an item it pre-populates is not ``manual``.
+* **$log-questionnaire-errors** (:func:`parse_questionnaire_errors`): a DTR application reports what
+  went wrong with one of our questionnaires (an OperationOutcome, no PHI); the service stores it for
+  the policy analysts.
 * **QuestionnaireResponse -> case** (:func:`questionnaire_response_to_case`): answers whose ``linkId``
   is a fact name become that fact; in a response to a questionnaire that is not ours, ICD-10-CM and
   CPT/HCPCS codings anywhere in the answers still count as diagnosis and procedure codes.
@@ -60,6 +63,7 @@ __all__ = [
     "NextQuestionResult",
     "PackageResult",
     "Problem",
+    "QuestionnaireErrorReport",
     "adaptive_questionnaire_url",
     "build_adaptive_questionnaire",
     "build_questionnaire",
@@ -67,6 +71,7 @@ __all__ = [
     "determination_extension",
     "enable_conditions",
     "next_question",
+    "parse_questionnaire_errors",
     "parse_questionnaire_response",
     "policy_for_questionnaire",
     "questionnaire_date",
@@ -1740,3 +1745,57 @@ __all__ += [
     "trim_codes",
     "unanswered_required",
 ]
+
+
+# ------------------------------------------------------------------------ $log-questionnaire-errors
+
+
+@dataclass(frozen=True)
+class QuestionnaireErrorReport:
+    """Input of ``Questionnaire/$log-questionnaire-errors``: what a DTR application could not do with
+    one of our questionnaires. The OperationOutcome carries no PHI (the sender SHALL NOT put any in)."""
+
+    questionnaire: str  # canonical, ideally version-specific (url|version)
+    outcome: dict[str, Any]  # the OperationOutcome
+
+
+#: Parameter names: DTR 2.0.1's OperationDefinition ('Questionnaire', 'OperationOutcome') and the
+#: spelling of DTR 2.2's example ('questionnaire', 'operationOutcome').
+_LOG_PARAMS = {"questionnaire": "Questionnaire", "operationoutcome": "OperationOutcome"}
+
+
+def parse_questionnaire_errors(params: Any) -> QuestionnaireErrorReport:
+    """Read a ``$log-questionnaire-errors`` Parameters: exactly one Questionnaire canonical and one
+    OperationOutcome (validated). Raises :class:`FhirInputError`."""
+    if not isinstance(params, Mapping):
+        raise FhirInputError(
+            400, "not_a_resource", "the body must be a FHIR Parameters resource (a JSON object)"
+        )
+    validate_fhir(params, expected="Parameters", path="Parameters")
+    found: dict[str, list[tuple[int, Mapping[str, Any]]]] = {name: [] for name in _LOG_PARAMS.values()}
+    for i, p in enumerate(params.get("parameter") or []):
+        name = _LOG_PARAMS.get(str(p.get("name", "")).lower()) if isinstance(p, Mapping) else None
+        if name is not None:
+            found[name].append((i, p))
+    for name, hits in found.items():
+        if len(hits) != 1:
+            what = "is missing" if not hits else "is given more than once"
+            raise _invalid(
+                f"the {name!r} parameter {what}; exactly one is required",
+                f"Parameters.parameter.where(name='{name}')",
+                code="missing_parameter" if not hits else "repeated_parameter",
+            )
+    ((i, q),) = found["Questionnaire"]
+    canonical = q.get("valueCanonical")
+    if not isinstance(canonical, str) or not canonical.strip():
+        raise _invalid(
+            "the 'Questionnaire' parameter must be a valueCanonical (the questionnaire's URL)",
+            f"Parameters.parameter[{i}].valueCanonical",
+            code="missing_parameter",
+        )
+    ((j, o),) = found["OperationOutcome"]
+    path = f"Parameters.parameter[{j}].resource"
+    outcome = o.get("resource")
+    validate_fhir(outcome, expected="OperationOutcome", path=path)
+    assert isinstance(outcome, Mapping)
+    return QuestionnaireErrorReport(questionnaire=canonical.strip(), outcome=dict(outcome))

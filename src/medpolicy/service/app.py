@@ -33,6 +33,7 @@ OPTIONAL_ROUTERS = (
     "medpolicy.service.cds",
     "medpolicy.service.dtr",
     "medpolicy.service.pas",
+    "medpolicy.service.fhir",  # GET /fhir/metadata
     "medpolicy.web",  # the reviewer workbench (pages at /)
 )
 REQUEST_ID_HEADER = "x-request-id"

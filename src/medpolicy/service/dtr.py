@@ -5,6 +5,8 @@
     GET  /fhir/Questionnaire/{id}                     a questionnaire of ours (static or adaptive)
     POST /fhir/QuestionnaireResponse/$determine       a response (alone, or in Parameters with the
                                                       Questionnaire it answers) -> case -> determination
+    POST /fhir/Questionnaire/$log-questionnaire-errors a DTR application's report of what went wrong
+                                                      with one of our questionnaires (stored)
 
 Every endpoint needs the client's bearer token. Errors are OperationOutcomes (400/404/422).
 Determinations of completed responses are stored (`/v1/determinations/{id}` reads them back).
@@ -112,6 +114,38 @@ def _add_determination_id(qr: dict[str, Any], determination_id: str) -> None:
             ext.setdefault("extension", []).append(
                 {"url": "determinationId", "valueString": determination_id}
             )
+
+
+@router.post(
+    "/Questionnaire/$log-questionnaire-errors",
+    summary="DTR $log-questionnaire-errors: a DTR application reports problems with a questionnaire",
+    response_class=JSONResponse,
+)
+async def log_questionnaire_errors(request: Request, store: StoreDep, client_id: ClientIdDep) -> JSONResponse:
+    body = await read_json(request)
+    try:
+        report = await run_in_threadpool(dtr.parse_questionnaire_errors, body)
+    except dtr.FhirInputError as exc:
+        raise fhir_error(exc) from None
+    # Acknowledged means stored; the report reaches the policy analysts through the store, never a log.
+    report_id = await run_in_threadpool(
+        lambda: store.record_questionnaire_errors(
+            client=client_id, questionnaire=report.questionnaire, outcome=report.outcome
+        )
+    )
+    issues = len(report.outcome.get("issue") or [])
+    return fhir_response(
+        {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": f"recorded as report {report_id}: {issues} issue(s) with {report.questionnaire}",
+                }
+            ],
+        }
+    )
 
 
 @router.get(

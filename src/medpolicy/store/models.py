@@ -10,6 +10,8 @@
   reason code; no case data).
 * `cds_jti`: JWT ids (`jti`) already used by each CDS client, until they expire: replay protection
   shared by every server process.
+* `dtr_questionnaire_errors`: DTR `$log-questionnaire-errors` reports (the questionnaire's canonical
+  URL and the OperationOutcome the DTR application sent; no PHI by the operation's rules).
 """
 
 from __future__ import annotations
@@ -138,3 +140,13 @@ class CdsJtiRow(Base):
     iss: Mapped[str] = mapped_column(String(200), primary_key=True)
     jti: Mapped[str] = mapped_column(String(200), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+
+
+class QuestionnaireErrorRow(Base):
+    __tablename__ = "dtr_questionnaire_errors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    client: Mapped[str] = mapped_column(String(200), nullable=False)
+    questionnaire: Mapped[str] = mapped_column(Text, nullable=False, index=True)
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)

@@ -48,7 +48,14 @@ from medpolicy.store.errors import (
     TokenReplayedError,
 )
 from medpolicy.store.lifecycle import Action, Role, State, Urgency
-from medpolicy.store.models import CdsFeedbackRow, CdsJtiRow, DeterminationRow, PAEventRow, PARequestRow
+from medpolicy.store.models import (
+    CdsFeedbackRow,
+    CdsJtiRow,
+    DeterminationRow,
+    PAEventRow,
+    PARequestRow,
+    QuestionnaireErrorRow,
+)
 from medpolicy.store.records import (
     AuditEvent,
     DeterminationRecord,
@@ -677,6 +684,41 @@ class Store:
                     "outcome_timestamp": row.outcome_timestamp,
                     "accepted_suggestions": list(row.accepted_suggestions),
                     "override_code": row.override_code,
+                }
+                for row in session.scalars(query)
+            ]
+
+    def record_questionnaire_errors(
+        self, *, client: str, questionnaire: str, outcome: Mapping[str, Any]
+    ) -> int:
+        """Store a DTR ``$log-questionnaire-errors`` report; its id. Committed when this returns."""
+        with self._write_lock or nullcontext(), self._write_engine.begin() as conn:
+            result = conn.execute(
+                insert(QuestionnaireErrorRow).returning(QuestionnaireErrorRow.id),
+                {
+                    "received_at": self.clock(),
+                    "client": client,
+                    "questionnaire": questionnaire,
+                    "outcome": dict(outcome),
+                },
+            )
+            return int(result.scalar_one())
+
+    def list_questionnaire_errors(
+        self, *, questionnaire: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """DTR error reports, newest first (optionally for one questionnaire canonical)."""
+        query = select(QuestionnaireErrorRow).order_by(QuestionnaireErrorRow.id.desc()).limit(limit)
+        if questionnaire is not None:
+            query = query.where(QuestionnaireErrorRow.questionnaire == questionnaire)
+        with self._read() as session:
+            return [
+                {
+                    "id": row.id,
+                    "received_at": row.received_at,
+                    "client": row.client,
+                    "questionnaire": row.questionnaire,
+                    "outcome": row.outcome,
                 }
                 for row in session.scalars(query)
             ]
