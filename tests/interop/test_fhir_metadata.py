@@ -9,17 +9,21 @@ analysts. Every FHIR resource answered is validated with fhir.resources R4B.
 from __future__ import annotations
 
 import json
+import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from cds_client import validate_r4b
 
+from medpolicy import load_policies
 from medpolicy.interop.capability import OPERATIONS
 from medpolicy.service import testing as service_testing
 
 LOG = "/fhir/Questionnaire/$log-questionnaire-errors"
+IG_PACKAGES = Path(__file__).resolve().parents[1] / "fixtures" / "ig-packages"
 OUR_QUESTIONNAIRE = "https://medpolicy.dev/fhir/Questionnaire/bluekc-iort|2009-10-06"
 
 
@@ -76,7 +80,22 @@ def test_metadata_is_public_and_states_the_fhir_version_and_format(
     assert statement["format"] == ["json"]
     assert statement["kind"] == "instance"
     assert statement["implementation"]["url"] == server.url("/fhir")
-    assert "instantiates" not in statement  # nothing claimed beyond what is served
+
+
+def test_metadata_instantiates_the_dtr_payer_service_and_offers_all_it_asks(
+    server: service_testing.LiveServer,
+) -> None:
+    """DTR 2.0.1's payer service statement (from the IG package): every operation it expects (SHALL and
+    SHOULD) is in ours; nothing else is claimed."""
+    with tarfile.open(IG_PACKAGES / "davinci-dtr-2.0.1.tgz", "r:gz") as tar:
+        member = tar.extractfile("package/CapabilityStatement-dtr-payer-service.json")
+        assert member is not None
+        required = json.load(member)
+    statement = httpx.get(server.url("/fhir/metadata")).json()
+    assert statement["instantiates"] == [f"{required['url']}|{required['version']}"]
+    ours = {op["definition"] for r in statement["rest"][0]["resource"] for op in r.get("operation", [])}
+    expected = {op["definition"] for op in required["rest"][0]["operation"]}
+    assert expected <= ours
 
 
 def test_metadata_lists_exactly_the_operations_and_reads_that_are_served(
@@ -154,3 +173,75 @@ def test_a_report_needs_the_clients_token(server: service_testing.LiveServer) ->
     response = httpx.post(server.url(LOG), json=_report())
     assert response.status_code == 401
     validate_r4b(response.json())
+
+
+# ------------------------------------------------------------------------------------ ValueSet/$expand
+
+EXPAND = "/fhir/ValueSet/$expand"
+MARGIN_VS = "https://medpolicy.dev/fhir/ValueSet/margin-status"
+
+
+def _margin_answers() -> list[tuple[str, str]]:
+    fact = load_policies().get("bluekc-iort").fact("margin_status")
+    return [(v, str(fact.labels.get(v) or v)) for v in fact.values or ()]
+
+
+def _expand(server: service_testing.LiveServer, **query: str) -> httpx.Response:
+    response = httpx.get(server.url(EXPAND), params=query, headers=server.headers())
+    validate_r4b(response.json())
+    return response
+
+
+def test_expand_gives_every_answer_of_an_enum_fact(server: service_testing.LiveServer) -> None:
+    response = _expand(server, url=MARGIN_VS)
+    assert response.status_code == 200, response.text
+    value_set = response.json()
+    assert value_set["url"] == MARGIN_VS
+    contains = value_set["expansion"]["contains"]
+    assert [(c["code"], c["display"]) for c in contains] == _margin_answers()
+    assert {c["system"] for c in contains} == {"https://medpolicy.dev/fhir/CodeSystem/margin-status"}
+    assert value_set["expansion"]["total"] == len(_margin_answers())
+    # The questionnaire's answer options use the same codes and system.
+    questionnaire = httpx.get(server.url("/fhir/Questionnaire/bluekc-iort"), headers=server.headers()).json()
+    (item,) = [i for i in questionnaire["item"] if i["linkId"] == "margin_status"]
+    assert [o["valueCoding"] for o in item["answerOption"]] == contains
+
+
+def test_expand_filters_and_pages(server: service_testing.LiveServer) -> None:
+    wanted = [code for code, label in _margin_answers() if "pos" in code or "pos" in label.lower()]
+    filtered = _expand(server, url=MARGIN_VS, filter="POS").json()["expansion"]
+    assert [c["code"] for c in filtered["contains"]] == wanted
+    assert filtered["total"] == len(wanted)
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "url", "valueUri": f"{MARGIN_VS}|2009-10-06"},
+            {"name": "offset", "valueInteger": 1},
+            {"name": "count", "valueInteger": 2},
+        ],
+    }
+    response = httpx.post(server.url(EXPAND), json=body, headers=server.headers())
+    assert response.status_code == 200, response.text
+    validate_r4b(response.json())
+    page = response.json()["expansion"]
+    assert [c["code"] for c in page["contains"]] == [code for code, _ in _margin_answers()][1:3]
+    assert page["total"] == len(_margin_answers())
+    assert page["offset"] == 1
+
+
+def test_expand_refuses_what_it_cannot_do(server: service_testing.LiveServer) -> None:
+    unknown = _expand(server, url="http://hl7.org/fhir/ValueSet/administrative-gender")
+    assert unknown.status_code == 404
+    assert _codes(unknown) == ["value_set_not_found"]
+    assert _codes(_expand(server)) == ["missing_parameter"]
+    bad_count = _expand(server, url=MARGIN_VS, count="-1")
+    assert bad_count.status_code == 422
+    assert _codes(bad_count) == ["invalid_parameter"]
+    inline = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "valueSet", "resource": {"resourceType": "ValueSet", "status": "active"}}],
+    }
+    response = httpx.post(server.url(EXPAND), json=inline, headers=server.headers())
+    assert response.status_code == 422
+    assert _codes(response) == ["not_supported"]
+    assert httpx.get(server.url(EXPAND), params={"url": MARGIN_VS}).status_code == 401

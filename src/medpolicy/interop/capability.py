@@ -1,10 +1,10 @@
 """The FHIR CapabilityStatement of the service's FHIR endpoints (``GET /fhir/metadata``), pure data.
 
-It states what is implemented, no more: FHIR R4 JSON, Questionnaire read and the DTR/SDC operations,
-the QuestionnaireResponse ``$determine`` of ours, and PAS ``Claim/$submit`` and ``$inquire``. It does
-not claim to instantiate the DTR payer or PAS intermediary capability statements, which also require
-``ValueSet/$expand`` and PAS subscriptions, not offered here. :data:`OPERATIONS` is the list the
-service routes; a test checks that the two agree.
+It states what is implemented, no more: FHIR R4 JSON, Questionnaire read, the DTR/SDC operations and
+``ValueSet/$expand``, the QuestionnaireResponse ``$determine`` of ours, and PAS ``Claim/$submit`` and
+``$inquire``. It instantiates DTR 2.0.1's payer service statement (whose operations are all offered),
+not PAS's intermediary statement (which also requires subscriptions, not offered here).
+:data:`OPERATIONS` is the list the service routes; a test checks that the two agree.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ __all__ = ["OPERATIONS", "Operation", "capability_statement"]
 DTR_OD = "http://hl7.org/fhir/us/davinci-dtr/OperationDefinition"
 SDC_OD = "http://hl7.org/fhir/uv/sdc/OperationDefinition"
 PAS_OD = "http://hl7.org/fhir/us/davinci-pas/OperationDefinition"
+DTR_PAYER_SERVICE = "http://hl7.org/fhir/us/davinci-dtr/CapabilityStatement/dtr-payer-service|2.0.1"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "log-questionnaire-errors",
         f"{DTR_OD}/log-questionnaire-errors",
         "DTR: report problems with one of these questionnaires (stored for the policy analysts; no PHI).",
+    ),
+    Operation(
+        "ValueSet",
+        "expand",
+        "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
+        "The answers of each enum fact of the policies (DTR payer service: SHALL).",
     ),
     Operation(
         "QuestionnaireResponse",
@@ -94,6 +101,7 @@ def capability_statement(*, base_url: str, software_version: str, published: dat
             "description": "medpolicy: medical policies as code (Da Vinci DTR and PAS endpoints)",
             "url": f"{base_url.rstrip('/')}/fhir",
         },
+        "instantiates": [DTR_PAYER_SERVICE],
         "fhirVersion": "4.0.1",
         "format": ["json"],
         "rest": [

@@ -7,6 +7,8 @@
                                                       Questionnaire it answers) -> case -> determination
     POST /fhir/Questionnaire/$log-questionnaire-errors a DTR application's report of what went wrong
                                                       with one of our questionnaires (stored)
+    GET|POST /fhir/ValueSet/$expand                   the answers of an enum fact (url, filter, offset,
+                                                      count; query string or Parameters)
 
 Every endpoint needs the client's bearer token. Errors are OperationOutcomes (400/404/422).
 Determinations of completed responses are stored (`/v1/determinations/{id}` reads them back).
@@ -15,6 +17,7 @@ Determinations of completed responses are stored (`/v1/determinations/{id}` read
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -146,6 +149,30 @@ async def log_questionnaire_errors(request: Request, store: StoreDep, client_id:
             ],
         }
     )
+
+
+@router.get(
+    "/ValueSet/$expand",
+    summary="ValueSet $expand (query: url, filter, offset, count)",
+    response_class=JSONResponse,
+)
+async def expand_get(request: Request, policies: PoliciesDep, _client: ClientIdDep) -> JSONResponse:
+    query = request.query_params
+    try:
+        wanted = dtr.expand_arguments({k: query.get(k) for k in ("url", "filter", "offset", "count")})
+        return fhir_response(dtr.expand_value_set(wanted, policies, now=datetime.now(UTC)))
+    except dtr.FhirInputError as exc:
+        raise fhir_error(exc) from None
+
+
+@router.post("/ValueSet/$expand", summary="ValueSet $expand (Parameters in)", response_class=JSONResponse)
+async def expand_post(request: Request, policies: PoliciesDep, _client: ClientIdDep) -> JSONResponse:
+    body = await read_json(request)
+    try:
+        wanted = await run_in_threadpool(dtr.expand_request, body)  # validates the Parameters (model)
+        return fhir_response(dtr.expand_value_set(wanted, policies, now=datetime.now(UTC)))
+    except dtr.FhirInputError as exc:
+        raise fhir_error(exc) from None
 
 
 @router.get(
