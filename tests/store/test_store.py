@@ -537,6 +537,10 @@ def test_cds_feedback_is_stored_durably_newest_first(store: Store) -> None:
     ]
     assert got[0]["received_at"].tzinfo is not None
     assert [r["card"] for r in store.list_cds_feedback(card="c1")] == ["c1"]
+    assert sorted(store.summarize_cds_feedback(), key=lambda r: r["outcome"]) == [
+        {"service_id": "s", "outcome": "accepted", "override_code": None, "count": 1},
+        {"service_id": "s", "outcome": "overridden", "override_code": "x", "count": 1},
+    ]
 
 
 def test_a_jti_can_be_claimed_once(store: Store) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from html.parser import HTMLParser
+from typing import Any
 
 import httpx
 import pytest
@@ -239,6 +240,47 @@ def test_non_users_only_and_users_page_for_admins(workbench: Workbench) -> None:
     assert sign_in(workbench.client(), "new.nina", "nina-password-0001").status_code == 303
 
 
+def test_the_feedback_page_shows_policy_analysts_card_feedback_and_dtr_problems(workbench: Workbench) -> None:
+    def feedback(outcome: str, code: str | None = None) -> dict[str, Any]:
+        return {
+            "service_id": "medpolicy-crd-order-sign",
+            "client": "https://ehr.example",
+            "card": "card-1",
+            "outcome": outcome,
+            "outcome_timestamp": "2026-11-26T10:00:00Z",
+            "accepted_suggestions": [],
+            "override_code": code,
+        }
+
+    workbench.store.record_cds_feedback(
+        [feedback("accepted"), feedback("accepted"), feedback("overridden", "patient-declined")]
+    )
+    workbench.store.record_questionnaire_errors(
+        client="dtr-app",
+        questionnaire="https://medpolicy.dev/fhir/Questionnaire/bluekc-iort|2009-10-06",
+        outcome={
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "error",
+                    "code": "processing",
+                    "diagnostics": "enableWhen refers to an unknown linkId",
+                    "expression": ["Questionnaire.item[5]"],
+                }
+            ],
+        },
+    )
+    assert workbench.client(NURSE).get("/admin/feedback").status_code == 403
+    assert workbench.client(PHYSICIAN).get("/admin/feedback").status_code == 403
+    page = workbench.client(ADMIN).get("/admin/feedback")
+    assert page.status_code == 200
+    text = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
+    assert "medpolicy-crd-order-sign 2 1 33% patient-declined (1)" in text
+    assert "Intraoperative Radiation Therapy (IORT)" in text
+    assert "error processing: enableWhen refers to an unknown linkId (at Questionnaire.item[5] )" in text
+    assert 'href="/admin/feedback"' in page.text  # in the administrator's navigation
+
+
 # -- the missing-facts form ------------------------------------------------------------------------
 
 
@@ -416,7 +458,7 @@ def test_every_control_has_a_label(workbench: Workbench, who: tuple[str, str]) -
     paths = ["/", "/?view=decided", "/policies", "/policies/bluekc-iort", f"/requests/{decided.id}/letter"]
     paths += [f"/requests/{pa.id}" for pa in [*requests, decided]]
     if who == ADMIN:
-        paths.append("/admin/users")
+        paths += ["/admin/users", "/admin/feedback"]
     for path in paths:
         response = client.get(path)
         assert response.status_code == 200, path

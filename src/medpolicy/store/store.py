@@ -688,6 +688,20 @@ class Store:
                 for row in session.scalars(query)
             ]
 
+    def summarize_cds_feedback(self) -> list[dict[str, Any]]:
+        """CDS Hooks feedback counted by service, outcome and override reason code (most first)."""
+        n = func.count().label("n")
+        query = (
+            select(CdsFeedbackRow.service_id, CdsFeedbackRow.outcome, CdsFeedbackRow.override_code, n)
+            .group_by(CdsFeedbackRow.service_id, CdsFeedbackRow.outcome, CdsFeedbackRow.override_code)
+            .order_by(n.desc(), CdsFeedbackRow.service_id, CdsFeedbackRow.outcome)
+        )
+        with self._read() as session:
+            return [
+                {"service_id": s, "outcome": o, "override_code": c, "count": int(k)}
+                for s, o, c, k in session.execute(query)
+            ]
+
     def record_questionnaire_errors(
         self, *, client: str, questionnaire: str, outcome: Mapping[str, Any]
     ) -> int:

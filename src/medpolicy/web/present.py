@@ -240,3 +240,85 @@ def checklist(determination: Mapping[str, Any]) -> list[CheckItem]:
             )
         )
     return items
+
+
+# -- feedback for the policy analysts ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardFeedback:
+    """What clinicians did with one CRD service's cards."""
+
+    service_id: str
+    accepted: int
+    overridden: int
+    reasons: tuple[tuple[str, int], ...]  # override reason code, count (most first)
+
+    @property
+    def override_rate(self) -> str:
+        total = self.accepted + self.overridden
+        return f"{100 * self.overridden / total:.0f}%" if total else "-"
+
+
+def card_feedback(summary: Sequence[Mapping[str, Any]]) -> list[CardFeedback]:
+    """``Store.summarize_cds_feedback`` rows, one entry per service (most feedback first)."""
+    by_service: dict[str, dict[str, Any]] = {}
+    for row in summary:
+        entry = by_service.setdefault(row["service_id"], {"accepted": 0, "overridden": 0, "reasons": {}})
+        if row["outcome"] == "accepted":
+            entry["accepted"] += row["count"]
+        else:
+            entry["overridden"] += row["count"]
+            code = row["override_code"] or "(no reason given)"
+            entry["reasons"][code] = entry["reasons"].get(code, 0) + row["count"]
+    rows = [
+        CardFeedback(
+            service_id=service,
+            accepted=e["accepted"],
+            overridden=e["overridden"],
+            reasons=tuple(sorted(e["reasons"].items(), key=lambda kv: (-kv[1], kv[0]))),
+        )
+        for service, e in by_service.items()
+    ]
+    return sorted(rows, key=lambda r: (-(r.accepted + r.overridden), r.service_id))
+
+
+@dataclass(frozen=True)
+class QuestionnaireProblem:
+    """One DTR ``$log-questionnaire-errors`` report, as the page shows it."""
+
+    id: int
+    received_at: Any
+    client: str
+    questionnaire: str
+    policy_title: str | None  # when the questionnaire is one of ours
+    issues: tuple[tuple[str, str, str, str], ...]  # severity, code, diagnostics, where
+
+
+def questionnaire_problems(reports: Sequence[Mapping[str, Any]], policies: Any) -> list[QuestionnaireProblem]:
+    from medpolicy.interop.dtr import policy_for_questionnaire
+
+    out = []
+    for r in reports:
+        found = policy_for_questionnaire(r["questionnaire"], policies) if policies is not None else None
+        issues = tuple(
+            (
+                str(i.get("severity", "")),
+                str(i.get("code", "")),
+                str(i.get("diagnostics") or (i.get("details") or {}).get("text") or ""),
+                ", ".join(str(e) for e in i.get("expression") or i.get("location") or []),
+            )
+            for i in (r["outcome"].get("issue") or [])
+            if isinstance(i, Mapping)
+        )
+        out.append(
+            QuestionnaireProblem(
+                id=r["id"],
+                received_at=r["received_at"],
+                client=r["client"],
+                questionnaire=r["questionnaire"],
+                policy_title=found[0].title if found else None,
+                issues=issues,
+            )
+        )
+    return out

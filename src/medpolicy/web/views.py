@@ -758,6 +758,28 @@ def _users(
     )
 
 
+@router.get("/admin/feedback")
+def feedback_page(request: Request) -> Response:
+    """For the policy analysts (administrators): what clinicians did with the CRD cards, and the
+    problems DTR applications reported with the questionnaires. Neither holds case data."""
+    auth = _signed_in(request)
+    if auth is None:
+        return _to_login(request)
+    if auth[0].role is not WebRole.ADMIN:
+        return _error(request, 403, "Administrators only", "Only an administrator reads the feedback.", auth)
+    store = _store(request)
+    return render(
+        request,
+        "feedback.html",
+        user=auth[0],
+        csrf=auth[1],
+        cards=present.card_feedback(store.summarize_cds_feedback()),
+        problems=present.questionnaire_problems(
+            store.list_questionnaire_errors(limit=50), _policies(request)
+        ),
+    )
+
+
 @router.post("/admin/users")
 async def users_action(request: Request) -> Response:
     form = await _form(request)
