@@ -1054,6 +1054,20 @@ class NextQuestionResult:
     foreign: bool = False
 
 
+def _one_parameter(
+    hits: Sequence[tuple[int, Mapping[str, Any]]], name: str, root: str
+) -> tuple[int, Mapping[str, Any]]:
+    """The one parameter ``name`` (index, parameter) among ``hits``; 422 when missing or repeated."""
+    if len(hits) != 1:
+        what = "is missing" if not hits else "is given more than once"
+        raise _invalid(
+            f"the {name!r} parameter {what}; exactly one is required",
+            f"{root}.parameter.where(name='{name}')",
+            code="missing_parameter" if not hits else "repeated_parameter",
+        )
+    return hits[0]
+
+
 def _single_resource_param(params: Any, name: str, root: str = "Parameters") -> tuple[dict[str, Any], str]:
     if not isinstance(params, Mapping):
         raise FhirInputError(
@@ -1066,14 +1080,7 @@ def _single_resource_param(params: Any, name: str, root: str = "Parameters") -> 
         for i, p in enumerate(params.get("parameter") or [])
         if isinstance(p, Mapping) and p.get("name") == name
     ]
-    if len(found) != 1:
-        what = "is missing" if not found else "is given more than once"
-        raise _invalid(
-            f"the {name!r} parameter {what}; exactly one is required",
-            f"{root}.parameter.where(name='{name}')",
-            code="missing_parameter" if not found else "repeated_parameter",
-        )
-    i, param = found[0]
+    i, param = _one_parameter(found, name, root)
     resource = param.get("resource")
     path = f"{root}.parameter[{i}].resource"
     if not isinstance(resource, Mapping):
@@ -1785,15 +1792,8 @@ def parse_questionnaire_errors(params: Any) -> QuestionnaireErrorReport:
         name = _LOG_PARAMS.get(str(p.get("name", "")).lower()) if isinstance(p, Mapping) else None
         if name is not None:
             found[name].append((i, p))
-    for name, hits in found.items():
-        if len(hits) != 1:
-            what = "is missing" if not hits else "is given more than once"
-            raise _invalid(
-                f"the {name!r} parameter {what}; exactly one is required",
-                f"Parameters.parameter.where(name='{name}')",
-                code="missing_parameter" if not hits else "repeated_parameter",
-            )
-    ((i, q),) = found["Questionnaire"]
+    i, q = _one_parameter(found["Questionnaire"], "Questionnaire", "Parameters")
+    j, o = _one_parameter(found["OperationOutcome"], "OperationOutcome", "Parameters")
     canonical = q.get("valueCanonical")
     if not isinstance(canonical, str) or not canonical.strip():
         raise _invalid(
@@ -1801,7 +1801,6 @@ def parse_questionnaire_errors(params: Any) -> QuestionnaireErrorReport:
             f"Parameters.parameter[{i}].valueCanonical",
             code="missing_parameter",
         )
-    ((j, o),) = found["OperationOutcome"]
     path = f"Parameters.parameter[{j}].resource"
     outcome = o.get("resource")
     validate_fhir(outcome, expected="OperationOutcome", path=path)
