@@ -9,7 +9,6 @@ Variants of a fixture are built in the test from the file and say what they chan
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +29,6 @@ FHIR_JSON = "application/fhir+json"
 def fixture(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((DTR_FIXTURES / name).read_text())
     return data
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[service_testing.LiveServer]:
-    settings = service_testing.settings_for_tests(tmp_path_factory.mktemp("dtr"))
-    with service_testing.running_server(settings) as live:
-        yield live
 
 
 @pytest.fixture(scope="module")

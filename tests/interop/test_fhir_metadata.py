@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from cds_client import validate_r4b
 
 from medpolicy import load_policies
@@ -25,13 +23,6 @@ from medpolicy.service import testing as service_testing
 LOG = "/fhir/Questionnaire/$log-questionnaire-errors"
 IG_PACKAGES = Path(__file__).resolve().parents[1] / "fixtures" / "ig-packages"
 OUR_QUESTIONNAIRE = "https://medpolicy.dev/fhir/Questionnaire/bluekc-iort|2009-10-06"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[service_testing.LiveServer]:
-    settings = service_testing.settings_for_tests(tmp_path_factory.mktemp("fhir-meta"))
-    with service_testing.running_server(settings) as live:
-        yield live
 
 
 def _report(

@@ -35,13 +35,6 @@ def fixture(name: str) -> dict[str, Any]:
     return data
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[service_testing.LiveServer]:
-    settings = service_testing.settings_for_tests(tmp_path_factory.mktemp("pas"))
-    with service_testing.running_server(settings) as live:
-        yield live
-
-
 def post(
     server: service_testing.LiveServer, path: str, body: Any, token: str | None = None
 ) -> httpx.Response:
