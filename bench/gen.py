@@ -25,6 +25,8 @@ SITES_DX = [
 ]
 MARGINS = ["negative", "close", "positive", "gross_residual", "R0", "R1", "R2"]
 STAGES = ["pT4b", "cT4a", "ypT3", "rT2", "pT2", "T3", ["cT4a", "ypT3"]]
+# Sites whose AJCC chapter has no T4a/T4b (anus, pancreas): a staging must follow the site's chapter.
+STAGES_T4_ONLY = ["pT4", "cT4", "ypT3", "rT2", "pT2", "T3"]
 PROCS = [["77425"], ["77424", "77469"], ["77469"], ["77425", "45110"], ["77770"]]
 
 
@@ -43,7 +45,7 @@ def case(rng: random.Random, *, current_only: bool = False) -> dict[str, Any]:
         else:
             c["margin_distance_mm"] = round(rng.uniform(0, 6), 1)
     if rng.random() < 0.75:
-        c["t_stage"] = rng.choice(STAGES)
+        c["t_stage"] = rng.choice(STAGES_T4_ONLY if c["diagnosis_codes"][0] in ("C21.1", "C25.0") else STAGES)
     if rng.random() < 0.6:
         c["recurrent"] = rng.random() < 0.3
     if not current_only and rng.random() < 0.5:

@@ -5,8 +5,13 @@
 unknown; a bad value is an error, never unknown.
 
 After validation the policy's derivations run: a tumour site from the diagnosis codes, a margin status
-from the margin distance, recurrence from an ``r``-prefixed staging. Each derived value records where
-it came from, and derivations add notes (ambiguous codes, conflicting inputs) to the case.
+from the margin distance, recurrence from an ``r``-prefixed staging, distant metastases from M in a
+TNM staging and from code lists that imply a fact (C78-C79). Each derived value records where it came
+from, and derivations add notes (ambiguous codes, conflicting inputs) to the case. A given value that a
+derivation contradicts is kept, with a ``conflicting_facts`` note naming the fact and the alternative
+value (the engine then says whether the determination rests on it). Staging is then checked against
+the AJCC chapter of the tumour site, when the policy names one. An empty list is unknown, never
+evidence of absence. Staging notation itself is read in ``medpolicy.staging``.
 """
 
 from __future__ import annotations
@@ -21,47 +26,40 @@ from typing import Any
 from medpolicy.codes import PROCEDURE_CODE_RE, icd10cm, normalize_icd10, normalize_procedure
 from medpolicy.errors import CaseError, FieldError
 from medpolicy.policy import FactSpec, Policy
+from medpolicy.staging import AJCC8_T, CHAPTER_TITLES, Staging, parse_staging
 
 __all__ = ["METADATA_KEYS", "Case", "Note", "Staging", "parse_case", "parse_staging"]
 
 #: Keys a case may carry that are not facts: they are passed through untouched.
 METADATA_KEYS = frozenset({"id", "label"})
 
-_STAGING_RE = re.compile(r"^(yc|yp|c|p|r|a)?t(x|0|is|[1-4][a-d]?)(\(m\))?$", re.IGNORECASE)
+
+CONFLICT = "conflicting_facts"
 
 
 @dataclass(frozen=True, slots=True)
 class Note:
+    """A note on a case or determination. A ``conflicting_facts`` note names the ``fact`` and the
+    ``alternative`` value the other facts point to (``None``: they leave it unknown); ``letter``: the
+    note bears on the member's rights and letters show it."""
+
     code: str
     message: str
     cite: tuple[str, ...] = ()
+    fact: str | None = None
+    alternative: Any = None
+    letter: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.cite:
             d["cite"] = list(self.cite)
+        if self.fact is not None:
+            d["fact"] = self.fact
+            d["alternative"] = self.alternative
+        if self.letter:
+            d["letter"] = True
         return d
-
-
-@dataclass(frozen=True, slots=True)
-class Staging:
-    prefix: str  # "", "c", "p", "yc", "yp", "r", "a"
-    category: str  # "TX", "T0", "Tis", "T1" ... "T4b"
-    multiple: bool = False
-
-    def __str__(self) -> str:
-        return f"{self.prefix}{self.category}{'(m)' if self.multiple else ''}"
-
-
-def parse_staging(raw: str) -> Staging | None:
-    """``'pT4b'`` -> Staging('p', 'T4b'); ``None`` when it is not an AJCC 8th edition T category."""
-    m = _STAGING_RE.match("".join(raw.split()))
-    if not m:
-        return None
-    prefix, cat, mult = m.groups()
-    cat = cat.lower()
-    category = "TX" if cat == "x" else ("Tis" if cat == "is" else f"T{cat}")
-    return Staging((prefix or "").lower(), category, bool(mult))
 
 
 class Case:
@@ -133,6 +131,16 @@ class _Parser:
                         index.setdefault(code, site)
                 self.site_index[f.name] = index
         self.handlers = {f.name: _handler(f) for f in policy.facts}
+        # code -> [(fact, value)] for code lists that imply a fact
+        self.implied: dict[str, list[tuple[str, Any]]] = {}
+        for cl in policy.code_lists.values():
+            for fact, value in cl.implies.items():
+                if fact in self.specs:
+                    for code in cl.codes:
+                        self.implied.setdefault(code, []).append((fact, value))
+        self.implying_facts = [f.name for f in policy.facts if f.type == "codes" and self.implied]
+        self.site_facts = [f for f in policy.facts if f.ajcc]
+        self.staging_facts = [f.name for f in policy.facts if f.type == "staging"]
 
     def parse(self, raw: Mapping[str, Any], sources: Mapping[str, str] | None) -> Case:
         if not isinstance(raw, Mapping):
@@ -143,6 +151,7 @@ class _Parser:
         values: dict[str, Any] = {}
         display: dict[str, Any] = {}
         metadata: dict[str, Any] = {}
+        empty: list[str] = []
         handlers = self.handlers
         for key, value in raw.items():
             handle = handlers.get(key)
@@ -161,6 +170,9 @@ class _Parser:
                 continue
             if value is None:
                 continue
+            if type(value) is list and not value:  # an empty list is unknown: no evidence of absence
+                empty.append(key)
+                continue
             parsed = handle(value, errors)
             if parsed is not None:
                 values[key], display[key] = parsed
@@ -169,9 +181,16 @@ class _Parser:
         )
         if errors:
             raise CaseError(errors)
-        notes: list[Note] = []
-        if self.derived:
+        notes: list[Note] = [
+            Note("empty_list", f"{k} is an empty list: taken as unknown, not as evidence of none")
+            for k in empty
+        ]
+        if self.derived or self.implied:
             _derive(self, values, display, src, notes)
+        if self.site_facts:
+            _check_chapters(self, raw, values, display, src, errors)
+            if errors:
+                raise CaseError(errors)
         for name in self.noted_facts:
             codes = values.get(name)
             if codes:
@@ -292,8 +311,9 @@ def _parse_fact(spec: FactSpec, value: Any, errors: list[FieldError]) -> tuple[A
                         "invalid_t_category",
                         f"{name}[{i}]",
                         _show(item),
-                        "not an AJCC 8th edition T category (TX, T0, Tis, T1-T4 with a-d), optionally with a "
-                        "prefix c, p, yc, yp, r or a: for example pT4b",
+                        "not an AJCC 8th edition T category (TX, T0, Tis, T1-T4 with a-d) or TNM string, "
+                        "optionally with a prefix c, p, y (yc, yp), r (rc, rp, ryp) or a: for example pT4b, "
+                        "rpT3 or cT4N1M0",
                     )
                 )
             else:
@@ -388,6 +408,8 @@ def _parse_codes(
 def _derive(
     parser: _Parser, values: dict[str, Any], display: dict[str, Any], src: dict[str, str], notes: list[Note]
 ) -> None:
+    # boolean/enum facts other facts point to: fact -> [(value, provenance label, evidence)]
+    pointers: dict[str, list[tuple[Any, str, str]]] = {}
     for spec in parser.derived:
         d = spec.derive
         if d is None or d.source not in values:
@@ -404,8 +426,11 @@ def _derive(
             elif derived is not None and derived != given:
                 notes.append(
                     Note(
-                        "conflicting_facts",
-                        f"{name} is given as {given!r}, but {d.source} point to {derived!r}; the given value is used",
+                        CONFLICT,
+                        f"{name} is given as {given!r}, but {d.source} point to {derived!r}; the given value "
+                        "is used: a reviewer should confirm it",
+                        fact=name,
+                        alternative=derived,
                     )
                 )
         elif d.kind == "bands":
@@ -414,25 +439,124 @@ def _derive(
             if given is None:
                 values[name] = display[name] = band
                 src[name] = d.label
-            elif band != given:
+            elif given not in d.consistent.get(band, (band,)):
                 # A given fact is final (a later answer must never flip a definite determination);
                 # the disagreement is put in front of the reviewer instead.
                 notes.append(
                     Note(
-                        "conflicting_facts",
+                        CONFLICT,
                         f"{name} is given as {given!r} but {d.source} {dist:g} classifies as {band!r} under "
                         f"this policy; the given {name} is used: a reviewer should confirm it",
+                        fact=name,
+                        alternative=band,
                     )
                 )
-        elif d.kind == "prefix_r" and given is None:
-            recurrent = [s for s in display[d.source] if s.startswith("r")]
+        elif d.kind == "prefix_r":
+            recurrent = [s for s in display[d.source] if _staging(s).recurrence]
             if recurrent:
-                values[name] = display[name] = True
-                src[name] = d.label
+                pointers.setdefault(name, []).append(
+                    (True, d.label, f"the recurrence staging {', '.join(recurrent)}")
+                )
+        elif d.kind == "m_category":
+            stated = [(s, m) for s in display[d.source] if (m := _staging(s).metastatic) is not None]
+            # once M1, always M1: a later M0 does not undo distant metastases
+            value = any(m for _, m in stated)
+            shown = [s for s, m in stated if m is value]
+            if shown:
+                pointers.setdefault(name, []).append((value, d.label, f"the staging {', '.join(shown)}"))
+    if parser.implied:
+        for fact_name in parser.implying_facts:
+            codes = values.get(fact_name)
+            for code in sorted(codes or ()):
+                for fact, value in parser.implied.get(code, ()):
+                    pointers.setdefault(fact, []).append((value, f"derived from {fact_name}", code))
+    for name, found in pointers.items():
+        _resolve(name, found, values, display, src, notes)
+
+
+def _resolve(
+    name: str,
+    found: list[tuple[Any, str, str]],
+    values: dict[str, Any],
+    display: dict[str, Any],
+    src: dict[str, str],
+    notes: list[Note],
+) -> None:
+    """Settle a fact other facts point to: a given value is kept (a conflict note when they point
+    elsewhere); pointers that agree give the value; pointers that disagree leave it unknown."""
+    given = values.get(name)
+    by_value: dict[Any, list[str]] = {}
+    for value, _, why in found:
+        by_value.setdefault(value, []).append(why)
+    if given is not None:
+        for value, whys in by_value.items():
+            if value != given:
                 notes.append(
                     Note(
-                        "derived_fact",
-                        f"{name} is taken as true from the recurrence staging {', '.join(recurrent)}",
+                        CONFLICT,
+                        f"{name} is given as {_word(given)}, but {' and '.join(whys)} point to "
+                        f"{_word(value)}; the given value is used: a reviewer should confirm it",
+                        fact=name,
+                        alternative=value,
+                    )
+                )
+        return
+    if len(by_value) > 1:
+        shown = "; ".join(f"{' and '.join(whys)} point to {_word(v)}" for v, whys in by_value.items())
+        notes.append(Note(CONFLICT, f"{name} is left unknown: {shown}; a reviewer must settle it", fact=name))
+        return
+    ((value, whys),) = by_value.items()
+    labels = sorted({label for _, label, _ in found})
+    values[name] = display[name] = value
+    src[name] = (
+        labels[0]
+        if len(labels) == 1
+        else "derived from " + " and ".join(lbl.removeprefix("derived from ") for lbl in labels)
+    )
+    notes.append(Note("derived_fact", f"{name} is taken as {_word(value)} from {' and '.join(whys)}"))
+
+
+def _word(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else repr(value)
+
+
+def _staging(shown: str) -> Staging:
+    st = parse_staging(shown)
+    assert st is not None  # a display value is a parsed staging
+    return st
+
+
+def _check_chapters(
+    parser: _Parser,
+    raw: Mapping[str, Any],
+    values: Mapping[str, Any],
+    display: Mapping[str, Any],
+    src: Mapping[str, str],
+    errors: list[FieldError],
+) -> None:
+    """A staging must use the T categories of the AJCC chapter of the case's tumour site."""
+    for site_fact in parser.site_facts:
+        site = values.get(site_fact.name)
+        chapter = site_fact.ajcc.get(site) if site is not None else None
+        if chapter is None:
+            continue
+        allowed = AJCC8_T[chapter]
+        for name in parser.staging_facts:
+            for i, shown in enumerate(display.get(name) or ()):
+                category = _staging(shown).category
+                if category in allowed:
+                    continue
+                field_name = name if isinstance(raw.get(name), str) else f"{name}[{i}]"
+                origin = "given" if src.get(site_fact.name) == "given" else src.get(site_fact.name, "")
+                errors.append(
+                    FieldError(
+                        "t_category_not_in_site_chapter",
+                        field_name,
+                        _show(raw[name] if field_name == name else raw[name][i]),
+                        f"{category} is not a T category of the AJCC 8th edition "
+                        f"{CHAPTER_TITLES.get(chapter, chapter)} chapter, which applies because the "
+                        f"{site_fact.name} is {site!r} ({origin}); its T categories are "
+                        f"{', '.join(allowed)}",
                     )
                 )
 

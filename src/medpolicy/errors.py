@@ -21,7 +21,9 @@ unknown_code           not a code in ICD-10-CM (or not shaped like a CPT/HCPCS c
 non_billable_code      an ICD-10-CM category header or block, not a billable code
 invalid_value          not one of the fact's allowed values
 out_of_range           a number outside its allowed range (e.g. a negative distance)
-invalid_t_category     not an AJCC 8th edition T category with a valid prefix
+invalid_t_category     not an AJCC 8th edition T category (or TNM string) with a valid prefix
+t_category_not_in_     a T category the AJCC chapter of the case's tumour site does not have
+site_chapter           (T4c on a rectal cancer)
 =====================  ==============================================================
 """
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from medpolicy.codes import icd10cm, normalize_icd10, normalize_procedure
 from medpolicy.errors import PolicyLoadError, PolicyNotFound, PolicyProblem
 from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not
+from medpolicy.staging import AJCC8_T, T_CATEGORIES, t_family
 
 __all__ = [
     "CodeList",
@@ -82,15 +83,18 @@ class Derivation:
 
     kinds: ``by_code_list`` (a codes fact mapped to enum values through code lists, first list wins;
     ``None`` gives no value for that code, ``"ambiguous"`` makes the result unknown), ``bands`` (a number
-    mapped to enum values by upper bounds; a given value is final),
-    ``prefix_r`` (a staging with the ``r`` prefix means recurrent disease).
+    mapped to enum values by upper bounds; a given value is final; ``consistent`` lists, per band, the
+    given values that do not conflict with it, such as R2 with a 0 mm margin),
+    ``prefix_r`` (a staging with the ``r`` prefix means recurrent disease), ``m_category`` (M1 in a
+    TNM staging means distant metastases, M0 none).
     """
 
-    kind: Literal["by_code_list", "bands", "prefix_r"]
+    kind: Literal["by_code_list", "bands", "prefix_r", "m_category"]
     source: str
     label: str = ""  # "derived from <source>", the provenance of a derived value
     code_map: tuple[tuple[CodeList, str | None], ...] = ()
     bands: tuple[tuple[float | None, str], ...] = ()
+    consistent: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,8 @@ class FactSpec:
     system: str | None = None
     derive: Derivation | None = None
     value_set: frozenset[str] = frozenset()
+    #: enum value -> AJCC 8th edition chapter (``medpolicy.staging.AJCC8_T``) its stagings must follow
+    ajcc: Mapping[str, str] = field(default_factory=dict)
 
     def label(self, value: str) -> str:
         return self.labels.get(value, value)
@@ -124,6 +130,8 @@ class CodeList:
     since: Mapping[str, dt.date] = field(default_factory=dict)
     note: str | None = None
     latest_since: dt.date | None = None
+    #: facts a code in this list implies (``{metastatic: true}``), derived when not given
+    implies: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +169,8 @@ class RationaleSection:
     heading: str
     text: str
     line: int
+    #: the section's own conclusion, a verbatim sentence of the source (None: it draws none)
+    conclusion: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +181,8 @@ class PolicyNote:
     versions: frozenset[str] | None
     cite: tuple[str, ...]
     text: str
+    #: the note bears on the member's rights: letters show it, not only the reviewer's screen
+    letter: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -193,6 +205,8 @@ class Policy:
     versions: tuple[Version, ...]
 
     fact_index: Mapping[str, FactSpec]
+    #: the date by which the plan meant to review the policy again (``source.review_by``)
+    review_by: dt.date | None = None
 
     def fact(self, name: str) -> FactSpec:
         return self.fact_index[name]
@@ -265,6 +279,7 @@ class _Source(_Strict):
     file: str
     title: str
     last_updated: dt.date | None = None
+    review_by: dt.date | None = None
 
 
 class _Param(_Strict):
@@ -276,6 +291,7 @@ class _Param(_Strict):
 class _EnumValue(_Strict):
     label: str
     rationale: str | None = None
+    ajcc: str | None = None
 
 
 class _Derive(_Strict):
@@ -283,6 +299,7 @@ class _Derive(_Strict):
     by_code_list: dict[str, str | None] | None = None
     bands: list[dict[str, Any]] | None = None
     prefix_r: bool | None = None
+    m_category: bool | None = None
 
 
 class _Fact(_Strict):
@@ -307,12 +324,14 @@ class _CodeList(_Strict):
     system: Literal["ICD-10-CM", "CPT", "HCPCS"]
     codes: list[str] | dict[str, _CodeEntry]
     note: str | None = None
+    implies: dict[str, bool | str] | None = None
 
 
 class _Section(_Strict):
     title: str
     heading: str
     until: str | None = None
+    conclusion: str | None = None
 
 
 class _Note(_Strict):
@@ -322,6 +341,7 @@ class _Note(_Strict):
     versions: list[str] | None = None
     cite: str | list[str]
     text: str
+    letter: bool = False
 
 
 class _Rule(_Strict):
@@ -424,7 +444,6 @@ _ATOM_OPS: dict[str, tuple[str, ...]] = {
     "more_than": ("number",),
 }
 _META = {"id", "title", "cite"}
-T_CATEGORIES = ("TX", "T0", "Tis", *(f"T{n}{s}" for n in "1234" for s in ("", "a", "b", "c", "d")))
 
 
 def default_policies_dir() -> Path:
@@ -505,6 +524,13 @@ class _Compiler:
             for value, sec in f.rationale.items():
                 if sec not in rationale:
                     pr.add(("facts", f.name, "values", value), f"rationale section {sec!r} is not defined")
+            for value, chapter in f.ajcc.items():
+                if chapter not in AJCC8_T:
+                    pr.add(
+                        ("facts", f.name, "values", value, "ajcc"),
+                        f"unknown AJCC chapter {chapter!r}; known: {', '.join(sorted(AJCC8_T))}",
+                    )
+        self._implications(facts)
         definitions: dict[str, Criterion] = {}
         for name, d in raw.definitions.items():
             c = self._criterion(d, ("definitions", name), definitions)
@@ -533,6 +559,7 @@ class _Compiler:
             rationale=rationale,
             notes=notes,
             versions=tuple(versions),
+            review_by=raw.source.review_by,
         )
 
     # -- parts
@@ -582,6 +609,7 @@ class _Compiler:
                 since=since,
                 note=fold(cl.note) if cl.note else None,
                 latest_since=max(since.values()) if since else None,
+                implies=dict(cl.implies or {}),
             )
 
     def _facts(self) -> list[FactSpec]:
@@ -605,6 +633,7 @@ class _Compiler:
                     labels={k: v.label for k, v in (f.values or {}).items()},
                     synonyms=dict(f.synonyms),
                     rationale={k: v.rationale for k, v in (f.values or {}).items() if v.rationale},
+                    ajcc={k: v.ajcc for k, v in (f.values or {}).items() if v.ajcc},
                     minimum=f.minimum,
                     unit=f.unit,
                     multiple=f.multiple,
@@ -643,21 +672,36 @@ class _Compiler:
                 self.pr.add(path, "bands derive an enum fact from a number fact")
                 return None
             bands: list[tuple[float | None, str]] = []
+            consistent: dict[str, frozenset[str]] = {}
             for i, b in enumerate(d.bands):
                 bound = self._number(b.get("at_most"), (*path, "bands", i)) if "at_most" in b else None
                 val = b.get("value")
                 if val not in values:
                     self.pr.add((*path, "bands", i), f"{val!r} is not a value of {name}")
+                also = b.get("consistent_with") or []
+                if not isinstance(also, list) or any(a not in values for a in also):
+                    self.pr.add((*path, "bands", i), f"consistent_with lists values of {name}: {also!r}")
+                    also = []
+                if set(b) - {"at_most", "value", "consistent_with"}:
+                    self.pr.add((*path, "bands", i), "a band has at_most, value and consistent_with only")
                 bands.append((bound, str(val)))
+                consistent[str(val)] = frozenset([str(val), *map(str, also)])
             if bands and bands[-1][0] is not None:
                 self.pr.add((*path, "bands"), "the last band needs no bound (it catches the rest)")
-            return Derivation("bands", d.from_, f"derived from {d.from_}", bands=tuple(bands))
+            return Derivation(
+                "bands", d.from_, f"derived from {d.from_}", bands=tuple(bands), consistent=consistent
+            )
         if d.prefix_r:
             if src.type != "staging" or f.type != "boolean":
                 self.pr.add(path, "prefix_r derives a boolean fact from a staging fact")
                 return None
             return Derivation("prefix_r", d.from_, f"derived from {d.from_}")
-        self.pr.add(path, "derive needs by_code_list, bands or prefix_r")
+        if d.m_category:
+            if src.type != "staging" or f.type != "boolean":
+                self.pr.add(path, "m_category derives a boolean fact from a staging fact")
+                return None
+            return Derivation("m_category", d.from_, f"derived from {d.from_}")
+        self.pr.add(path, "derive needs by_code_list, bands, prefix_r or m_category")
         return None
 
     def _number(self, v: Any, path: tuple[Any, ...]) -> float | None:
@@ -696,7 +740,15 @@ class _Compiler:
             else:
                 end = next((i for i in ordered if i > start), len(lines))
             body = "\n".join(ln.rstrip() for ln in lines[start + 1 : end]).strip()
-            out[sid] = RationaleSection(sid, s.title, s.heading, body, start + 1)
+            conclusion = None
+            if s.conclusion is not None:
+                conclusion = fold(s.conclusion)
+                if conclusion not in fold(body):
+                    self.pr.add(
+                        ("rationale", sid, "conclusion"),
+                        f"conclusion not found verbatim in the section {s.heading!r}: {conclusion!r}",
+                    )
+            out[sid] = RationaleSection(sid, s.title, s.heading, body, start + 1, conclusion)
         return out
 
     def _criterion(
@@ -782,11 +834,12 @@ class _Compiler:
                 return None
             operand = cl.codes
         elif op == "t_category":
+            # A category without a subcategory letter names its whole family: "T4" is T4, T4a ... T4d.
             vals = arg if isinstance(arg, list) else [arg]
             bad = [v for v in vals if v not in T_CATEGORIES]
             if bad:
                 pr.add((*path, op), f"{bad} are not AJCC T categories")
-            operand = frozenset(vals)
+            operand = frozenset().union(*(t_family(str(v)) for v in vals))
         else:
             operand = self._number(arg, (*path, op))
         return Atom(cid, title, cite, line, fact=fact_name, op=op, operand=operand)
@@ -849,6 +902,21 @@ class _Compiler:
                         frozenset(n.versions) if n.versions is not None else None,
                         self._cite(n.cite, (*path, "cite")),
                         fold(n.text),
+                        n.letter,
                     )
                 )
         return tuple(out)
+
+    def _implications(self, facts: list[FactSpec]) -> None:
+        """Check each code list's ``implies``: a boolean or enum fact and one of its values."""
+        index = {f.name: f for f in facts}
+        for name, cl in self.code_lists.items():
+            for fact, value in cl.implies.items():
+                path = ("code_lists", name, "implies", fact)
+                spec = index.get(fact)
+                if spec is None or spec.type not in ("boolean", "enum"):
+                    self.pr.add(path, f"implies names {fact!r}, not a boolean or enum fact")
+                elif (spec.type == "boolean") != isinstance(value, bool) or (
+                    spec.type == "enum" and value not in spec.value_set
+                ):
+                    self.pr.add(path, f"{value!r} is not a value of {fact!r}")
