@@ -39,6 +39,7 @@ import orjson
 from medpolicy import __version__
 from medpolicy.case import Case, Note, parse_case, parser_for
 from medpolicy.errors import NoPolicyApplies
+from medpolicy.explanation import REST_ON_CONFLICT, conflicts, explanation, flags
 from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not, Tri, kleene_and, tri_label
 from medpolicy.policy import FactSpec, Outcome, Policy, PolicySet, RationaleSection, Version
 
@@ -472,7 +473,7 @@ class Engine:
             return ()
         value = self._atom_values(classes)
         return tuple(
-            Note(n.code, n.text, n.cite)
+            Note(n.code, n.text, n.cite, letter=n.letter)
             for n in self.policy.notes
             if (n.versions is None or version.id in n.versions) and n.when.evaluate(value) is True
         )
@@ -574,7 +575,7 @@ class Determination:
     Everything that depends only on the case's key lives in the shared ``EvalResult``; the case adds
     its facts, notes and rationale section."""
 
-    __slots__ = ("_notes", "case", "policy", "result", "trace")
+    __slots__ = ("_conflicts", "_flags", "_notes", "case", "policy", "result", "trace")
 
     def __init__(self, policy: Policy, case: Case, result: EvalResult) -> None:
         self.policy = policy
@@ -584,6 +585,8 @@ class Determination:
         #: kept here because nearly every reader wants it).
         self.trace: tuple[CriterionResult, ...] = result.trace
         self._notes: tuple[Note, ...] | None = None
+        self._conflicts: list[dict[str, Any]] | None = None
+        self._flags: list[str] | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -626,6 +629,35 @@ class Determination:
         return self._notes
 
     @property
+    def conflicts(self) -> list[dict[str, Any]]:
+        """The case's conflicting facts (a given value against one other facts point to), each with
+        ``decisive``: whether the other value changes the outcome (a fresh list each call)."""
+        if self._conflicts is None:
+            if not self.case.notes:
+                self._conflicts = []
+            else:
+                engine = engine_for(self.policy)
+                self._conflicts = conflicts(self, lambda c: engine.decide(c).outcome)
+        return [dict(c) for c in self._conflicts]
+
+    @property
+    def flags(self) -> list[str]:
+        """Marks for the life cycle and reviewers: ``rests_on_conflict`` (a decisive conflict: approve
+        nothing automatically), ``policy_review_overdue`` (the service is after the policy's review date)."""
+        if self._flags is None:
+            self._flags = flags(self, self.conflicts) if self.case.notes or self.policy.review_by else []
+        return list(self._flags)
+
+    @property
+    def rests_on_conflict(self) -> bool:
+        return REST_ON_CONFLICT in self.flags
+
+    def explanation(self) -> dict[str, Any]:
+        """The patient's reason: deciding facts with values and sources, parameters used, the basis
+        and the notes letters show (``medpolicy.explanation``)."""
+        return explanation(self)
+
+    @property
     def rationale(self) -> RationaleSection | None:
         site = self.case.values.get("tumor_site")
         spec = self.policy.fact_index.get("tumor_site")
@@ -646,7 +678,11 @@ class Determination:
         """The reference construction of ``to_dict``, field by field (tests check ``to_json`` against it)."""
         d = _head(self.policy, self.result)
         d["notes"] = [n.to_dict() for n in self.notes]
+        d["flags"] = self.flags
+        d["conflicts"] = self.conflicts
         d["facts"] = self._facts(detail)
+        if detail == "full":
+            d["explanation"] = self.explanation()
         if self.case.metadata:
             d["case"] = dict(self.case.metadata)
         d["criteria"] = _criteria(self.result, detail)
@@ -660,6 +696,7 @@ class Determination:
         r = self.result
         notes = self.notes
         rat = self.rationale
+        flags = self.flags
         line_key: tuple[Any, ...] | None = None
         if detail == "compact":
             display = self.case.display
@@ -667,6 +704,7 @@ class Determination:
                 line_key = (
                     id(r),
                     notes,
+                    tuple(flags),
                     rat.id if rat else None,
                     *((k, display[k], s) for k, s in self.case.sources.items() if s != "given"),
                 )
@@ -690,8 +728,13 @@ class Determination:
                 head,
                 ',"notes":',
                 _dumps([n.to_dict() for n in notes]) if notes else "[]",
+                ',"flags":',
+                _dumps(flags) if flags else "[]",
+                ',"conflicts":',
+                _dumps(self.conflicts) if notes else "[]",
                 ',"facts":',
                 _dumps(facts),
+                ',"explanation":' + _dumps(self.explanation()) if detail == "full" else "",
             ]
         )
         last = f',"criteria":{crit},"rationale":{_dumps(_rationale(rat, detail))}}}'

@@ -95,6 +95,7 @@ class Derivation:
     code_map: tuple[tuple[CodeList, str | None], ...] = ()
     bands: tuple[tuple[float | None, str], ...] = ()
     consistent: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    params: tuple[str, ...] = ()  # the parameters the derivation reads (its band bounds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +208,8 @@ class Policy:
     fact_index: Mapping[str, FactSpec]
     #: the date by which the plan meant to review the policy again (``source.review_by``)
     review_by: dt.date | None = None
+    #: criterion id -> the parameter its bound reads (``{param: name}``)
+    criterion_params: Mapping[str, str] = field(default_factory=dict)
 
     def fact(self, name: str) -> FactSpec:
         return self.fact_index[name]
@@ -505,6 +508,7 @@ class _Compiler:
         self.params = {k: v.default for k, v in raw.parameters.items()}
         self.code_lists: dict[str, CodeList] = {}
         self.fact_types: dict[str, _Fact] = raw.facts
+        self.criterion_params: dict[str, str] = {}
 
     def compile(self) -> Policy:
         raw, pr = self.raw, self.pr
@@ -560,6 +564,7 @@ class _Compiler:
             notes=notes,
             versions=tuple(versions),
             review_by=raw.source.review_by,
+            criterion_params=dict(self.criterion_params),
         )
 
     # -- parts
@@ -688,8 +693,18 @@ class _Compiler:
                 consistent[str(val)] = frozenset([str(val), *map(str, also)])
             if bands and bands[-1][0] is not None:
                 self.pr.add((*path, "bands"), "the last band needs no bound (it catches the rest)")
+            params = tuple(
+                b["at_most"]["param"]
+                for b in d.bands
+                if isinstance(b.get("at_most"), dict) and "param" in b["at_most"]
+            )
             return Derivation(
-                "bands", d.from_, f"derived from {d.from_}", bands=tuple(bands), consistent=consistent
+                "bands",
+                d.from_,
+                f"derived from {d.from_}",
+                bands=tuple(bands),
+                consistent=consistent,
+                params=params,
             )
         if d.prefix_r:
             if src.type != "staging" or f.type != "boolean":
@@ -842,6 +857,8 @@ class _Compiler:
             operand = frozenset().union(*(t_family(str(v)) for v in vals))
         else:
             operand = self._number(arg, (*path, op))
+            if isinstance(arg, dict) and "param" in arg:
+                self.criterion_params[cid] = str(arg["param"])
         return Atom(cid, title, cite, line, fact=fact_name, op=op, operand=operand)
 
     def _versions(self, definitions: Mapping[str, Criterion]) -> list[Version]:

@@ -15,7 +15,8 @@ Who may do what:
 
 * `system` (the engine) may approve, request information, and route to a physician. It never
   denies: a case the policy calls investigational or not medically necessary is routed to
-  `pending_physician_review` with the engine's recommendation.
+  `pending_physician_review` with the engine's recommendation. It never approves a determination
+  that rests on conflicting facts either (`rests_on_conflict`): that goes to a physician too.
 * `nurse` may approve only when the latest determination says the criteria are met
   (`medically_necessary`), may request information, and may route to a physician.
 * `physician` may approve, deny (always with a reason), and request information.
@@ -25,9 +26,10 @@ Who may do what:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -70,6 +72,8 @@ REVIEW_STATES = frozenset({State.RECEIVED, State.INFORMATION_NEEDED, State.PENDI
 CRITERIA_MET = "medically_necessary"
 ADVERSE_OUTCOMES = frozenset({"investigational", "not_medically_necessary"})
 INFORMATION_NEEDED = "information_needed"
+#: The DeterminationV1 flag of a determination that rests on conflicting facts.
+CONFLICT_FLAG = "rests_on_conflict"
 
 # action -> (the states it may start from, the state it leads to; None = the engine decides again)
 _TARGETS: dict[Action, tuple[frozenset[State], State | None]] = {
@@ -143,6 +147,7 @@ def plan(
     outcome: str | None,
     reason: str | None,
     actor_is_submitter: bool = False,
+    conflict: bool = False,
 ) -> Transition:
     """Check that `role` may take `action` on a request in `state`; return the transition.
 
@@ -167,16 +172,30 @@ def plan(
         )
     if action is Action.APPROVE and role is Role.SYSTEM and outcome != CRITERIA_MET:
         raise ActionNotPermittedError("the engine may approve only when the criteria are met")
+    if action is Action.APPROVE and role is Role.SYSTEM and conflict:
+        raise ActionNotPermittedError(
+            "the engine may not approve a determination that rests on conflicting facts; "
+            "route it to a reviewer"
+        )
     return Transition(action, state, target)
 
 
-def engine_action(outcome: str) -> Action | None:
+def rests_on_conflict(determination: Mapping[str, Any] | None) -> bool:
+    """Whether a stored determination (DeterminationV1) rests on conflicting facts: its outcome would
+    change with the value the other facts point to. Nothing that does is approved automatically."""
+    return bool(determination) and CONFLICT_FLAG in (determination or {}).get("flags", ())
+
+
+def engine_action(outcome: str, *, conflict: bool = False) -> Action | None:
     """What the engine does with a determination: approve, pend for information, or route.
 
     The engine never denies: investigational and not medically necessary go to a physician with the
-    engine's recommendation. `not_applicable` (no policy governs the request) leaves the request
-    `received`, for a reviewer to triage: returns None.
+    engine's recommendation. Criteria met on conflicting facts (`conflict`) go to a physician too, with
+    the conflict shown: the engine approves nothing that rests on a conflict. `not_applicable` (no
+    policy governs the request) leaves the request `received`, for a reviewer to triage: returns None.
     """
+    if outcome == CRITERIA_MET and conflict:
+        return Action.ROUTE_TO_PHYSICIAN
     if outcome == CRITERIA_MET:
         return Action.APPROVE
     if outcome == INFORMATION_NEEDED:

@@ -436,13 +436,16 @@ class Store:
 
     def _engine_step(self, row: PARequestRow, det_row: DeterminationRow, now: datetime) -> list[PAEventRow]:
         """What the engine does with its latest determination; updates `row.state`, returns events."""
-        action = lifecycle.engine_action(det_row.outcome)
+        conflict = lifecycle.rests_on_conflict(det_row.determination)
+        action = lifecycle.engine_action(det_row.outcome, conflict=conflict)
         current = State(row.state)
         if action is None:
             return []
         if action is Action.ROUTE_TO_PHYSICIAN and current is State.PENDING_PHYSICIAN_REVIEW:
             return []
-        transition = lifecycle.plan(current, action, Role.SYSTEM, outcome=det_row.outcome, reason=None)
+        transition = lifecycle.plan(
+            current, action, Role.SYSTEM, outcome=det_row.outcome, reason=None, conflict=conflict
+        )
         assert transition.to_state is not None
         reason = {
             Action.APPROVE: "the policy's criteria are met",
@@ -451,6 +454,11 @@ class Store:
                 f"the engine recommends {det_row.outcome.replace('_', ' ')}; only a physician may deny"
             ),
         }[action]
+        if conflict:
+            shown = "; ".join(
+                str(c.get("message")) for c in det_row.determination.get("conflicts", ()) if c.get("decisive")
+            )
+            reason = f"the determination rests on conflicting facts, for a reviewer to settle: {shown}"
         row.state = transition.to_state.value
         if action is Action.APPROVE:
             row.decision_reason = reason

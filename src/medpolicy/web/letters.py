@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape
 
 from medpolicy.store.lifecycle import State
 from medpolicy.store.records import AuditEvent, PARequest
+from medpolicy.web.letter_explanation import Part, explanation_flowables, explanation_parts, part_lines
 
 __all__ = ["APPEAL_DAYS", "Letter", "LetterError", "Section", "build_letter", "letter_pdf"]
 
@@ -56,6 +57,8 @@ class Letter:
     provider: str
     title: str
     sections: tuple[Section, ...] = field(default=())
+    #: the patient's reason (facts, thresholds, rationale, notes): ``letter_explanation``
+    explanation: tuple[Part, ...] = field(default=())
 
     @property
     def filename(self) -> str:
@@ -68,6 +71,7 @@ class Letter:
             lines.append(s.heading)
             lines.extend(s.paragraphs)
             lines.extend(f"- {b}" for b in s.bullets)
+        lines.extend(part_lines(self.explanation))
         return "\n".join(lines)
 
 
@@ -213,6 +217,11 @@ def build_letter(
                 "this patient: the records we received do not show that the policy's criteria for "
                 "medical necessity are met."
             )
+            exp = det.get("explanation") or {}
+            if isinstance(exp, Mapping) and exp.get("basis") == "exclusion":
+                plain = "The service is not medically necessary for this patient. " + str(
+                    exp.get("statement")
+                )
             review_track = (
                 "Because this denial is based on medical necessity, you may ask for an external review "
                 "of the medical-necessity decision by an independent review organization, which is not "
@@ -276,6 +285,7 @@ def build_letter(
         provider=pa.submitter,
         title=title,
         sections=tuple(sections),
+        explanation=explanation_parts(det),
     )
 
 
@@ -344,7 +354,11 @@ def letter_pdf(letter: Letter) -> bytes:
         Spacer(1, 8),
         Paragraph(escape(letter.title), styles["Title"]),
     ]
+    shown = False
     for section in letter.sections:
+        if not shown and section.heading.startswith("What would change"):
+            story.extend(explanation_flowables(letter.explanation, styles))
+            shown = True
         story.append(Paragraph(escape(section.heading), styles["Heading2"]))
         for paragraph in section.paragraphs:
             story.append(Paragraph(escape(paragraph), styles["BodyText"]))
@@ -356,5 +370,7 @@ def letter_pdf(letter: Letter) -> bytes:
                     leftIndent=14,
                 )
             )
+    if not shown:
+        story.extend(explanation_flowables(letter.explanation, styles))
     doc.build(story)
     return buffer.getvalue()
