@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from medpolicy import Outcome, PolicySet, decide
@@ -31,7 +34,7 @@ def test_the_first_example_asks_for_t_stage_and_recurrence(policies: PolicySet) 
     assert [m.name for m in d.missing_facts] == ["t_stage", "recurrent"]
     assert (
         "Information needed to decide under Intraoperative Radiation Therapy (IORT): t stage, recurrent."
-        in README
+        in " ".join(README.split())
     )
 
 
@@ -47,3 +50,24 @@ def test_the_variations_the_readme_describes(policies: PolicySet) -> None:
     d = decide({**case, "date_of_service": "2003-05-01"}, policies)
     assert d.version is not None
     assert d.version.id == "2002-09-01"
+
+
+def test_every_sample_output_in_the_readme_is_the_real_output_at_80_columns() -> None:
+    """Each `$ echo '<case>' | .venv/bin/medpolicy decide` block shows what the command prints at 80
+    columns, line for line (trailing spaces aside)."""
+    blocks = re.findall(r"```sh\n\$ echo '(\{.*?\})' \| \.venv/bin/medpolicy decide\n(.*?)```", README, re.S)
+    assert len(blocks) >= 2
+    env = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1", "TERM": "dumb"}
+    for case, shown in blocks:
+        run = subprocess.run(
+            [sys.executable, "-m", "medpolicy", "decide"],
+            input=case,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        got = [line.rstrip() for line in run.stdout.rstrip().splitlines()]
+        assert got == shown.rstrip().splitlines()
+        assert max(len(line) for line in got) <= 80

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -276,6 +277,12 @@ def policy_check(
         if not results:
             err.print(f"[yellow]{p.id} has no cases: a policy without cases is unfinished[/]")
             failed += 1
+        if p.review_by is not None and p.review_by < date.today():
+            err.print(
+                f"[yellow]warning[/] {p.id}: the policy's review date {p.review_by} is past "
+                f"(last updated {p.last_updated}); determinations after it carry policy_review_overdue",
+                highlight=False,
+            )
         if with_coverage:
             from medpolicy.cli_coverage import print_coverage
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group, RenderableType
-from rich.panel import Panel
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -29,60 +31,109 @@ def _mark(v: Tri) -> Text:
     return Text(f"[{word}]", style=style)
 
 
+def _block(text: Text, indent: int) -> RenderableType:
+    """Text that wraps with every line at the indent (readable at 80 columns)."""
+    return Padding(text, (0, 0, 0, indent), expand=False) if indent else text
+
+
+def _cite(c: Criterion, indent: int) -> RenderableType:
+    return _block(Text(f"\u201c{' / '.join(c.cite)}\u201d", style="italic"), indent)
+
+
+def _bullets(items: list[Text], indent: int = 2) -> RenderableType:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for t in items:
+        grid.add_row("•", t)
+    return _block_grid(grid, indent)
+
+
+def _block_grid(grid: Table, indent: int) -> RenderableType:
+    return Padding(grid, (0, 0, 0, indent), expand=False)
+
+
 def determination_view(d: Determination) -> RenderableType:
+    """A determination as blocks (no tables of prose): every criterion and its cited sentence stay
+    readable at 80 columns."""
     v = d.version
     head = Text.assemble((d.outcome.label.upper(), OUTCOME_STYLE[d.outcome]), "  ", (d.policy.title, "bold"))
     head.append(f"  version {v.id} (from {v.effective_from})" if v else "  (no version chosen)")
     parts: list[RenderableType] = [head, Text(d.summary)]
     if d.deciding:
-        t = Table(title="Deciding criteria", show_header=True, header_style="bold", expand=True)
-        t.add_column("criterion")
-        t.add_column("value", no_wrap=True)
-        t.add_column("policy text", ratio=2)
+        parts.append(Text("Deciding criteria", style="bold"))
         for c in d.deciding:
-            t.add_row(
-                "  " * c.depth + c.criterion.title,
-                _mark(c.value),
-                Text(" / ".join(c.criterion.cite), style="italic"),
-            )
-        parts.append(t)
+            indent = 2 + 2 * c.depth
+            parts.append(_block(Text.assemble(_mark(c.value), " ", c.criterion.title), indent))
+            parts.append(_cite(c.criterion, indent + 2))
     if d.missing_facts:
-        t = Table(title="Information needed (in the order to ask)", expand=True)
-        t.add_column("fact", no_wrap=True)
-        t.add_column("question")
-        t.add_column("answers")
+        parts.append(Text("Information needed (in the order to ask)", style="bold"))
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column()
         for m in d.missing_facts:
-            t.add_row(m.name, m.question, ", ".join(m.values or ()) or m.type)
-        parts.append(t)
+            grid.add_row(m.name, m.question)
+        parts.append(_block_grid(grid, 2))
+    if d.outcome is not Outcome.INFORMATION_NEEDED:
+        exp = d.explanation()
+        if exp["facts"]:
+            parts.append(Text("The facts it rests on", style="bold"))
+            parts.append(
+                _bullets(
+                    [
+                        Text(f"{f['label']}: {_shown(f['value'], f['unit'])} ({f['source']})")
+                        for f in exp["facts"]
+                    ]
+                )
+            )
+        if exp["parameters"]:
+            parts.append(Text("Thresholds applied (policy parameters)", style="bold"))
+            parts.append(
+                _bullets(
+                    [Text(f"{p['name']} = {p['value']:g}: {p['description']}") for p in exp["parameters"]]
+                )
+            )
     if d.notes:
         parts.append(Text("Notes", style="bold"))
-        for n in d.notes:
-            parts.append(Text(f"  • [{n.code}] {n.message}"))
+        parts.append(_bullets([Text(f"[{n.code}] {n.message}") for n in d.notes]))
+    if d.flags:
+        parts.append(Text(f"Flags: {', '.join(d.flags)}", style="bold yellow"))
     if d.rationale:
         parts.append(
             Text(f"Rationale section: {d.rationale.title} (source line {d.rationale.line})", style="dim")
         )
-    return Panel(Group(*parts), expand=True)
+    return Group(*parts)
+
+
+def _shown(value: Any, unit: str | None) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{value} {unit}" if unit else str(value)
 
 
 def explain_tree(d: Determination) -> RenderableType:
-    """The full criteria tree of the applied version with each value."""
-    root = Tree(
+    """The full criteria tree of the applied version with each value, as indented blocks: each
+    criterion on its own lines with the sentence it cites beneath it (readable at 80 columns)."""
+    parts: list[RenderableType] = [
         Text(f"{d.policy.id} version {d.version.id if d.version else '-'}: {d.outcome.value}", style="bold")
-    )
-    stack: list[Tree] = [root]
+    ]
     for c in d.trace:
-        del stack[c.depth + 1 :]
-        label = _node_label(c)
-        stack.append(stack[-1].add(label))
-    return root
+        indent = 2 * c.depth
+        parts.append(_block(_node_label(c), indent))
+        parts.append(_cite(c.criterion, indent + 4))
+    return Group(*parts)
 
 
 def _node_label(c: CriterionResult) -> Text:
     t = Text.assemble(_mark(c.value), " ", (c.criterion.id, "cyan"), f"  {c.criterion.title}")
     if c.outcome is not None:
         t.append(f"  → {c.outcome.value}", style="bold")
-    t.append(f'\n    "{" / ".join(c.criterion.cite)}"', style="italic dim")
     return t
 
 
@@ -90,6 +141,11 @@ def policy_view(p: Policy) -> RenderableType:
     parts: list[RenderableType] = [
         Text(f"{p.title} ({p.id})", style="bold"),
         Text(f"{p.publisher}; source: {p.source_title}, last updated {p.last_updated}"),
+        Text(
+            f"Prior authorization: {'required' if p.prior_authorization else 'not required'} "
+            "(the plan's configuration, not the policy's words)"
+            + (f"; policy review due {p.review_by}" if p.review_by else "")
+        ),
     ]
     vt = Table(title="Versions", expand=True)
     for col in ("version", "in force", "statement"):
