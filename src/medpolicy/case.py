@@ -35,6 +35,7 @@ METADATA_KEYS = frozenset({"id", "label"})
 
 
 CONFLICT = "conflicting_facts"
+_TX_ONLY = frozenset({"TX"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,12 @@ class _Parser:
         ]
         if self.derived or self.implied:
             _derive(self, values, display, src, notes)
+        for name in self.staging_facts:
+            if values.get(name) == _TX_ONLY:  # TX: the primary tumour cannot be assessed, so T is unknown
+                notes.append(
+                    Note("unassessed_t", f"{name} {', '.join(display[name])} cannot be assessed: unknown")
+                )
+                del values[name]
         if self.site_facts:
             _check_chapters(self, raw, values, display, src, errors)
             if errors:

@@ -10,7 +10,16 @@ A case file holds a list of cases::
         deciding: [rectal-cancer, t4-lesion]   # each must be among the deciding criteria
         missing: [t_stage, recurrent]  # exactly these, in this order (information_needed)
         notes: [source_contradiction]  # each note code must be present
-        derived: {tumor_site: rectum}  # derived facts
+        no_notes: [conflicting_facts]  # none of these note codes may be present
+        derived: {tumor_site: rectum}  # derived facts (null: the fact stays unknown)
+        flags: [rests_on_conflict]     # exactly these flags
+        conflicts: {recurrent: true}   # exactly these conflicting facts, each with whether it is decisive
+        explanation:                   # the patient's reason; each key optional
+          basis: exclusion
+          facts: {margin_distance_mm: given, margin_status: derived from margin_distance_mm}
+          parameters: [close_margin_max_mm]           # exactly these
+          rationale: {section: colorectal, conclusion: true}
+          letter_notes: [policy_text_broader]          # exactly these
     - name: unknown diagnosis code
       case: {...}
       expect:
@@ -34,7 +43,19 @@ from medpolicy.policy import Outcome, Policy
 
 __all__ = ["CaseResult", "PolicyCase", "load_cases", "run_case", "run_cases"]
 
-_EXPECT_KEYS = {"outcome", "version", "deciding", "missing", "notes", "derived", "errors"}
+_EXPECT_KEYS = {
+    "outcome",
+    "version",
+    "deciding",
+    "missing",
+    "notes",
+    "no_notes",
+    "derived",
+    "errors",
+    "flags",
+    "conflicts",
+    "explanation",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +161,53 @@ def run_case(policy: Policy, pc: PolicyCase) -> CaseResult:
     for code in exp.get("notes", []):
         if code not in codes:
             fails.append(f"notes: {code!r} not among {codes}")
+    for code in exp.get("no_notes", []):
+        if code in codes:
+            fails.append(f"no_notes: {code!r} is among {codes}")
     for name, value in (exp.get("derived") or {}).items():
         got_d = d.case.get(name)
         if got_d != value:
             fails.append(f"derived {name}: expected {value!r}, got {got_d!r}")
+    if "flags" in exp and d.flags != list(exp["flags"] or []):
+        fails.append(f"flags: expected {exp['flags']}, got {d.flags}")
+    if "conflicts" in exp:
+        got_c = {c["fact"]: c["decisive"] for c in d.conflicts}
+        if got_c != dict(exp["conflicts"] or {}):
+            fails.append(f"conflicts (fact: decisive): expected {exp['conflicts']}, got {got_c}")
+    if "explanation" in exp:
+        fails += _check_explanation(d.explanation(), exp["explanation"] or {})
     return CaseResult(pc, tuple(fails), d.outcome.value)
+
+
+def _check_explanation(got: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
+    fails: list[str] = []
+    if "basis" in want and got["basis"] != want["basis"]:
+        fails.append(f"explanation basis: expected {want['basis']}, got {got['basis']}")
+    sources = {f["name"]: f["source"] for f in got["facts"]}
+    for name, source in (want.get("facts") or {}).items():
+        if sources.get(name) != source:
+            fails.append(f"explanation fact {name}: expected source {source!r}, got {sources.get(name)!r}")
+    if "parameters" in want:
+        params = [p["name"] for p in got["parameters"]]
+        if params != list(want["parameters"] or []):
+            fails.append(f"explanation parameters: expected {want['parameters']}, got {params}")
+    if "rationale" in want:
+        rat, w = got["rationale"], want["rationale"]
+        if w is None or rat is None:
+            if w != rat:
+                fails.append(f"explanation rationale: expected {w}, got {rat}")
+        else:
+            if rat["section"] != w.get("section", rat["section"]):
+                fails.append(f"explanation rationale: expected section {w['section']}, got {rat['section']}")
+            if "conclusion" in w and bool(rat["conclusion"]) != bool(w["conclusion"]):
+                fails.append(
+                    f"explanation rationale conclusion: expected {w['conclusion']}, got {rat['conclusion']}"
+                )
+    if "letter_notes" in want:
+        notes = [n["code"] for n in got["notes"]]
+        if notes != list(want["letter_notes"] or []):
+            fails.append(f"explanation letter notes: expected {want['letter_notes']}, got {notes}")
+    return fails
 
 
 def run_cases(policy: Policy) -> list[CaseResult]:
