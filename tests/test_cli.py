@@ -38,8 +38,10 @@ def test_decide_a_json_file_prints_a_readable_determination(tmp_path: Path) -> N
     r = run("decide", str(f))
     assert r.returncode == 0, r.stderr
     assert "MEDICALLY NECESSARY" in r.stdout
+    # each deciding criterion, then the sentence of the policy it implements
     assert (
-        "[met] Rectal cancer with positive or close margins with T4 lesions or recurrent disease."
+        "[met] Rectal cancer with positive or close margins with T4 lesions or recurrent disease "
+        "\u201cRectal cancer with positive or close margins with T4 lesions or recurrent disease.\u201d"
         in folded(r.stdout)
     )
     assert "version 2009-10-06" in r.stdout
@@ -81,7 +83,7 @@ def test_explain_prints_the_whole_tree_with_values() -> None:
     assert "[met] rectal-cancer" in r.stdout
     assert "[not met] t4-lesion" in r.stdout
     assert "[unknown] recurrent-disease" in r.stdout
-    assert '"T4 lesions"' in r.stdout
+    assert "\u201cT4 lesions\u201d" in r.stdout
 
 
 def test_jsonl_in_jsonl_out_one_line_per_case_with_errors_in_place(tmp_path: Path) -> None:
@@ -90,7 +92,7 @@ def test_jsonl_in_jsonl_out_one_line_per_case_with_errors_in_place(tmp_path: Pat
         json.dumps({**RECTAL_T4, "id": "a"}),
         json.dumps({**RECTAL_T4, "id": "b", "diagnosis_codes": ["C18"]}),
         "{oops",
-        json.dumps({**RECTAL_T4, "id": "d", "diagnosis_codes": ["C25.0"]}),
+        json.dumps({**RECTAL_T4, "id": "d", "diagnosis_codes": ["C25.0"], "t_stage": "pT4"}),
     ]
     src.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.jsonl"
@@ -178,3 +180,31 @@ def test_user_add_creates_an_account_once(tmp_path: Path) -> None:
     weak = run("user", "add", "bob", "--role", "nurse", "--database-url", url, "--password", "short")
     assert weak.returncode == 2
     assert "weak_password" in weak.stderr
+
+
+def test_decide_and_explain_keep_every_cited_sentence_readable_at_80_columns(tmp_path: Path) -> None:
+    """No column collapses to an ellipsis: at 80 columns every line fits and every cited sentence of
+    the applied version is there in full."""
+    f = tmp_path / "case.json"
+    f.write_text(json.dumps({**RECTAL_T4, "t_stage": "pT3", "recurrent": False}))
+    env = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1"}
+    r = subprocess.run(
+        [*MEDPOLICY, "decide", str(f), "--explain"], capture_output=True, text=True, env=env, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(line.rstrip()) <= 80 for line in lines)
+    assert "\u2026" not in r.stdout
+    text = " ".join(r.stdout.split())
+    for cite in (
+        "\u201cUse of intraoperative radiation therapy is considered investigational for all other "
+        "oncologic applications.\u201d",
+        "\u201cRectal cancer with positive or close margins with T4 lesions or recurrent disease.\u201d",
+        "\u201cT4 lesions\u201d",
+        "\u201crecurrent disease\u201d",
+        "\u201cBilling Coding/Physician Documentation Information\u201d",
+    ):
+        assert cite in text
+    # the reason: the facts it rests on, and the note that the policy's own wording is broader
+    assert "T stage: pT3 (given)" in text
+    assert "[policy_text_broader]" in text

@@ -47,12 +47,12 @@ CHAPTER_TITLES = {
 }
 
 _N_PREFIX = r"(?:yc|yp|c|p|y)?"
-# Components may be separated by a space ("T4b N2"), never split inside. The subcategory letter is
+# Components may be separated by a space ("yp T3", "T4b N2"), never split inside. The subcategory letter is
 # lazy: in "cT4cN1" the second c is read as the clinical prefix of N1 (T4 cN1), the one reading a
 # colorectal staging can have.
 _STAGING_RE = re.compile(
     r"^(?P<pre>a|(?:ry|yr|r|y)?[cp]?)"
-    r"t(?P<t>x|0|is|[1-4][a-d]??)(?P<mult>\((?:m|\d{1,2})\))?"
+    r" ?t(?P<t>x|0|is|[1-4][a-d]??)(?P<mult>\((?:m|\d{1,2})\))?"
     rf"(?: ?{_N_PREFIX}n(?P<n>x|[0-3](?:mi|[a-c])?)(?:\((?:sn|f)\))?)?"
     rf"(?: ?{_N_PREFIX}m(?P<m>x|0|1[a-d]?)(?:\((?:i\+|mol\+)\))?)?$",
     re.IGNORECASE,

@@ -67,11 +67,15 @@ class Letter:
     def text(self) -> str:
         """The whole letter as plain text (for tests and for a screen reader's summary)."""
         lines = [self.title]
+        reason = part_lines(self.explanation)  # placed as in the HTML and PDF letters
         for s in self.sections:
+            if reason and s.heading.startswith("What would change"):
+                lines.extend(reason)
+                reason = []
             lines.append(s.heading)
             lines.extend(s.paragraphs)
             lines.extend(f"- {b}" for b in s.bullets)
-        lines.extend(part_lines(self.explanation))
+        lines.extend(reason)
         return "\n".join(lines)
 
 
