@@ -42,13 +42,19 @@ def test_what_is_not_a_staging(raw: str) -> None:
     assert parse_staging(raw) is None
 
 
+def _st(raw: str) -> Staging:
+    st = parse_staging(raw)
+    assert st is not None
+    return st
+
+
 def test_recurrence_and_metastases_from_a_staging() -> None:
-    assert parse_staging("rpT3") is not None and parse_staging("rpT3").recurrence  # type: ignore[union-attr]
-    assert not parse_staging("ypT3").recurrence  # type: ignore[union-attr]
-    assert parse_staging("cT4N1M1b").metastatic is True  # type: ignore[union-attr]
-    assert parse_staging("cT4N1M0").metastatic is False  # type: ignore[union-attr]
-    assert parse_staging("cT4N1MX").metastatic is None  # type: ignore[union-attr]
-    assert parse_staging("cT4").metastatic is None  # type: ignore[union-attr]
+    assert _st("rpT3").recurrence
+    assert not _st("ypT3").recurrence
+    assert _st("cT4N1M1b").metastatic is True
+    assert _st("cT4N1M0").metastatic is False
+    assert _st("cT4N1MX").metastatic is None
+    assert _st("cT4").metastatic is None
 
 
 def test_a_category_names_its_family() -> None:
