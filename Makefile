@@ -20,7 +20,7 @@ run: $(STAMP)
 
 ## test: lint, type-check, every policy's cases, and the whole test suite
 test: $(STAMP) lint typecheck
-	$(BIN)/medpolicy policy check
+	$(BIN)/medpolicy policy check --coverage
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -45,8 +45,9 @@ def test_removing_the_cases_that_reach_a_value_shows_the_gap_and_fails(tmp_path:
     cases = root / "bluekc-iort" / "cases"
     for f in cases.glob("*.yaml"):
         data = yaml.safe_load(f.read_text())
-        # drop every case without a known procedure code: nothing makes `governed` unknown any more
-        kept = [c for c in data if "procedure_codes" in (c.get("case") or {})]
+        # drop every case without a known procedure code (absent or an empty list): nothing makes
+        # `governed` unknown any more
+        kept = [c for c in data if (c.get("case") or {}).get("procedure_codes")]
         f.write_text(yaml.safe_dump(kept, sort_keys=False))
     policy = load_policies(root).get("bluekc-iort")
     report = coverage(policy)

@@ -93,3 +93,21 @@ def test_the_pdf_carries_the_reason(store: Store, iort: Any) -> None:
 
 def test_a_determination_stored_without_an_explanation_gives_no_reason_parts() -> None:
     assert explanation_parts({"outcome": "investigational"}) == ()
+
+
+def test_the_reviewer_sees_a_decisive_conflict_and_the_review_flag(iort: Any) -> None:
+    from medpolicy import decide
+
+    det = decide(
+        {**RECTAL, "margin_status": "close", "margin_distance_mm": 10, "t_stage": "pT4b"}, iort
+    ).to_dict()
+    html = _env.get_template("_determination_flags.html").render(det=det, policy=iort)
+    assert "rests on conflicting facts" in html
+    assert "margin_distance_mm 10 classifies as" in html
+    assert "past its review date (2015-10-01)" in html
+    calm = decide(
+        {**RECTAL, "date_of_service": "2012-06-01", "margin_status": "close", "t_stage": "pT4b"}, iort
+    )
+    assert (
+        _env.get_template("_determination_flags.html").render(det=calm.to_dict(), policy=iort).strip() == ""
+    )
