@@ -6,6 +6,7 @@
 * ``NaN``, ``Infinity``, ``-Infinity`` and numbers out of a double's range (``1e999``);
 * integers outside -2^63 .. 2^64-1 (``10^400``): no store, driver or JSON writer carries them;
 * duplicate keys in one object (clinical data must not be ambiguous: "last wins" is a guess);
+* NUL characters in strings (no database stores them; no clinical text holds one);
 * nesting deeper than ``LIMITS.max_json_depth``.
 
 Pure: no I/O; the callers turn ``JsonInputError`` into their own answer (exit 2, 422 or 400).
@@ -94,7 +95,7 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
         raise JsonInputError(exc.msg[:1].lower() + exc.msg[1:], exc.pos) from None
     except RecursionError:
         raise JsonInputError(f"nested deeper than {LIMITS.max_json_depth} levels") from None
-    check_surrogates = "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
+    check_surrogates = "\\u" in text and (_SURROGATE_ESCAPE.search(text) is not None or "\\u0000" in text)
     deep = text.count("[") + text.count("{") > LIMITS.max_json_depth
     if check_surrogates or deep:
         _walk(value, check_surrogates)
@@ -123,6 +124,8 @@ def _walk(value: Any, check_surrogates: bool) -> None:
 
 
 def _text(s: str) -> None:
+    if "\x00" in s:
+        raise JsonInputError("a string holds a NUL character (\\u0000), which no field may hold")
     try:
         s.encode("utf-8")
     except UnicodeEncodeError:
