@@ -23,7 +23,7 @@ from medpolicy.service import errors
 from medpolicy.service.auth import TokenTable
 from medpolicy.service.deps import ServiceState
 from medpolicy.service.errors import ApiError, install_error_handlers, render_error
-from medpolicy.service.hardening import GuardMiddleware
+from medpolicy.service.hardening import CatchAllMiddleware, GuardMiddleware
 from medpolicy.service.settings import Settings
 from medpolicy.store import Store
 
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             errors.register_fhir_prefix(prefix)
         app.include_router(module.router)
 
+    app.add_middleware(CatchAllMiddleware)  # innermost: a 500 keeps the connection open
     app.add_middleware(GuardMiddleware)  # inside the body limit: reads the body it has buffered
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware)

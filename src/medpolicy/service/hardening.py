@@ -6,12 +6,14 @@
 * `GuardMiddleware`: refuses oversized request headers (431), NUL characters in the path, the query or
   a form body (400: no database stores them, and no clinical text holds one), and adds HSTS to every
   answer given over HTTPS.
+* `CatchAllMiddleware`: an unexpected exception answers 500 without closing the connection.
 * `bounded_problems`: the first `LIMITS.max_errors_listed` problems of an error, and how many there were.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medpolicy import strictjson
 from medpolicy.limits import LIMITS
+
+log = logging.getLogger("medpolicy.service")
 
 #: Bodies larger than this are parsed in the thread pool (a 1 MB body takes milliseconds to parse).
 OFF_LOOP_BYTES = 64 * 1024
@@ -132,3 +136,44 @@ async def _nul(scope: Scope, receive: Receive, send: Send, where: str) -> None:
         400, "invalid_request", f"{where} holds a NUL character, which no field may hold", value=None
     )
     await render_error(scope["path"], error)(scope, receive, send)
+
+
+class CatchAllMiddleware:
+    """An unexpected exception answers 500 `internal_error` here, and the connection stays open.
+
+    (Left to Starlette, the exception is re-raised after the 500 is sent, and uvicorn then closes
+    the keep-alive connection.) Logged by type, path and request id; the traceback by frames only
+    (`medpolicy.service.logsafe`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            from medpolicy.service.errors import ApiError, render_error
+
+            log.error(
+                "unhandled %s on %s %s request_id=%s",
+                type(exc).__name__,
+                scope.get("method"),
+                scope.get("path"),
+                scope.get("state", {}).get("request_id", "-"),
+                exc_info=exc,
+            )
+            if started:  # too late to answer: the server closes the connection
+                raise
+            error = ApiError(500, "internal_error", "the service failed; it has been logged")
+            await render_error(scope["path"], error)(scope, receive, send)

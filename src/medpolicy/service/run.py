@@ -18,6 +18,7 @@ import yaml
 
 from medpolicy.errors import MedpolicyError
 from medpolicy.service.app import create_app
+from medpolicy.service.logsafe import SafeFormatter
 from medpolicy.service.settings import ClientConfig, Settings
 from medpolicy.store import Action, LifecycleError, Role, Store, StoreError
 
@@ -37,7 +38,8 @@ DEMO_CLIENTS = (
 LOG_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # SafeFormatter: exceptions by type and frame only, never a message that may hold request data
+    "formatters": {"plain": {"()": "medpolicy.service.logsafe.SafeFormatter"}},
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
     },
@@ -46,6 +48,8 @@ LOG_CONFIG: dict[str, Any] = {
         "uvicorn.error": {"level": "INFO"},
         "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
     },
+    # Everything else (asyncio, sqlalchemy, libraries) through the same safe formatter.
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
 }
 
 
@@ -145,11 +149,13 @@ def log_in_background(level: int = logging.INFO) -> QueueListener:
     """Send the `medpolicy` loggers' lines to stderr from a thread, off the request path."""
     lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(SafeFormatter())
     listener = QueueListener(lines, handler)
     listener.start()
     logger = logging.getLogger("medpolicy")
-    logger.handlers = [QueueHandler(lines)]
+    queued = QueueHandler(lines)
+    queued.setFormatter(SafeFormatter("%(message)s"))  # the queue bakes the message (and traceback) in
+    logger.handlers = [queued]
     logger.setLevel(level)
     logger.propagate = False
     return listener

@@ -34,6 +34,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
             max_overflow=10,
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
+            hide_parameters=True,  # no case or patient data in a database error's text (docs/security.md)
         )
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
@@ -43,6 +44,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
+        hide_parameters=True,
         pool_size=8,
         max_overflow=8,
     )
