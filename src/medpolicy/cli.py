@@ -321,11 +321,29 @@ def serve_cmd(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Server processes sharing the port and the store.")
     ] = 1,
+    proxy_headers: Annotated[
+        bool, typer.Option("--proxy-headers", help="Trust X-Forwarded-* from --forwarded-allow-ips.")
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option("--forwarded-allow-ips", help="Proxies trusted for X-Forwarded-* (comma-separated)."),
+    ] = "127.0.0.1",
+    ssl_certfile: Annotated[str | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM).")] = None,
+    ssl_keyfile: Annotated[str | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
+    public_base_url: Annotated[
+        str | None, typer.Option("--public-base-url", help="The URL clients call (CDS Hooks JWT audience).")
+    ] = None,
 ) -> None:
     """Run the HTTP service (our API, CDS Hooks/CRD, DTR, PAS and the reviewer workbench)."""
-    from medpolicy.service.run import serve  # the service stack loads only for this command
+    from medpolicy.service.run import Deployment, serve  # the service stack loads only for this command
+    from medpolicy.service.settings import SettingsError
 
-    serve(host, port, database_url, demo, workers)
+    deployment = Deployment(proxy_headers, forwarded_allow_ips, ssl_certfile, ssl_keyfile, public_base_url)
+    try:
+        serve(host, port, database_url, demo, workers, deployment)
+    except SettingsError as e:
+        err.print(f"[bold red]cannot start[/] {e}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 @app.command("demo")
