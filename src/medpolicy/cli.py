@@ -6,16 +6,14 @@ unreadable JSON), 1 internal error or failing policy cases.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, BinaryIO
 
-import orjson
 import typer
 from rich.console import Console
 
-from medpolicy import __version__
+from medpolicy import __version__, strictjson
 from medpolicy.engine import decide, decider
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
 from medpolicy.policy import PolicySet, load_policies
@@ -59,11 +57,13 @@ def _load(root: Path | None) -> PolicySet:
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
-def _read_json(src: TextIO, name: str) -> Any:
+def _read_json(src: BinaryIO, name: str) -> Any:
+    """The strict loader the service uses: no NaN, huge integers, lone surrogates, duplicate keys or
+    deep nesting (exit 2, with the reason)."""
     try:
-        return json.load(src)
-    except json.JSONDecodeError as e:
-        err.print(f"[bold red]invalid_json[/] {name}: {e}", highlight=False)
+        return strictjson.loads(src.read())
+    except strictjson.JsonInputError as e:
+        err.print(f"[bold red]invalid_json[/] {name}: {e}", highlight=False, markup=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
@@ -110,10 +110,10 @@ def decide_cmd(
     if jsonl:
         raise typer.Exit(_decide_jsonl(Path(file), policies, policy_id, output, full))
     if file == "-":
-        raw = _read_json(sys.stdin, "stdin")
+        raw = _read_json(sys.stdin.buffer, "stdin")
     else:
         try:
-            with open(file, encoding="utf-8") as fh:
+            with open(file, "rb") as fh:
                 raw = _read_json(fh, file)
         except OSError as e:
             err.print(f"[bold red]cannot read[/] {file}: {e.strerror}", highlight=False)
@@ -122,7 +122,7 @@ def decide_cmd(
         d = decide(raw, policies, policy_id=policy_id)
     except CaseError as e:
         if as_json:
-            print(json.dumps({"error": _error_json(e)}, indent=2))
+            print(strictjson.dumps_safe({"error": _error_json(e)}, indent=2))
         else:
             _print_case_error(e)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -130,7 +130,7 @@ def decide_cmd(
         err.print(f"[bold red]{e.code}[/] {e}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     if as_json:
-        print(json.dumps(d.to_dict(), indent=2))
+        print(strictjson.dumps_safe(d.to_dict(), indent=2))
     else:
         out.print(determination_view(d))
         if explain:
@@ -180,8 +180,8 @@ def _decide_jsonl(
                 progress.start()
             write = sink.write
             decide_one = decider(policies, policy_id=policy_id)
-            dumps = json.dumps
-            loads = orjson.loads
+            dumps = strictjson.dumps_safe
+            loads = strictjson.loads
             for n, line in enumerate(lines, 1):
                 if progress is not None and n % 1000 == 0:
                     progress.update(task, completed=n)
@@ -189,7 +189,7 @@ def _decide_jsonl(
                     raw = loads(line)
                     write(decide_one(raw).to_json(detail=detail) + "\n")
                     continue
-                except json.JSONDecodeError as e:
+                except strictjson.JsonInputError as e:
                     if not line.strip():  # blank lines are skipped, not errors
                         continue
                     bad += 1
