@@ -22,6 +22,8 @@ non_billable_code      an ICD-10-CM category header or block, not a billable cod
 invalid_value          not one of the fact's allowed values
 out_of_range           a number outside its allowed range (e.g. a negative distance)
 invalid_t_category     not an AJCC 8th edition T category with a valid prefix
+limit_exceeded         more fields, list items or characters than ``medpolicy.limits`` allows
+date_beyond_horizon    a date further ahead than the configured horizon (default two years)
 =====================  ==============================================================
 """
 
