@@ -59,7 +59,8 @@ def test_a_block_is_refused_as_non_billable(iort: Policy) -> None:
         ("t_stage", "N1", "invalid_t_category"),
         ("recurrent", 1, "invalid_type"),
         ("treatment_intent", "adjuvant", "invalid_value"),
-        ("procedure_codes", "77425,77469", "unknown_code"),
+        ("procedure_codes", "77425,77469", "invalid_type"),  # a string where a list belongs
+        ("diagnosis_codes", "C20", "invalid_type"),
         ("procedure_codes", {"code": "77425"}, "invalid_type"),
         ("procedure_codes", [{"code": "77425"}], "invalid_type"),
         ("diagnosis_codes", [["C20"]], "invalid_type"),

@@ -25,6 +25,7 @@ from typing import Any
 
 from medpolicy.codes import PROCEDURE_CODE_RE, icd10cm, normalize_icd10, normalize_procedure
 from medpolicy.errors import CaseError, FieldError
+from medpolicy.limits import LIMITS
 from medpolicy.policy import FactSpec, Policy
 from medpolicy.staging import AJCC8_T, CHAPTER_TITLES, Staging, parse_staging
 
@@ -148,6 +149,8 @@ class _Parser:
             raise CaseError(
                 [FieldError("invalid_type", "case", _show(raw), "a case is a JSON object of facts")]
             )
+        if len(raw) > LIMITS.max_case_fields:
+            raise CaseError([_too_many("case", len(raw), LIMITS.max_case_fields, "fields")])
         errors: list[FieldError] = []
         values: dict[str, Any] = {}
         display: dict[str, Any] = {}
@@ -158,12 +161,13 @@ class _Parser:
             handle = handlers.get(key)
             if handle is None:
                 if key in METADATA_KEYS:
-                    metadata[key] = value
+                    if _metadata_ok(key, value, errors):
+                        metadata[key] = value
                     continue
                 errors.append(
                     FieldError(
                         "unknown_field",
-                        str(key),
+                        _clip(str(key)),
                         _show(value),
                         f"unknown fact {key!r}; the policy's facts are: {self.known}",
                     )
@@ -231,7 +235,11 @@ def _handler(spec: FactSpec) -> Handler:
             hit = canonical.get(value) if type(value) is str else None
             if hit is None:
                 hit = slow(value, errors)
-                if hit is not None and len(canonical) < 1_000:  # synonyms and spellings, once each
+                if (  # synonyms and spellings, once each; only short ones, and a bounded number
+                    hit is not None
+                    and len(value) <= LIMITS.cache_value_chars
+                    and len(canonical) < LIMITS.cache_entries
+                ):
                     canonical[value] = hit
             return hit
 
@@ -241,17 +249,30 @@ def _handler(spec: FactSpec) -> Handler:
 
         def number(value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:
             t = type(value)
-            if (t is float or t is int) and low <= value < float("inf"):
+            if (t is float or (t is int and -_INT_BOUND < value < _INT_BOUND)) and low <= value < float(
+                "inf"
+            ):
                 return float(value), value
             return slow(value, errors)
 
         return number
     if spec.type in ("date", "codes", "staging"):
         memo: dict[Any, tuple[Any, Any]] = {}
+        cache_chars, cache_items, cache_entries = (
+            LIMITS.cache_value_chars,
+            LIMITS.cache_list_items,
+            LIMITS.cache_entries,
+        )
 
         def remembered(value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:
-            key = value if type(value) is str else tuple(value) if type(value) is list else None
-            if key is None:
+            t = type(value)
+            if t is str:
+                key: Any = value if len(value) <= cache_chars else None
+            elif t is list and len(value) <= cache_items:
+                key = tuple(value)
+            else:
+                key = None
+            if key is None:  # only small values are worth keeping: a cache must not hold a client's input
                 return slow(value, errors)
             try:
                 hit = memo.get(key)
@@ -260,7 +281,13 @@ def _handler(spec: FactSpec) -> Handler:
             if hit is not None:
                 return hit
             got = slow(value, errors)
-            if got is not None and len(memo) < 50_000:
+            if (
+                got is not None
+                and len(memo) < cache_entries
+                and (
+                    t is str or sum(len(v) if type(v) is str else cache_chars for v in key) <= cache_chars * 4
+                )
+            ):
                 memo[key] = got
             return got
 
@@ -278,34 +305,118 @@ def parser_for(policy: Policy) -> _Parser:
     return p
 
 
+#: Integers beyond this magnitude are not numbers a case can carry (no float, store or JSON holds them).
+_INT_BOUND = 2**63
+
+
 def _show(value: Any) -> Any:
-    """The offending value as JSON can show it."""
-    if value is None or isinstance(value, str | int | float | bool):
+    """The offending value as JSON can show it: short (long strings and lists are clipped), finite
+    (NaN and infinities as strings), valid Unicode."""
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        return value if -_INT_BOUND < value < _INT_BOUND else f"an integer of {len(str(abs(value)))} digits"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, str):
+        return _clip(value)
     if isinstance(value, list | tuple):
-        return [_show(v) for v in value]
-    return repr(value)
+        n = LIMITS.max_errors_listed
+        shown = [_show(v) for v in value[:n]]
+        return shown if len(value) <= n else [*shown, f"... ({len(value)} items)"]
+    return _clip(type(value).__name__)
+
+
+def _clip(text: str) -> str:
+    """A string as an error may echo it: at most ``max_echo_chars`` characters, valid Unicode."""
+    n = LIMITS.max_echo_chars
+    if len(text) > n:
+        text = f"{text[:n]}... ({len(text)} characters)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _too_many(field: str, count: int, limit: int, what: str) -> FieldError:
+    return FieldError(
+        "limit_exceeded", field, f"{count} {what}", f"holds {count} {what}; the limit is {limit} {what}"
+    )
+
+
+def _too_long(field: str, value: str) -> FieldError | None:
+    limit = LIMITS.max_string_chars
+    if len(value) <= limit:
+        return None
+    return FieldError(
+        "limit_exceeded", field, _clip(value), f"is {len(value)} characters long; the limit is {limit}"
+    )
+
+
+def _metadata_ok(key: str, value: Any, errors: list[FieldError]) -> bool:
+    """``id`` and ``label`` are a string, a whole number (64-bit) or null: nothing a store or JSON
+    writer cannot carry, and nothing stored as something else."""
+    if value is None or (type(value) is int and -_INT_BOUND <= value < 2 * _INT_BOUND):
+        return True
+    if isinstance(value, str):
+        problem = _too_long(key, value)
+        if problem is None:
+            return True
+        errors.append(problem)
+        return False
+    errors.append(
+        FieldError(
+            "invalid_type", key, _show(value), "expected a string or a whole number (at most 20 digits)"
+        )
+    )
+    return False
 
 
 def _parse_fact(spec: FactSpec, value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:
     name, t = spec.name, spec.type
     n_before = len(errors)
     if t == "date":
+        d = None
         if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            return value, value.isoformat()
-        if isinstance(value, str):
+            d = value
+        elif isinstance(value, str) and len(value) <= LIMITS.max_string_chars:
             try:
                 d = dt.date.fromisoformat(value.strip())
             except ValueError:
                 d = None
-            if d is not None and len(value.strip()) == 10:
-                return d, d.isoformat()
-        errors.append(FieldError("invalid_date", name, _show(value), "not an ISO date (YYYY-MM-DD)"))
-        return None
+            if d is not None and len(value.strip()) != 10:
+                d = None
+        if d is None:
+            errors.append(FieldError("invalid_date", name, _show(value), "not an ISO date (YYYY-MM-DD)"))
+            return None
+        horizon = dt.date.today() + dt.timedelta(days=LIMITS.date_horizon_days)
+        if d > horizon:
+            errors.append(
+                FieldError(
+                    "date_beyond_horizon",
+                    name,
+                    d.isoformat(),
+                    f"lies more than {LIMITS.date_horizon_days} days ahead (after {horizon.isoformat()}): "
+                    "a date this far out is a typing error, not a planned date",
+                )
+            )
+            return None
+        return d, d.isoformat()
     if t in ("codes", "staging"):
-        items = [value] if isinstance(value, str) else value
+        # One staging may come as a bare string (a T category is one value); codes are always a list.
+        items = [value] if isinstance(value, str) and t == "staging" else value
         if not isinstance(items, list | tuple):
             errors.append(FieldError("invalid_type", name, _show(value), "expected a list of strings"))
+            return None
+        if len(items) > LIMITS.max_list_items:
+            errors.append(_too_many(name, len(items), LIMITS.max_list_items, "items"))
+            return None
+        for i, item in enumerate(items):
+            long = _too_long(f"{name}[{i}]", item) if isinstance(item, str) else None
+            if long is not None:
+                errors.append(long)
+        if len(errors) > n_before:
             return None
         if t == "codes":
             return _parse_codes(spec, items, errors)
@@ -332,14 +443,23 @@ def _parse_fact(spec: FactSpec, value: Any, errors: list[FieldError]) -> tuple[A
         if not isinstance(value, str):
             errors.append(FieldError("invalid_type", name, _show(value), "expected a string"))
             return None
+        long = _too_long(name, value)
+        if long is not None:
+            errors.append(long)
+            return None
         canon = _canon_enum(spec, value)
         if canon is None:
             allowed = ", ".join([*(spec.values or ()), *spec.synonyms])
-            errors.append(FieldError("invalid_value", name, value, f"not one of: {allowed}"))
+            errors.append(FieldError("invalid_value", name, _clip(value), f"not one of: {allowed}"))
             return None
         return canon, canon
     if t == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, int) and not -_INT_BOUND < value < _INT_BOUND)
+            or not math.isfinite(value)
+        ):
             errors.append(FieldError("invalid_type", name, _show(value), "expected a finite number"))
             return None
         if spec.minimum is not None and value < spec.minimum:

@@ -6,17 +6,15 @@ unreadable JSON), 1 internal error or failing policy cases.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, BinaryIO
 
-import orjson
 import typer
 from rich.console import Console
 
-from medpolicy import __version__
+from medpolicy import __version__, strictjson
 from medpolicy.engine import decide, decider
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
 from medpolicy.policy import PolicySet, load_policies
@@ -60,11 +58,13 @@ def _load(root: Path | None) -> PolicySet:
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
-def _read_json(src: TextIO, name: str) -> Any:
+def _read_json(src: BinaryIO, name: str) -> Any:
+    """The strict loader the service uses: no NaN, huge integers, lone surrogates, duplicate keys or
+    deep nesting (exit 2, with the reason)."""
     try:
-        return json.load(src)
-    except json.JSONDecodeError as e:
-        err.print(f"[bold red]invalid_json[/] {name}: {e}", highlight=False)
+        return strictjson.loads(src.read())
+    except strictjson.JsonInputError as e:
+        err.print(f"[bold red]invalid_json[/] {name}: {e}", highlight=False, markup=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
@@ -111,10 +111,10 @@ def decide_cmd(
     if jsonl:
         raise typer.Exit(_decide_jsonl(Path(file), policies, policy_id, output, full))
     if file == "-":
-        raw = _read_json(sys.stdin, "stdin")
+        raw = _read_json(sys.stdin.buffer, "stdin")
     else:
         try:
-            with open(file, encoding="utf-8") as fh:
+            with open(file, "rb") as fh:
                 raw = _read_json(fh, file)
         except OSError as e:
             err.print(f"[bold red]cannot read[/] {file}: {e.strerror}", highlight=False)
@@ -123,7 +123,7 @@ def decide_cmd(
         d = decide(raw, policies, policy_id=policy_id)
     except CaseError as e:
         if as_json:
-            print(json.dumps({"error": _error_json(e)}, indent=2))
+            print(strictjson.dumps_safe({"error": _error_json(e)}, indent=2))
         else:
             _print_case_error(e)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -131,7 +131,7 @@ def decide_cmd(
         err.print(f"[bold red]{e.code}[/] {e}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     if as_json:
-        print(json.dumps(d.to_dict(), indent=2))
+        print(strictjson.dumps_safe(d.to_dict(), indent=2))
     else:
         out.print(determination_view(d))
         if explain:
@@ -181,8 +181,8 @@ def _decide_jsonl(
                 progress.start()
             write = sink.write
             decide_one = decider(policies, policy_id=policy_id)
-            dumps = json.dumps
-            loads = orjson.loads
+            dumps = strictjson.dumps_safe
+            loads = strictjson.loads
             for n, line in enumerate(lines, 1):
                 if progress is not None and n % 1000 == 0:
                     progress.update(task, completed=n)
@@ -190,7 +190,7 @@ def _decide_jsonl(
                     raw = loads(line)
                     write(decide_one(raw).to_json(detail=detail) + "\n")
                     continue
-                except json.JSONDecodeError as e:
+                except strictjson.JsonInputError as e:
                     if not line.strip():  # blank lines are skipped, not errors
                         continue
                     bad += 1
@@ -336,11 +336,29 @@ def serve_cmd(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Server processes sharing the port and the store.")
     ] = 1,
+    proxy_headers: Annotated[
+        bool, typer.Option("--proxy-headers", help="Trust X-Forwarded-* from --forwarded-allow-ips.")
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option("--forwarded-allow-ips", help="Proxies trusted for X-Forwarded-* (comma-separated)."),
+    ] = "127.0.0.1",
+    ssl_certfile: Annotated[str | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM).")] = None,
+    ssl_keyfile: Annotated[str | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
+    public_base_url: Annotated[
+        str | None, typer.Option("--public-base-url", help="The URL clients call (CDS Hooks JWT audience).")
+    ] = None,
 ) -> None:
     """Run the HTTP service (our API, CDS Hooks/CRD, DTR, PAS and the reviewer workbench)."""
-    from medpolicy.service.run import serve  # the service stack loads only for this command
+    from medpolicy.service.run import Deployment, serve  # the service stack loads only for this command
+    from medpolicy.service.settings import SettingsError
 
-    serve(host, port, database_url, demo, workers)
+    deployment = Deployment(proxy_headers, forwarded_allow_ips, ssl_certfile, ssl_keyfile, public_base_url)
+    try:
+        serve(host, port, database_url, demo, workers, deployment)
+    except SettingsError as e:
+        err.print(f"[bold red]cannot start[/] {e}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 @app.command("demo")

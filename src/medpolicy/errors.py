@@ -24,6 +24,8 @@ out_of_range           a number outside its allowed range (e.g. a negative dista
 invalid_t_category     not an AJCC 8th edition T category (or TNM string) with a valid prefix
 t_category_not_in_     a T category the AJCC chapter of the case's tumour site does not have
 site_chapter           (T4c on a rectal cancer)
+limit_exceeded         more fields, list items or characters than ``medpolicy.limits`` allows
+date_beyond_horizon    a date further ahead than the configured horizon (default two years)
 =====================  ==============================================================
 """
 

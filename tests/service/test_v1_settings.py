@@ -14,7 +14,8 @@ def test_defaults() -> None:
     settings = Settings.from_env({})
     assert settings.clients == ()
     assert settings.max_body_bytes == 1_048_576
-    assert settings.cors_origins == ("*",)
+    assert settings.cors_origins == ()  # CORS is off unless configured
+    assert settings.date_horizon_days == 730
     assert settings.resolved_database_url == f"sqlite:///{Path('data').resolve() / 'medpolicy.db'}"
 
 

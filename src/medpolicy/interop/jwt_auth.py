@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import threading
 import time
@@ -35,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+
+from medpolicy import strictjson
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -166,19 +169,26 @@ def _peek(token: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     """The unverified header and claims, read once: the header names the issuer's key; the claims are
     trusted only once the signature over them verifies. (PyJWT's decode parses the token again, in
     Python, character by character: a third of a CDS call's CPU.)"""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise JwtError("invalid_token", f"the bearer token is longer than {MAX_TOKEN_CHARS} characters")
     parts = token.split(".")
     if len(parts) != 3 or not all(_SEGMENT.fullmatch(p) for p in parts):
         # three canonical base64url segments (no padding, no stray characters: no malleable tokens)
         raise JwtError("invalid_token", "the bearer token is not a well-formed JWT")
     try:
-        header = json.loads(_b64url(parts[0]))
-        claims = json.loads(_b64url(parts[1]))
+        header = strictjson.loads(_b64url(parts[0]))  # no NaN, no duplicate claims
+        claims = strictjson.loads(_b64url(parts[1]))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise JwtError("invalid_token", "the bearer token is not a well-formed JWT") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise JwtError("invalid_token", "the bearer token is not a well-formed JWT")
     return header, claims
 
+
+#: Longest bearer token read (a CDS Hooks JWT is well under 2 KB; its JWK Set is fetched, not sent).
+MAX_TOKEN_CHARS = 8192
+#: Longest ``jti`` recorded (the store's column width).
+MAX_JTI_CHARS = 200
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")  # may be empty: an unsigned token then fails on its alg
 
@@ -295,8 +305,8 @@ class CdsJwtVerifier:
         now_check = self._clock()  # claims are checked as strictly as PyJWT does, and more (below)
         exp_value, iat_value, nbf = claims["exp"], claims["iat"], claims.get("nbf")
         for value in (exp_value, iat_value, *(() if nbf is None else (nbf,))):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise JwtError("invalid_token", "the JWT iat, exp and nbf must be numbers")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise JwtError("invalid_token", "the JWT iat, exp and nbf must be finite numbers")
         if exp_value <= now_check - self._leeway:
             raise JwtError("token_expired", "the JWT has expired")
         if nbf is not None and nbf > now_check + self._leeway:
@@ -310,6 +320,10 @@ class CdsJwtVerifier:
         jti = claims["jti"]
         if not isinstance(jti, str) or not jti:
             raise JwtError("missing_claim", "the JWT claim 'jti' must be a non-empty string")
+        if len(jti) > MAX_JTI_CHARS or "\x00" in jti:
+            raise JwtError(
+                "invalid_token", f"the JWT jti must be at most {MAX_JTI_CHARS} characters, without NUL"
+            )
         tenant = claims.get("tenant")
         if client.tenant is not None and tenant != client.tenant:
             raise JwtError("invalid_tenant", "the JWT tenant is not the one configured for this issuer")

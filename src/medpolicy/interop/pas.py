@@ -289,6 +289,15 @@ def parse_request_bundle(body: Any, *, inquiry: bool = False) -> PasRequest:
 
     items = tuple(_item(claim, bundle, i) for i in range(len(claim.get("item") or [])))
     patient = claim.get("patient")
+    reference = patient.get("reference") if isinstance(patient, Mapping) else None
+    if reference is not None and (not isinstance(reference, str) or not 0 < len(reference) <= 200):
+        shown = reference[:64] if isinstance(reference, str) else None
+        raise FhirInputError(
+            422,
+            "invalid_reference",
+            "Claim.patient.reference must be a reference of 1 to 200 characters",
+            [Problem("invalid_reference", "Claim.patient.reference", "must be 1 to 200 characters", shown)],
+        )
     return PasRequest(
         bundle=bundle,
         claim=claim,
@@ -297,7 +306,7 @@ def parse_request_bundle(body: Any, *, inquiry: bool = False) -> PasRequest:
         claim_identifiers=tuple(dict(i) for i in claim.get("identifier") or [] if isinstance(i, Mapping)),
         items=items,
         urgency=_urgency(claim),
-        patient_reference=patient.get("reference") if isinstance(patient, Mapping) else None,
+        patient_reference=reference,
         resources=tuple(dict(e["resource"]) for e in entries[1:] if isinstance(e.get("resource"), Mapping)),
     )
 

@@ -19,10 +19,13 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from medpolicy import limits
 from medpolicy.service import errors
 from medpolicy.service.auth import TokenTable
 from medpolicy.service.deps import ServiceState
+from medpolicy.service.docs_offline import install_offline_docs
 from medpolicy.service.errors import ApiError, install_error_handlers, render_error
+from medpolicy.service.hardening import CatchAllMiddleware, GuardMiddleware
 from medpolicy.service.settings import Settings
 from medpolicy.store import Store
 
@@ -51,6 +54,7 @@ def service_version() -> str:
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     """Build the service. `settings` default to `Settings.from_env()`; `store` to one opened from them."""
     settings = settings or Settings.from_env()
+    limits.configure(date_horizon_days=settings.date_horizon_days)
     policies = _load_policies(settings)
     if store is None:
         store = Store.open(settings.resolved_database_url, policies=policies)
@@ -67,11 +71,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         version=service_version(),
         summary="Medical policies as code: determinations, prior authorization, CDS Hooks, DTR and PAS.",
         lifespan=lifespan,
+        docs_url=None,  # served offline below, under the workbench's CSP
+        redoc_url=None,
     )
     app.state.medpolicy = ServiceState(
         settings=settings, store=store, policies=policies, tokens=TokenTable(settings.clients)
     )
     install_error_handlers(app)
+    install_offline_docs(app)
 
     from medpolicy.service import v1
 
@@ -85,6 +92,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             errors.register_fhir_prefix(prefix)
         app.include_router(module.router)
 
+    app.add_middleware(CatchAllMiddleware)  # innermost: a 500 keeps the connection open
+    app.add_middleware(GuardMiddleware)  # inside the body limit: reads the body it has buffered
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLogMiddleware)
     if settings.cors_origins:

@@ -32,7 +32,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from medpolicy import Determination, decide
+from medpolicy import Determination, decide, strictjson
 from medpolicy.errors import CaseError
 from medpolicy.interop import crd
 from medpolicy.interop.cdshooks import (
@@ -156,9 +156,9 @@ def _parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise ApiError(400, "invalid_json", "the request body is empty; a JSON object is required")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:  # also invalid UTF-8
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+        return strictjson.loads(raw)  # no NaN, duplicate keys, lone surrogates or deep nesting
+    except strictjson.JsonInputError as exc:
+        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc.message}") from None
 
 
 def _request_error(exc: CdsRequestError) -> ApiError:

@@ -16,7 +16,6 @@ Determinations of completed responses are stored (`/v1/determinations/{id}` read
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,7 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from medpolicy import PolicySet
+from medpolicy import PolicySet, strictjson
 from medpolicy.interop import dtr
 from medpolicy.service.deps import get_policies, get_store, require_client
 from medpolicy.service.errors import FHIR_MEDIA_TYPE, ApiError
@@ -66,9 +65,9 @@ async def read_json(request: Request) -> Any:
     if not raw.strip():
         raise ApiError(400, "empty_body", "the request has no body; a FHIR resource is expected")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+        return strictjson.loads(raw)  # no NaN, duplicate keys, lone surrogates or deep nesting
+    except strictjson.JsonInputError as exc:
+        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc.message}") from None
 
 
 @router.post(

@@ -24,6 +24,7 @@ Routers of other faces raise `ApiError`; they never build error bodies by hand.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medpolicy.errors import CaseError, NoPolicyApplies, PolicyNotFound
+from medpolicy.limits import LIMITS
 
 log = logging.getLogger("medpolicy.service")
 
@@ -54,6 +56,7 @@ _STATUS_CODES: Mapping[int, str] = {
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "too_many_requests",
+    431: "headers_too_large",
     500: "internal_error",
     503: "service_unavailable",
 }
@@ -71,6 +74,7 @@ _FHIR_ISSUE_TYPES: Mapping[int, str] = {
     415: "not-supported",
     422: "invalid",
     429: "throttled",
+    431: "too-long",
     500: "exception",
     503: "transient",
 }
@@ -100,7 +104,8 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.value = value
-        self.errors = [dict(e) for e in errors]
+        # At most LIMITS.max_errors_listed problems are listed; the message gives the count.
+        self.errors = [dict(e) for e in errors[: LIMITS.max_errors_listed]]
         self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
@@ -196,7 +201,10 @@ def case_error(exc: Exception) -> ApiError:
             422, "invalid_case", str(p["message"]), field=p["field"], value=p["value"], errors=problems
         )
     count = len(problems)
-    return ApiError(422, "invalid_case", f"the case has {count} invalid fields", errors=problems)
+    listed = (
+        "" if count <= LIMITS.max_errors_listed else f" (the first {LIMITS.max_errors_listed} are listed)"
+    )
+    return ApiError(422, "invalid_case", f"the case has {count} invalid fields{listed}", errors=problems)
 
 
 def _first_line(exc: Exception) -> str:
@@ -204,14 +212,31 @@ def _first_line(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    """A value an error may echo: JSON-safe (finite, valid Unicode, 64-bit integers) and short (strings
+    clipped, at most 10 items, 3 levels): an echo never carries a whole submitted case back."""
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else "an integer out of range"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, str):
+        n = LIMITS.max_echo_chars
+        text = value if len(value) <= n else f"{value[:n]}... ({len(value)} characters)"
+        return text.encode("utf-8", "replace").decode("utf-8")
+    if depth >= 3:
+        return "..."
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        shown = [_jsonable(v, depth + 1) for v in value[:10]]
+        return shown if len(value) <= 10 else [*shown, f"... ({len(value)} items)"]
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return str(value)
+        items = list(value.items())
+        shown_map = {_jsonable(str(k)): _jsonable(v, depth + 1) for k, v in items[:10]}
+        if len(items) > 10:
+            shown_map["..."] = f"{len(items)} keys"
+        return shown_map
+    return type(value).__name__
 
 
 def _validation_error(exc: RequestValidationError) -> ApiError:
@@ -226,8 +251,14 @@ def _validation_error(exc: RequestValidationError) -> ApiError:
                 "message": str(err.get("msg", "invalid value")).lower(),
             }
         )
-    if any(p["code"] == "json_invalid" for p in problems):
-        return ApiError(422, "invalid_json", "the request body is not valid JSON", errors=problems)
+    invalid_json = next((err for err in exc.errors() if err.get("type") == "json_invalid"), None)
+    if invalid_json is not None:
+        why = str((invalid_json.get("ctx") or {}).get("error") or "").strip()
+        message = (
+            f"the request body is not valid JSON: {why}" if why else "the request body is not valid JSON"
+        )
+        problem = {"code": "json_invalid", "field": "body", "value": None, "message": message}
+        return ApiError(422, "invalid_json", message, errors=[problem])
     if len(problems) == 1:
         p = problems[0]
         return ApiError(

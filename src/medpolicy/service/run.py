@@ -18,7 +18,8 @@ import yaml
 
 from medpolicy.errors import MedpolicyError
 from medpolicy.service.app import create_app
-from medpolicy.service.settings import ClientConfig, Settings
+from medpolicy.service.logsafe import SafeFormatter
+from medpolicy.service.settings import ClientConfig, Settings, SettingsError
 from medpolicy.store import Action, LifecycleError, Role, Store, StoreError
 
 log = logging.getLogger("medpolicy.service")
@@ -37,7 +38,8 @@ DEMO_CLIENTS = (
 LOG_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # SafeFormatter: exceptions by type and frame only, never a message that may hold request data
+    "formatters": {"plain": {"()": "medpolicy.service.logsafe.SafeFormatter"}},
     "handlers": {
         "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
     },
@@ -46,15 +48,27 @@ LOG_CONFIG: dict[str, Any] = {
         "uvicorn.error": {"level": "INFO"},
         "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
     },
+    # Everything else (asyncio, sqlalchemy, libraries) through the same safe formatter.
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
 }
 
 
-def serve(host: str, port: int, database_url: str | None, demo: bool, workers: int = 1) -> None:
+def serve(
+    host: str,
+    port: int,
+    database_url: str | None,
+    demo: bool,
+    workers: int = 1,
+    deployment: Deployment | None = None,
+) -> None:
     """Run the service until interrupted. `demo`: demo clients (if none configured) and demo requests.
 
     ``workers`` > 1 runs that many server processes on one port and one store (each builds its app
     from the environment; CDS JWT ids are then recorded in the store, so no worker accepts a token
-    another has seen)."""
+    another has seen). ``deployment``: TLS, proxy headers and the public base URL (checked first:
+    a `SettingsError` says what is missing before anything starts)."""
+    deployment = deployment or Deployment()
+    check_deployment(host, port, demo, deployment)
     settings = Settings.from_env()
     if database_url:
         settings = settings.model_copy(update={"database_url": database_url})
@@ -77,7 +91,7 @@ def serve(host: str, port: int, database_url: str | None, demo: bool, workers: i
         seeded = seed_demo(store)
         if seeded:
             print(f"seeded {seeded} demo prior-authorization requests", file=sys.stderr)
-    url = f"http://{host}:{port}"
+    url = f"{'https' if deployment.ssl_certfile else 'http'}://{host}:{port}"
     if demo:
         from medpolicy.web.cli import seed_demo_users
 
@@ -115,15 +129,75 @@ def serve(host: str, port: int, database_url: str | None, demo: bool, workers: i
             port=port,
             access_log=False,
             log_config=LOG_CONFIG,
-            proxy_headers=False,
+            # a worker builds its app (policies, code tables) before it answers: seconds on a busy host
+            timeout_worker_healthcheck=60,
+            **uvicorn_options(deployment),
         )
         return
     _settle_memory()
     listener = log_in_background()
     try:
-        uvicorn.run(app, host=host, port=port, access_log=False, log_config=LOG_CONFIG, proxy_headers=False)
+        uvicorn.run(
+            app, host=host, port=port, access_log=False, log_config=LOG_CONFIG, **uvicorn_options(deployment)
+        )
     finally:
         listener.stop()
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """How `serve` meets the network (see docs/security.md, "Deployment defaults").
+
+    proxy_headers: trust X-Forwarded-Proto/-For from `forwarded_allow_ips` (a TLS proxy in front),
+    so that the session cookie is Secure and HSTS is sent when the client spoke HTTPS.
+    ssl_certfile/ssl_keyfile: terminate TLS in the service itself.
+    public_base_url: the URL clients call (the CDS Hooks JWT audience); never taken from a Host header.
+    """
+
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    public_base_url: str | None = None
+
+
+def check_deployment(host: str, port: int, demo: bool, deployment: Deployment) -> None:
+    """Refuse a start that would be unsafe; set the CDS audience (MEDPOLICY_CDS_BASE_URL) otherwise."""
+    if demo and host not in LOOPBACK_HOSTS:
+        raise SettingsError(
+            f"--demo serves demo accounts and tokens: it listens on loopback only, not on {host!r}"
+        )
+    if bool(deployment.ssl_certfile) != bool(deployment.ssl_keyfile):
+        raise SettingsError("--ssl-certfile and --ssl-keyfile go together")
+    for path in (deployment.ssl_certfile, deployment.ssl_keyfile):
+        if path and not Path(path).is_file():
+            raise SettingsError(f"no such file: {path}")
+    base = deployment.public_base_url or os.environ.get("MEDPOLICY_CDS_BASE_URL")
+    if not base and demo:
+        base = f"{'https' if deployment.ssl_certfile else 'http'}://{host}:{port}"
+    if not base and os.environ.get("MEDPOLICY_CDS_CLIENTS"):
+        raise SettingsError(
+            "CDS Hooks clients are configured but no public base URL: set --public-base-url (or "
+            "MEDPOLICY_CDS_BASE_URL) to the URL EHRs call; the JWT audience is never taken from a Host header"
+        )
+    if base:
+        if not base.startswith(("https://", "http://")):
+            raise SettingsError(f"the public base URL must start with https:// or http://, not {base!r}")
+        os.environ["MEDPOLICY_CDS_BASE_URL"] = base.rstrip("/")
+
+
+def uvicorn_options(deployment: Deployment) -> dict[str, Any]:
+    """The keyword arguments `serve` gives uvicorn for `deployment`."""
+    return {
+        "proxy_headers": deployment.proxy_headers,
+        "forwarded_allow_ips": deployment.forwarded_allow_ips if deployment.proxy_headers else None,
+        "ssl_certfile": deployment.ssl_certfile,
+        "ssl_keyfile": deployment.ssl_keyfile,
+        "h11_max_incomplete_event_size": 16 * 1024,  # request line and headers, as GuardMiddleware
+    }
 
 
 def worker_app() -> Any:
@@ -145,11 +219,13 @@ def log_in_background(level: int = logging.INFO) -> QueueListener:
     """Send the `medpolicy` loggers' lines to stderr from a thread, off the request path."""
     lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(SafeFormatter())
     listener = QueueListener(lines, handler)
     listener.start()
     logger = logging.getLogger("medpolicy")
-    logger.handlers = [QueueHandler(lines)]
+    queued = QueueHandler(lines)
+    queued.setFormatter(SafeFormatter("%(message)s"))  # the queue bakes the message (and traceback) in
+    logger.handlers = [queued]
     logger.setLevel(level)
     logger.propagate = False
     return listener

@@ -5,7 +5,8 @@
 * `MEDPOLICY_DATA_DIR`: folder of the default SQLite store; default `data` (in the working directory).
 * `MEDPOLICY_CLIENTS`: API clients and their bearer tokens (below); default none: `/v1` refuses all.
 * `MEDPOLICY_MAX_BODY_BYTES`: largest request body accepted; default 1048576.
-* `MEDPOLICY_CORS_ORIGINS`: comma-separated origins allowed by CORS, `*` for any; default `*`.
+* `MEDPOLICY_CORS_ORIGINS`: comma-separated origins allowed by CORS, `*` for any; default none (CORS off).
+* `MEDPOLICY_DATE_HORIZON_DAYS`: how far ahead a date of service may lie; default 730 (two years).
 * `MEDPOLICY_POLICIES_DIR`: folder of policies; default the repository's `policies/`.
 * `MEDPOLICY_SQLITE_SYNCHRONOUS`: SQLite `synchronous` pragma (read by the store); default `FULL`.
 
@@ -60,7 +61,8 @@ class Settings(BaseModel):
     data_dir: Path = Path("data")
     clients: tuple[ClientConfig, ...] = ()
     max_body_bytes: int = Field(default=1_048_576, gt=0)
-    cors_origins: tuple[str, ...] = ("*",)
+    cors_origins: tuple[str, ...] = ()
+    date_horizon_days: int = Field(default=730, ge=0)
     policies_dir: Path | None = None
 
     @property
@@ -90,6 +92,13 @@ class Settings(BaseModel):
             values["cors_origins"] = tuple(
                 o.strip() for o in env["MEDPOLICY_CORS_ORIGINS"].split(",") if o.strip()
             )
+        if env.get("MEDPOLICY_DATE_HORIZON_DAYS"):
+            raw = env["MEDPOLICY_DATE_HORIZON_DAYS"]
+            if not raw.strip().isdigit():
+                raise SettingsError(
+                    f"MEDPOLICY_DATE_HORIZON_DAYS must be a whole number of days, not {raw!r}"
+                )
+            values["date_horizon_days"] = int(raw)
         if env.get("MEDPOLICY_POLICIES_DIR"):
             values["policies_dir"] = Path(env["MEDPOLICY_POLICIES_DIR"])
         return cls.model_validate(values)

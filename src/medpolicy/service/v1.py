@@ -22,13 +22,15 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse as _StarletteJSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from medpolicy.service.auth import Client
 from medpolicy.service.deps import client_dep, store_dep
 from medpolicy.service.errors import ApiError
-from medpolicy.store import LifecycleError, PARequest, State, Store, StoreError
+from medpolicy.service.hardening import StrictJSONRoute
+from medpolicy.store import LifecycleError, PARequest, State, Store, StoreError, idempotent
 
 
 class JSONResponse(_StarletteJSONResponse):
@@ -155,7 +157,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorV1} for status in (401, 413, 422, *statuses)}
 
 
-router = APIRouter(prefix="/v1", tags=["v1"])
+router = APIRouter(prefix="/v1", tags=["v1"], route_class=StrictJSONRoute)  # strict JSON bodies
 health_router = APIRouter(tags=["health"])
 
 StoreDep = Annotated[Store, Depends(store_dep)]
@@ -185,16 +187,29 @@ def healthz() -> dict[str, str]:
     "/determinations",
     status_code=201,
     response_model=DeterminationRecordV1,
-    responses=_errors(404),
+    responses={
+        200: {"model": DeterminationRecordV1, "description": "a retry (same Idempotency-Key and body)"},
+        **_errors(404, 409),
+    },
     summary="Decide a case and store the determination",
 )
 async def create_determination(
-    body: DeterminationRequestV1, store: StoreDep, client: ClientDep
+    body: DeterminationRequestV1,
+    store: StoreDep,
+    client: ClientDep,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+    ] = None,
 ) -> JSONResponse:
     # The hot path: decide on the event loop (pure CPU), then wait, without a thread, for the
     # group commit that stores this determination with the others arriving now.
+    if idempotency_key is not None:
+        return await _keyed_determination(body, store, client, idempotency_key)
     try:
-        determination = store.decide(body.case, policy_id=body.policy_id)
+        if _large(body.case):  # a big case is checked in the thread pool: the loop keeps answering
+            determination = await run_in_threadpool(store.decide, body.case, policy_id=body.policy_id)
+        else:
+            determination = store.decide(body.case, policy_id=body.policy_id)
         record, committed = store.submit_determination(body.case, determination, client_id=client.client_id)
         await asyncio.wrap_future(committed)
     except StoreError as exc:
@@ -202,6 +217,36 @@ async def create_determination(
     return JSONResponse(
         record.to_dict(), status_code=201, headers={"Location": f"/v1/determinations/{record.id}"}
     )
+
+
+async def _keyed_determination(
+    body: DeterminationRequestV1, store: Store, client: Client, key: str
+) -> JSONResponse:
+    """A determination with an Idempotency-Key: stored once, with its key, in one transaction."""
+
+    def work() -> tuple[Any, bool]:
+        digest = idempotent.fingerprint(body.case, body.policy_id)
+        existing = idempotent.find(store, client.client_id, key, digest)
+        if existing is not None:
+            return existing, False
+        determination = store.decide(body.case, policy_id=body.policy_id)
+        return idempotent.save(
+            store, body.case, determination, client_id=client.client_id, key=key, digest=digest
+        )
+
+    try:
+        record, created = await run_in_threadpool(work)
+    except StoreError as exc:
+        raise _store_error(exc) from None
+    headers = {"Location": f"/v1/determinations/{record.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(record.to_dict(), status_code=201 if created else 200, headers=headers)
+
+
+def _large(case: dict[str, Any]) -> bool:
+    """Whether checking `case` may take more than a few hundred microseconds."""
+    return len(case) > 32 or any(type(v) is list and len(v) > 16 for v in case.values())
 
 
 @router.get(
@@ -290,7 +335,7 @@ def list_prior_auth(
         str | None, Query(max_length=200, description="text in id, subject, policy or case")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> JSONResponse:
     items = store.list_pa_requests(
         state=state,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -34,15 +35,17 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
             max_overflow=10,
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
+            hide_parameters=True,  # no case or patient data in a database error's text (docs/security.md)
         )
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(database))
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
+        hide_parameters=True,
         pool_size=8,
         max_overflow=8,
     )
@@ -65,6 +68,15 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def private_file(path: Path) -> None:
+    """Create the store's file readable by its owner only (0600), in a folder only its owner may
+    enter (0700) when this creates the folder. SQLite gives its -wal and -shm files the same mode."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _json_dumps(value: Any) -> str:

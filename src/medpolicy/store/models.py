@@ -150,3 +150,14 @@ class QuestionnaireErrorRow(Base):
     client: Mapped[str] = mapped_column(String(200), nullable=False)
     questionnaire: Mapped[str] = mapped_column(Text, nullable=False, index=True)
     outcome: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+
+
+class DeterminationKeyRow(Base):
+    """An `Idempotency-Key` of `POST /v1/determinations`: a retry answers with the stored determination."""
+
+    __tablename__ = "determination_keys"
+
+    client_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    determination_id: Mapped[str] = mapped_column(String(40), ForeignKey("determinations.id"), nullable=False)

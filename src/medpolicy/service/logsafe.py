@@ -1,0 +1,77 @@
+"""Logging that cannot print patient data: every handler the service installs formats with
+`SafeFormatter`.
+
+* An exception is logged by its type and where it was raised (file, line, function), never by its
+  message: messages carry input (a `RequestValidationError` prints the submitted body, a database
+  error its SQL parameters or the offending key). Chained causes are named by type too.
+* A message's arguments are clipped (`MAX_ARG_CHARS`); an argument that is not a number or a short
+  string is shown by its type name. Our own log lines pass only ids, codes, methods, paths, statuses.
+* SQLAlchemy engines are created with `hide_parameters=True` (`medpolicy.store.db`), so not even a
+  database error's text holds the parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import traceback
+from types import TracebackType
+from typing import Any
+
+MAX_ARG_CHARS = 120
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+
+class SafeFormatter(logging.Formatter):
+    """A formatter that prints exceptions by type and frame only, and clips message arguments."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None, **kwargs: Any) -> None:
+        super().__init__(fmt or "%(asctime)s %(levelname)s %(name)s %(message)s", datefmt, **kwargs)
+
+    def format(self, record: logging.LogRecord) -> str:
+        safe = copy.copy(record)
+        safe.exc_text = None  # another formatter may have cached the full traceback on the record
+        if safe.args:
+            args = safe.args if isinstance(safe.args, tuple) else (safe.args,)
+            safe.args = tuple(_safe_arg(a) for a in args)
+        try:
+            safe.getMessage()
+        except (TypeError, ValueError):
+            safe.args = ()
+        return super().format(safe)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - the logging API's name
+        return exception_summary(ei[1]) if ei and ei[1] is not None else "(no exception)"
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - the logging API's name
+        return stack_info  # code locations only: no values
+
+
+def exception_summary(exc: BaseException) -> str:
+    """``Traceback (types and frames only)``: each exception of the chain by type, with its frames."""
+    lines = ["Traceback (exception messages are not logged: they may hold request data)"]
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for i, item in enumerate(reversed(chain)):
+        if i:
+            lines.append("  then, while handling it:")
+        for frame in traceback.extract_tb(item.__traceback__):
+            lines.append(f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}')
+        lines.append(f"{type(item).__module__}.{type(item).__qualname__}")
+    return "\n".join(lines)
+
+
+def _safe_arg(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= MAX_ARG_CHARS else value[:MAX_ARG_CHARS] + "..."
+    if isinstance(value, BaseException):
+        return type(value).__name__
+    return f"<{type(value).__name__}>"
