@@ -4,9 +4,11 @@ authenticated client and the registered reviewer it acted for (never free text, 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
+import pytest
 
 from medpolicy.service.testing import INVESTIGATIONAL, LiveServer
 
@@ -115,3 +117,20 @@ def test_a_reviewer_client_acts_only_for_a_registered_reviewer_with_the_role(liv
     assert (last["action"], last["actor"], last["principal"]) == ("deny", "dr.bo", "client:test-physician")
     first = _get(live_server, f"/v1/prior-auth/{pa['id']}/events").json()["items"][0]
     assert (first["action"], first["principal"]) == ("submit", "client:test-submitter")
+
+
+def test_every_access_log_line_names_the_principal_and_auth_failures_are_security_events(
+    live_server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="medpolicy")
+    assert _get(live_server, "/v1/prior-auth?limit=1").status_code == 200
+    assert _get(live_server, "/v1/prior-auth?limit=1", "not-a-token-at-all-0000").status_code == 401
+    access = [r.getMessage() for r in caplog.records if r.name == "medpolicy.access"]
+    assert any(
+        line.startswith("GET /v1/prior-auth 200") and "principal=client:test-submitter" in line
+        for line in access
+    )
+    assert any(line.startswith("GET /v1/prior-auth 401") and line.endswith("principal=-") for line in access)
+    security = [r.getMessage() for r in caplog.records if r.name == "medpolicy.security"]
+    assert "security event=api_auth_failed principal=- reason=invalid_token" in security
+    assert not any("not-a-token" in r.getMessage() for r in caplog.records)

@@ -141,11 +141,13 @@ async def _verified_caller(request: Request, runtime: CdsRuntime, audience: str)
     at hand (no I/O: a thread hop would cost more than the check); a JWK Set that must be fetched first
     is fetched from a worker thread, so the loop never waits on the network."""
     try:
-        return _authenticate(request, runtime, audience, fetch=False)
+        caller = _authenticate(request, runtime, audience, fetch=False)
     except JwksFetchNeeded:
-        return await anyio.to_thread.run_sync(
+        caller = await anyio.to_thread.run_sync(
             lambda: _authenticate(request, runtime, audience), limiter=_cds_workers(request)
         )
+    request.state.principal = f"cds:{caller.iss}"[:200]  # for the access log
+    return caller
 
 
 async def _json_body(request: Request) -> Any:

@@ -193,7 +193,10 @@ def _redirect(url: str) -> RedirectResponse:
 
 
 def _signed_in(request: Request) -> tuple[User, str] | None:
-    return web_state(request).users.session(request.cookies.get(SESSION_COOKIE))
+    auth = web_state(request).users.session(request.cookies.get(SESSION_COOKIE))
+    if auth is not None:
+        request.state.principal = f"user:{auth[0].username}"  # for the access log
+    return auth
 
 
 def _to_login(request: Request) -> RedirectResponse:
@@ -290,17 +293,15 @@ async def login(request: Request) -> Response:
     state = web_state(request)
     result: SignIn = await run_in_threadpool(state.users.authenticate, username, password)
     if not result.ok:
-        if result.locked_until is not None:
-            minutes = max(1, round((result.locked_until - state.clock()).total_seconds() / 60))
-            message = (
-                f"This account is locked after {state.settings.lockout.max_failures} failed sign-ins. "
-                f"Try again in {minutes} minutes, or ask an administrator to unlock it."
-            )
-            return _login_form(request, next=next_url, message=message, status=423, username=username)
+        # A locked account answers as an unknown name or a wrong password does: the answer does not
+        # tell who has an account (the lock-out is logged, and an administrator sees it).
         return _login_form(
             request,
             next=next_url,
-            message="The username or password is not right.",
+            message=(
+                "The username or password is not right, or the account is locked after "
+                f"{state.settings.lockout.max_failures} failed sign-ins (ask an administrator to unlock it)."
+            ),
             status=401,
             username=username,
         )
@@ -849,10 +850,16 @@ async def users_action(request: Request) -> Response:
     if auth[0].role is not WebRole.ADMIN:
         return _error(request, 403, "Administrators only", "Only an administrator manages accounts.", auth)
     users = web_state(request).users
+    by = f"user:{auth[0].username}"
     try:
         if form.get("op") == "unlock":
-            await run_in_threadpool(users.unlock, form.get("username") or "")
+            await run_in_threadpool(lambda: users.unlock(form.get("username") or "", by=by))
             message = f"{form.get('username')} is unlocked."
+        elif form.get("op") == "role":
+            await run_in_threadpool(
+                lambda: users.set_role(form.get("username") or "", form.get("role") or "", by=by)
+            )
+            message = f"{form.get('username')} is now {form.get('role')}."
         else:
             await run_in_threadpool(
                 lambda: users.add_user(
@@ -860,6 +867,7 @@ async def users_action(request: Request) -> Response:
                     form.get("password") or "",
                     form.get("role") or "",
                     display_name=form.get("display_name") or None,
+                    by=by,
                 )
             )
             message = f"{form.get('username')} is added."
