@@ -5,13 +5,16 @@ request's patient data by a person is recorded."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import httpx
 
 from medpolicy.service.testing import INVESTIGATIONAL, MEDICALLY_NECESSARY
 from medpolicy.store import Action, Role
 from medpolicy.web.letters import build_letter
 
-from .conftest import NURSE, PHYSICIAN, Workbench, csrf_of
+from .conftest import ADMIN, NURSE, PHYSICIAN, Workbench, csrf_of
 
 
 def _post(client: httpx.Client, request_id: str, path: str, **data: str) -> httpx.Response:
@@ -106,3 +109,22 @@ def test_reading_a_requests_patient_data_is_recorded(workbench: Workbench) -> No
         ("user:nurse.nora", "nurse.nora", "letter"),
     ]
     assert all(r["at"].tzinfo is not None for r in reads)
+
+
+def test_an_administrator_changes_a_role_and_it_is_logged(workbench: Workbench, caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="medpolicy.security")
+    workbench.users.add_user("role.rita", "rita-password-00001", "nurse", display_name="Rita")
+    admin = workbench.client(ADMIN)
+    token = csrf_of(admin.get("/admin/users").text)
+    done = admin.post(
+        "/admin/users", data={"csrf_token": token, "op": "role", "username": "role.rita", "role": "physician"}
+    )
+    assert done.status_code == 200
+    user = workbench.users.get_user("role.rita")
+    assert user is not None
+    assert user.role.value == "physician"
+    logged = [r.getMessage() for r in caplog.records if r.name == "medpolicy.security"]
+    assert (
+        "security event=role_changed principal=user:admin.ada user=user:role.rita old=nurse new=physician"
+        in logged
+    )
