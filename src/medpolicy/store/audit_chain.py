@@ -64,7 +64,7 @@ def row_hash(table: str, seq: int, prev: str, content: Mapping[str, Any]) -> str
     body = {k: _canonical_value(v) for k, v in content.items() if k not in skip}
     body["_table"] = table
     body["_seq"] = seq
-    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(prev.encode("ascii") + b"\n" + canonical).hexdigest()
 
 
