@@ -66,6 +66,7 @@ from medpolicy.interop.jwt_auth import (
     bearer_token,
 )
 from medpolicy.policy import Policy, PolicySet
+from medpolicy.security_log import security_event
 from medpolicy.service.deps import get_policies, get_store
 from medpolicy.service.errors import ApiError
 from medpolicy.store import Store, TokenReplayedError
@@ -131,6 +132,7 @@ def _authenticate(
         return runtime.verifier.verify(token, audience, fetch=fetch)
     except JwtError as exc:
         log.info("cds jwt refused: %s", exc.code)
+        security_event("api_auth_failed", principal="-", reason=exc.code, face="cds")
         raise ApiError(
             401, exc.code, exc.message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
         ) from None
