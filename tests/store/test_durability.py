@@ -1,5 +1,5 @@
-"""Durability under a crash, on SQLite (a file) and PostgreSQL: the service runs in its own process,
-several threads stream determinations and prior-authorization requests at it, the process is killed
+"""Durability under a crash, on SQLite (a file) and PostgreSQL: the service runs in its own processes
+(`serve --workers 2`), several threads stream determinations and prior-authorization requests at it, the process is killed
 with SIGKILL mid-stream and started again. Every request answered 2xx is stored exactly once, a retry
 with the same idempotency key answers with the same request, and the audit trail's chains verify.
 
@@ -33,6 +33,8 @@ TOKEN = "durability-test-token-0123456789"
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 CASES = (MEDICALLY_NECESSARY, INVESTIGATIONAL, INFORMATION_NEEDED)
 THREADS = 4
+WORKERS = 2  # two server processes: the audit chain must stay linear across them
+SERVE = [sys.executable, "-m", "medpolicy", "serve", "--host", "127.0.0.1"]
 ACKED_BEFORE_KILL = 60  # answered writes to wait for before the kill (a count, not a time)
 
 
@@ -53,10 +55,11 @@ def _service(url: str, folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], 
     }
     log = (folder / f"server-{port}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "medpolicy", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [*SERVE, "--port", str(port), "--workers", str(WORKERS)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the kill reaches every worker
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -74,11 +77,11 @@ def _service(url: str, folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], 
         yield process, base
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         log.close()
 
@@ -117,7 +120,7 @@ def _crash_and_check(url: str, folder: Path) -> None:
             t.start()
         while len(acked) < ACKED_BEFORE_KILL and any(t.is_alive() for t in threads):
             time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)  # mid-stream: the threads are still writing
+        os.killpg(process.pid, signal.SIGKILL)  # mid-stream: the threads are still writing
         process.wait()
         stop.set()
         for t in threads:
