@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from medpolicy import __version__, strictjson
+from medpolicy.cli_audit import audit_app
 from medpolicy.engine import decide, decider
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
 from medpolicy.policy import PolicySet, load_policies
@@ -412,6 +413,7 @@ def cds_token(
 
 user_app = typer.Typer(help="Workbench accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
 
 
 @user_app.command("add")

@@ -14,4 +14,5 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[service_testing
     """A live service on loopback with its own SQLite store, one per test module."""
     settings = service_testing.settings_for_tests(tmp_path_factory.mktemp("interop"))
     with service_testing.running_server(settings) as live:
+        service_testing.add_test_reviewers(live.store)
         yield live

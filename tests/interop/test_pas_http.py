@@ -397,7 +397,7 @@ def test_physician_denial_then_inquiry_says_a3(server: service_testing.LiveServe
         json={
             "action": "deny",
             "role": "physician",
-            "actor": "dr-reviewer",
+            "on_behalf_of": "dr.bo",
             "reason": "IORT for pancreatic cancer is investigational under the policy.",
         },
         headers=server.headers(server.physician_token),
@@ -529,6 +529,7 @@ def pg_server(tmp_path: Path) -> Iterator[service_testing.LiveServer]:
     settings = service_testing.settings_for_tests(tmp_path, database_url=schema_url.render_as_string(False))
     try:
         with service_testing.running_server(settings) as live:
+            service_testing.add_test_reviewers(live.store)
             yield live
     finally:
         with admin.begin() as conn:
@@ -544,7 +545,7 @@ def test_submit_deny_inquire_on_postgresql(pg_server: service_testing.LiveServer
     assert pg_server.store.count_pa_requests() == 1
     denial = httpx.post(
         pg_server.url(f"/v1/prior-auth/{request_id}/actions"),
-        json={"action": "deny", "role": "physician", "actor": "dr-reviewer", "reason": "investigational"},
+        json={"action": "deny", "role": "physician", "on_behalf_of": "dr.bo", "reason": "investigational"},
         headers=pg_server.headers(pg_server.physician_token),
         timeout=30,
     )

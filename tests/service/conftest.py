@@ -25,12 +25,13 @@ from typing import Any
 
 import pytest
 
-from medpolicy.service.testing import LiveServer, running_server, settings_for_tests
+from medpolicy.service.testing import LiveServer, add_test_reviewers, running_server, settings_for_tests
 
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with running_server(settings_for_tests(tmp_path_factory.mktemp("service"))) as server:
+        add_test_reviewers(server.store)  # nurse.ann and dr.bo, for on_behalf_of
         yield server
 
 

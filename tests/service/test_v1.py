@@ -366,7 +366,7 @@ def test_physician_review_over_http(live_server: LiveServer) -> None:
         post(
             live_server,
             path,
-            {"action": "deny", "role": "nurse", "actor": "Ann RN", "reason": "r"},
+            {"action": "deny", "role": "nurse", "on_behalf_of": "nurse.ann", "reason": "r"},
             live_server.nurse_token,
         ),
         403,
@@ -376,7 +376,7 @@ def test_physician_review_over_http(live_server: LiveServer) -> None:
         post(
             live_server,
             path,
-            {"action": "approve", "role": "nurse", "actor": "Ann RN"},
+            {"action": "approve", "role": "nurse", "on_behalf_of": "nurse.ann"},
             live_server.nurse_token,
         ),
         403,
@@ -386,7 +386,7 @@ def test_physician_review_over_http(live_server: LiveServer) -> None:
         post(
             live_server,
             path,
-            {"action": "deny", "role": "physician", "actor": "Dr Bo"},
+            {"action": "deny", "role": "physician", "on_behalf_of": "dr.bo"},
             live_server.physician_token,
         ),
         422,
@@ -400,13 +400,13 @@ def test_physician_review_over_http(live_server: LiveServer) -> None:
             live_server.physician_token,
         ),
         422,
-        "actor_required",
+        "reviewer_required",
     )
     error_of(
         post(
             live_server,
             path,
-            {"action": "escalate", "role": "physician", "actor": "Dr Bo"},
+            {"action": "escalate", "role": "physician", "on_behalf_of": "dr.bo"},
             live_server.physician_token,
         ),
         422,
@@ -418,7 +418,7 @@ def test_physician_review_over_http(live_server: LiveServer) -> None:
         {
             "action": "deny",
             "role": "physician",
-            "actor": "Dr Bo",
+            "on_behalf_of": "dr.bo",
             "reason": "investigational for breast cancer",
         },
         live_server.physician_token,
@@ -433,7 +433,7 @@ def test_physician_review_over_http(live_server: LiveServer) -> None:
     )
     events = get(live_server, f"/v1/prior-auth/{request['id']}/events").json()["items"]
     assert [(e["actor"], e["role"], e["from_state"], e["to_state"]) for e in events][-1] == (
-        "Dr Bo",
+        "dr.bo",
         "physician",
         "pending_physician_review",
         "denied",

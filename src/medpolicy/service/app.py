@@ -128,7 +128,8 @@ def _optional_module(name: str) -> Any:
 
 
 class RequestLogMiddleware:
-    """One log line per request: method, path, status, duration, request id. Never a body or query."""
+    """One log line per request: method, path, status, duration, request id and the authenticated
+    principal (`client:<id>`, `user:<username>`, `cds:<issuer>`, or `-`). Never a body or query."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -157,12 +158,13 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             access_log.info(
-                "%s %s %d %.1fms request_id=%s",
+                "%s %s %d %.1fms request_id=%s principal=%s",
                 scope["method"],
                 scope["path"],
                 status,
                 (time.perf_counter() - started) * 1000,
                 request_id,
+                scope["state"].get("principal", "-"),  # set when the caller authenticated
             )
 
 

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from medpolicy.security_log import security_event
 from medpolicy.service.errors import ApiError
 from medpolicy.service.settings import REVIEWER_ROLES, ClientConfig
 
@@ -43,10 +44,12 @@ class TokenTable:
     def authenticate(self, authorization: str | None) -> Client:
         """The client of an `Authorization: Bearer <token>` header; raises ApiError 401 otherwise."""
         if not authorization:
+            security_event("api_auth_failed", principal="-", reason="no_token")
             raise ApiError(401, "unauthorized", "a bearer token is required", headers=UNAUTHORIZED_HEADERS)
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
+            security_event("api_auth_failed", principal="-", reason="not_a_bearer_token")
             raise ApiError(
                 401,
                 "unauthorized",
@@ -55,6 +58,7 @@ class TokenTable:
             )
         client = self._by_digest.get(_digest(token))
         if client is None:
+            security_event("api_auth_failed", principal="-", reason="invalid_token")
             raise ApiError(
                 401, "invalid_token", "the bearer token is not valid", headers=UNAUTHORIZED_HEADERS
             )

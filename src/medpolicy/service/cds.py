@@ -66,6 +66,7 @@ from medpolicy.interop.jwt_auth import (
     bearer_token,
 )
 from medpolicy.policy import Policy, PolicySet
+from medpolicy.security_log import security_event
 from medpolicy.service.deps import get_policies, get_store
 from medpolicy.service.errors import ApiError
 from medpolicy.store import Store, TokenReplayedError
@@ -131,6 +132,7 @@ def _authenticate(
         return runtime.verifier.verify(token, audience, fetch=fetch)
     except JwtError as exc:
         log.info("cds jwt refused: %s", exc.code)
+        security_event("api_auth_failed", principal="-", reason=exc.code, face="cds")
         raise ApiError(
             401, exc.code, exc.message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
         ) from None
@@ -141,11 +143,13 @@ async def _verified_caller(request: Request, runtime: CdsRuntime, audience: str)
     at hand (no I/O: a thread hop would cost more than the check); a JWK Set that must be fetched first
     is fetched from a worker thread, so the loop never waits on the network."""
     try:
-        return _authenticate(request, runtime, audience, fetch=False)
+        caller = _authenticate(request, runtime, audience, fetch=False)
     except JwksFetchNeeded:
-        return await anyio.to_thread.run_sync(
+        caller = await anyio.to_thread.run_sync(
             lambda: _authenticate(request, runtime, audience), limiter=_cds_workers(request)
         )
+    request.state.principal = f"cds:{caller.iss}"[:200]  # for the access log
+    return caller
 
 
 async def _json_body(request: Request) -> Any:

@@ -73,6 +73,7 @@ def get_client(
 ) -> Client:
     client = get_state(request).tokens.authenticate(request.headers.get("authorization"))
     request.state.client_id = client.client_id
+    request.state.principal = f"client:{client.client_id}"  # for the access log
     return client
 
 
@@ -92,4 +93,5 @@ async def client_dep(
     """`get_client` without a thread hop."""
     client = get_state(request).tokens.authenticate(request.headers.get("authorization"))
     request.state.client_id = client.client_id
+    request.state.principal = f"client:{client.client_id}"  # for the access log
     return client

@@ -43,6 +43,13 @@ class ClientConfig(BaseModel):
     token: str = Field(min_length=16)
     roles: frozenset[str] = frozenset({"submitter"})
 
+    @field_validator("client_id")
+    @classmethod
+    def _not_the_engine(cls, client_id: str) -> str:
+        if client_id.strip().lower() in ("medpolicy", "system"):
+            raise ValueError("'medpolicy' is the engine's own name; a client may not use it")
+        return client_id
+
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, roles: frozenset[str]) -> frozenset[str]:

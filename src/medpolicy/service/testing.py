@@ -71,6 +71,26 @@ INVALID: dict[str, Any] = {
 MISSING_FACTS: dict[str, Any] = {k: v for k, v in MEDICALLY_NECESSARY.items() if k not in INFORMATION_NEEDED}
 
 
+# Registered reviewers a reviewer client may act for (`on_behalf_of`): (username, role, display name).
+TEST_REVIEWERS = (
+    ("nurse.ann", "nurse", "Ann Nurse, RN"),
+    ("dr.bo", "physician", "Bo Physician, MD"),
+)
+
+
+def add_test_reviewers(store: Any) -> None:
+    """Register TEST_REVIEWERS in `store` (idempotent)."""
+    from medpolicy.web.users import UserError, UserStore
+
+    users = UserStore(store.engine, clock=store.clock)
+    for username, role, name in TEST_REVIEWERS:
+        try:
+            users.add_user(username, "reviewer-password-" + username, role, display_name=name)
+        except UserError as exc:
+            if exc.code != "user_exists":
+                raise
+
+
 def settings_for_tests(folder: Path, **overrides: Any) -> Settings:
     """Settings for a test: a fresh SQLite store under `folder`, the test clients, any overrides."""
     values: dict[str, Any] = {"data_dir": folder, "clients": TEST_CLIENTS}

@@ -8,11 +8,13 @@ A thin face: parse, call the core (through the store, which records what it deci
     GET  /v1/prior-auth                     list requests (?state=&search=&limit=&offset=)
     GET  /v1/prior-auth/{id}                one request, with its latest determination
     POST /v1/prior-auth/{id}/actions        act on a request (reviewers, or the submitter)
+    POST /v1/prior-auth/{id}/corrections    correct facts the provider submitted (reviewers, with a reason)
     GET  /v1/prior-auth/{id}/events         the request's audit trail
     GET  /healthz                           liveness (no authentication)
 
 Every endpoint but /healthz needs a bearer token. A client sees only its own records unless it has
-a reviewer role (nurse, physician).
+a reviewer role (nurse, physician). A reviewer client acts for a registered reviewer (`on_behalf_of`);
+every audit event records the authenticated client (`principal`) and that reviewer (`actor`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from medpolicy.service.auth import Client
 from medpolicy.service.deps import client_dep, store_dep
 from medpolicy.service.errors import ApiError
 from medpolicy.service.hardening import StrictJSONRoute
+from medpolicy.service.principals import client_principal, resolve_reviewer
 from medpolicy.store import LifecycleError, PARequest, State, Store, StoreError, idempotent
+from medpolicy.store.lifecycle import CORRECT
 
 
 class JSONResponse(_StarletteJSONResponse):
@@ -95,6 +99,18 @@ class PARequestInV1(BaseModel):
     )
 
 
+class CorrectionV1(BaseModel):
+    fact: str
+    original: Any = Field(alias="from", description="the value before (submitted, or derived)")
+    corrected: Any = Field(alias="to")
+    derived: bool = Field(description="the value before was derived by the policy, not submitted")
+    by: str = Field(description="the registered reviewer")
+    role: str
+    principal: str | None = Field(description="who authenticated: client:<id> or user:<username>")
+    at: str
+    reason: str | None
+
+
 class PARequestV1(BaseModel):
     id: str
     submitter: str
@@ -112,6 +128,10 @@ class PARequestV1(BaseModel):
     decision_reason: str | None
     version: int
     determination: dict[str, Any] | None
+    corrections: list[CorrectionV1] | None = Field(
+        default=None,
+        description="reviewers' corrections of submitted or derived facts, oldest first (single request)",
+    )
 
 
 class PARequestListV1(BaseModel):
@@ -129,11 +149,30 @@ class ActionInV1(BaseModel):
     role: Literal["submitter", "nurse", "physician"] | None = Field(
         default=None, description="the role acted in; one of the client's roles (default: submitter)"
     )
-    actor: str | None = Field(
-        default=None, max_length=200, description="the person acting; required for reviewer roles"
+    on_behalf_of: str | None = Field(
+        default=None,
+        max_length=100,
+        description="the registered reviewer (workbench username) with this role; required for reviewer roles",
     )
-    reason: str | None = Field(default=None, max_length=4000, description="required to deny")
-    case_update: dict[str, Any] | None = Field(default=None, description="new or corrected facts")
+    actor: str | None = Field(
+        default=None, max_length=100, description="deprecated name of on_behalf_of (same rules)"
+    )
+    reason: str | None = Field(
+        default=None, max_length=4000, description="required to deny, and when case_update corrects a fact"
+    )
+    case_update: dict[str, Any] | None = Field(
+        default=None,
+        description="new facts; changing a fact that has a value is a correction (reason required)",
+    )
+
+
+class CorrectionInV1(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    facts: dict[str, Any] = Field(min_length=1, description="fact -> corrected value (null: unknown)")
+    reason: str = Field(min_length=1, max_length=4000, description="why the submitted value is wrong")
+    role: Literal["nurse", "physician"]
+    on_behalf_of: str = Field(min_length=1, max_length=100, description="the registered reviewer")
 
 
 class AuditEventV1(BaseModel):
@@ -147,6 +186,8 @@ class AuditEventV1(BaseModel):
     to_state: str
     reason: str | None
     determination_id: str | None
+    principal: str | None = Field(description="who authenticated: client:<id>, user:<username>, medpolicy")
+    details: dict[str, Any] | None = Field(description="a correction's fact, from, to and derived")
 
 
 class AuditListV1(BaseModel):
@@ -318,7 +359,8 @@ def submit_prior_auth(
     headers = {"Location": f"/v1/prior-auth/{request.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(request.to_dict(), status_code=201 if created else 200, headers=headers)
+    answer = {**request.to_dict(), "corrections": []} if created else _with_corrections(store, request)
+    return JSONResponse(answer, status_code=201 if created else 200, headers=headers)
 
 
 @router.get(
@@ -347,6 +389,23 @@ def list_prior_auth(
     return JSONResponse({"items": [r.to_dict() for r in items], "limit": limit, "offset": offset})
 
 
+def _with_corrections(store: Store, request: PARequest) -> dict[str, Any]:
+    data = request.to_dict()
+    data["corrections"] = [
+        {
+            **(e.details or {}),
+            "by": e.actor,
+            "role": e.role,
+            "principal": e.principal,
+            "at": e.to_dict()["at"],
+            "reason": e.reason,
+        }
+        for e in store.list_audit(request.id)
+        if e.action == CORRECT
+    ]
+    return data
+
+
 @router.get(
     "/prior-auth/{request_id}",
     response_model=PARequestV1,
@@ -354,7 +413,7 @@ def list_prior_auth(
     summary="A prior-authorization request",
 )
 def read_prior_auth(request_id: str, store: StoreDep, client: ClientDep) -> JSONResponse:
-    return JSONResponse(_load_request(store, client, request_id).to_dict())
+    return JSONResponse(_with_corrections(store, _load_request(store, client, request_id)))
 
 
 @router.post(
@@ -373,16 +432,50 @@ def act_on_prior_auth(request_id: str, body: ActionInV1, store: StoreDep, client
     if role == "submitter":
         actor = client.client_id
     else:
-        if not body.actor or not body.actor.strip():
-            raise ApiError(422, "actor_required", "a reviewer action must name its actor", field="actor")
-        actor = body.actor.strip()
+        field = "actor" if body.on_behalf_of is None and body.actor is not None else "on_behalf_of"
+        actor = resolve_reviewer(store, body.on_behalf_of or body.actor, role, field=field)
     try:
         request = store.apply_action(
-            request_id, body.action, actor, role, reason=body.reason, case_update=body.case_update
+            request_id,
+            body.action,
+            actor,
+            role,
+            reason=body.reason,
+            case_update=body.case_update,
+            principal=client_principal(client),
         )
     except (StoreError, LifecycleError) as exc:
         raise _store_error(exc) from None
-    return JSONResponse(request.to_dict())
+    return JSONResponse(_with_corrections(store, request))
+
+
+@router.post(
+    "/prior-auth/{request_id}/corrections",
+    response_model=PARequestV1,
+    responses=_errors(403, 404, 409),
+    summary="Correct facts of a prior-authorization request (a reviewer, with a reason)",
+)
+def correct_prior_auth(
+    request_id: str, body: CorrectionInV1, store: StoreDep, client: ClientDep
+) -> JSONResponse:
+    if body.role not in client.roles:
+        raise ApiError(
+            403, "role_not_granted", f"this client may not act as {body.role}", field="role", value=body.role
+        )
+    _load_request(store, client, request_id)
+    actor = resolve_reviewer(store, body.on_behalf_of, body.role)
+    try:
+        request = store.correct_facts(
+            request_id,
+            body.facts,
+            actor=actor,
+            role=body.role,
+            reason=body.reason,
+            principal=client_principal(client),
+        )
+    except (StoreError, LifecycleError) as exc:
+        raise _store_error(exc) from None
+    return JSONResponse(_with_corrections(store, request))
 
 
 @router.get(

@@ -6,6 +6,7 @@ PostgreSQL when the URL names one. Modules: `store` (the `Store` API), `records`
 checkpoints), `models` (tables) and `migrations` (Alembic).
 """
 
+from medpolicy.store import audit_chain
 from medpolicy.store.db import make_engine
 from medpolicy.store.errors import (
     ConcurrentUpdateError,
@@ -48,5 +49,6 @@ __all__ = [
     "StoreError",
     "TokenReplayedError",
     "Urgency",
+    "audit_chain",
     "make_engine",
 ]

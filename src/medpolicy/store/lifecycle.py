@@ -22,6 +22,12 @@ Who may do what:
 * `physician` may approve, deny (always with a reason), and request information.
 * `submitter` may withdraw its own request, and may supply information
   (`provide_information`), after which the engine decides again.
+
+Corrections: a fact the provider submitted (or the policy derived) is never overwritten silently.
+A reviewer who changes one makes a correction (`CORRECT`), its own audited event with the old and
+new value and a required reason. Filling in a fact that was missing is not a correction. An approval
+that rests on a fact a nurse corrected needs a physician (`plan(..., nurse_corrected=True)`): neither
+a nurse nor the engine may give it.
 """
 
 from __future__ import annotations
@@ -63,6 +69,10 @@ class Urgency(StrEnum):
     EXPEDITED = "expedited"
     STANDARD = "standard"
 
+
+ENGINE_NAME = "medpolicy"  # the engine's name in the audit trail: reserved, never a client's or a user's
+CORRECT = "correct_fact"  # the action of a correction event (not a transition: the state stays)
+CORRECTING_ROLES = frozenset({Role.NURSE, Role.PHYSICIAN})
 
 FINAL_STATES = frozenset({State.APPROVED, State.DENIED, State.WITHDRAWN})
 OPEN_STATES = frozenset(State) - FINAL_STATES
@@ -126,8 +136,25 @@ class InvalidTransitionError(LifecycleError):
 class ReasonRequiredError(LifecycleError):
     """The action needs a reason and none was given."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("reason_required", message, 422)
+    def __init__(self, message: str, code: str = "reason_required") -> None:
+        super().__init__(code, message, 422)
+
+
+def check_correction(state: State | str, role: Role | str, reason: str | None) -> None:
+    """May `role` correct facts of a request in `state` (with `reason`)? Raises a LifecycleError."""
+    state = State(state)
+    role = _parse(Role, role, "role")
+    if role not in CORRECTING_ROLES:
+        raise ActionNotPermittedError(
+            f"a {role.value} may not correct a fact the provider submitted; only a reviewer may"
+        )
+    if state not in REVIEW_STATES:
+        raise InvalidTransitionError(f"cannot correct the facts of a request that is {_words(state)}")
+    if not (reason and reason.strip()):
+        raise ReasonRequiredError(
+            "changing a fact the provider submitted is a correction and must state its reason",
+            code="correction_reason_required",
+        )
 
 
 @dataclass(frozen=True)
@@ -148,10 +175,12 @@ def plan(
     reason: str | None,
     actor_is_submitter: bool = False,
     conflict: bool = False,
+    nurse_corrected: bool = False,
 ) -> Transition:
     """Check that `role` may take `action` on a request in `state`; return the transition.
 
-    `outcome` is the latest determination's outcome (a `medpolicy.Outcome` value). Raises
+    `outcome` is the latest determination's outcome (a `medpolicy.Outcome` value);
+    `nurse_corrected`: the current facts include a nurse's correction of a submitted fact. Raises
     `ActionNotPermittedError`, `InvalidTransitionError` or `ReasonRequiredError`.
     """
     state = State(state)
@@ -176,6 +205,11 @@ def plan(
         raise ActionNotPermittedError(
             "the engine may not approve a determination that rests on conflicting facts; "
             "route it to a reviewer"
+        )
+    if action is Action.APPROVE and role in (Role.NURSE, Role.SYSTEM) and nurse_corrected:
+        raise ActionNotPermittedError(
+            "an approval that rests on a fact a nurse corrected needs a physician; "
+            "route the request to a physician"
         )
     return Transition(action, state, target)
 
@@ -205,12 +239,22 @@ def engine_action(outcome: str, *, conflict: bool = False) -> Action | None:
     return None
 
 
-def allowed_actions(state: State | str, role: Role | str, *, outcome: str | None) -> list[Action]:
+def allowed_actions(
+    state: State | str, role: Role | str, *, outcome: str | None, nurse_corrected: bool = False
+) -> list[Action]:
     """Actions `role` may take now (reason requirements aside), for buttons in a workbench."""
     result = []
     for action in Action:
         try:
-            plan(state, action, role, outcome=outcome, reason="-", actor_is_submitter=True)
+            plan(
+                state,
+                action,
+                role,
+                outcome=outcome,
+                reason="-",
+                actor_is_submitter=True,
+                nurse_corrected=nurse_corrected,
+            )
         except LifecycleError:
             continue
         result.append(action)

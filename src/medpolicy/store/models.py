@@ -6,6 +6,10 @@
 * `pa_requests`: prior-authorization requests; the mutable current state of each.
 * `pa_events`: append-only audit of every change of a request's state: who, role, when, from, to,
   why (triggers refuse UPDATE and DELETE).
+* `pa_reads`: append-only record of who read a request's patient data (a workbench page, a letter),
+  and when: HIPAA access accounting.
+* `determinations`, `pa_events` and `pa_reads` are hash-chained (`chain_seq`, `chain_prev`,
+  `chain_hash`; see `medpolicy.store.audit_chain`).
 * `cds_feedback`: CDS Hooks feedback on cards (card id, outcome, accepted suggestions, override
   reason code; no case data).
 * `cds_jti`: JWT ids (`jti`) already used by each CDS client, until they expire: replay protection
@@ -19,7 +23,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -67,6 +71,9 @@ class DeterminationRow(Base):
     outcome: Mapped[str] = mapped_column(String(50), nullable=False)
     case: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
     determination: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    chain_prev: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    chain_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (
         Index("ix_determinations_created_at", "created_at"),
@@ -116,8 +123,31 @@ class PAEventRow(Base):
     to_state: Mapped[str] = mapped_column(String(40), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     determination_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # who was authenticated: "client:<id>" (an API client) or "user:<username>" (a workbench user);
+    # `actor` is the person the event is for (a registered reviewer, the submitter, or the engine)
+    principal: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    chain_prev: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    chain_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_pa_events_request_id", "request_id", "id"),)
+
+
+class PAReadRow(Base):
+    __tablename__ = "pa_reads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(40), nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    principal: Mapped[str] = mapped_column(String(200), nullable=False)
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
+    what: Mapped[str] = mapped_column(String(100), nullable=False)
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    chain_prev: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    chain_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (Index("ix_pa_reads_request_id", "request_id", "id"),)
 
 
 class CdsFeedbackRow(Base):

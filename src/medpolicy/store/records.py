@@ -80,9 +80,13 @@ class AuditEvent:
     to_state: str
     reason: str | None
     determination_id: str | None
+    principal: str | None = None  # who was authenticated: "client:<id>", "user:<username>", "medpolicy"
+    details: dict[str, Any] | None = None  # a correction's {"fact", "from", "to", "derived"}
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "principal": self.principal,
+            "details": self.details,
             "id": self.id,
             "request_id": self.request_id,
             "at": _iso(self.at),
@@ -201,4 +205,6 @@ def event_record(row: PAEventRow) -> AuditEvent:
         to_state=row.to_state,
         reason=row.reason,
         determination_id=row.determination_id,
+        principal=row.principal,
+        details=row.details,
     )

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from medpolicy.store import lifecycle
+from medpolicy.store import audit_chain, corrections, lifecycle
 from medpolicy.store.db import Checkpointer, GroupCommitWriter, make_engine
 from medpolicy.store.errors import (
     ConcurrentUpdateError,
@@ -53,6 +53,7 @@ from medpolicy.store.models import (
     CdsJtiRow,
     DeterminationRow,
     PAEventRow,
+    PAReadRow,
     PARequestRow,
     QuestionnaireErrorRow,
 )
@@ -171,6 +172,7 @@ class Store:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._write_engine = engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else engine
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+        audit_chain.install(self._write_sessions)  # every new audit row is sealed into its hash chain
         self._writer = GroupCommitWriter(lambda rows: self._insert_determinations(rows))
         self._jti_writer = GroupCommitWriter(lambda rows: self._insert_jtis(rows))
         self._jti_inserts = 0
@@ -275,6 +277,8 @@ class Store:
 
     def _insert_determinations(self, rows: list[dict[str, Any]]) -> None:
         with self._write_lock or nullcontext(), self._write_engine.begin() as conn:
+            rows = [dict(row) for row in rows]  # a failed batch is retried row by row: seal copies
+            audit_chain.seal_values(conn, "determinations", rows)
             conn.execute(insert(DeterminationRow), rows)
 
     def get_determination(self, determination_id: str) -> DeterminationRecord:
@@ -346,6 +350,7 @@ class Store:
         idempotency_key: str | None = None,
         subject: str | None = None,
         policy_id: str | None = None,
+        principal: str | None = None,
     ) -> tuple[PARequest, bool]:
         """Receive a request, decide it, and move it as the engine may. Returns (request, created).
 
@@ -399,6 +404,7 @@ class Store:
                 to_state=State.RECEIVED.value,
                 reason=f"{urgency.value} request received",
                 determination_id=None,
+                principal=principal or f"client:{submitter}",
             )
         ]
         events += self._engine_step(row, det_row, now)
@@ -434,13 +440,17 @@ class Store:
             det = session.get(DeterminationRow, row.determination_id) if row.determination_id else None
             return pa_record(row, det)
 
-    def _engine_step(self, row: PARequestRow, det_row: DeterminationRow, now: datetime) -> list[PAEventRow]:
+    def _engine_step(
+        self, row: PARequestRow, det_row: DeterminationRow, now: datetime, *, nurse_corrected: bool = False
+    ) -> list[PAEventRow]:
         """What the engine does with its latest determination; updates `row.state`, returns events."""
         conflict = lifecycle.rests_on_conflict(det_row.determination)
         action = lifecycle.engine_action(det_row.outcome, conflict=conflict)
         current = State(row.state)
         if action is None:
             return []
+        if action is Action.APPROVE and nurse_corrected:  # only a physician approves on corrected facts
+            action = Action.ROUTE_TO_PHYSICIAN
         if action is Action.ROUTE_TO_PHYSICIAN and current is State.PENDING_PHYSICIAN_REVIEW:
             return []
         transition = lifecycle.plan(
@@ -451,7 +461,9 @@ class Store:
             Action.APPROVE: "the policy's criteria are met",
             Action.REQUEST_INFORMATION: "information is needed to decide",
             Action.ROUTE_TO_PHYSICIAN: (
-                f"the engine recommends {det_row.outcome.replace('_', ' ')}; only a physician may deny"
+                "the criteria are met on facts a nurse corrected; only a physician may approve"
+                if nurse_corrected
+                else f"the engine recommends {det_row.outcome.replace('_', ' ')}; only a physician may deny"
             ),
         }[action]
         if conflict:
@@ -466,7 +478,8 @@ class Store:
             PAEventRow(
                 request_id=row.id,
                 at=now,
-                actor="medpolicy",
+                actor=lifecycle.ENGINE_NAME,
+                principal=lifecycle.ENGINE_NAME,
                 role=Role.SYSTEM.value,
                 action=action.value,
                 from_state=current.value,
@@ -530,38 +543,69 @@ class Store:
         role: Role | str,
         reason: str | None = None,
         case_update: Mapping[str, Any] | None = None,
+        *,
+        principal: str | None = None,
     ) -> PARequest:
         """Take `action` on a request as `actor` in `role`; record the audit event; return the request.
 
-        `case_update` adds or corrects facts (null makes a fact unknown): the engine decides again
-        and the new determination is stored before the action is checked, so a nurse's approval is
-        judged on the new facts. `provide_information` (the submitter's) must carry facts; after it
-        the engine moves the request as it may (approve, pend, route to a physician).
+        `actor` is the person (a registered reviewer's username, or the submitting client); the
+        `principal` is who was authenticated ("client:<id>" or "user:<username>"; by default the
+        actor's). `case_update` adds facts (null makes a fact unknown): the engine decides again and
+        the new determination is stored before the action is checked, so an approval is judged on the
+        new facts. A reviewer's change of a fact that had a value (submitted, or derived by the policy)
+        is a correction: it needs a reason and is recorded as its own event (`lifecycle.CORRECT`,
+        with old and new value), and an approval resting on a nurse's correction needs a physician.
+        The action `lifecycle.CORRECT` records corrections alone, leaving the state as it is.
+        `provide_information` (the submitter's) must carry facts; after it the engine moves the
+        request as it may (approve, pend, route to a physician).
         """
-        try:
-            action = Action(action)
-        except ValueError:
-            known = ", ".join(a.value for a in Action)
-            raise InvalidActionError(
-                f"unknown action {action!r}; one of {known}", code="unknown_action"
-            ) from None
+        correcting_only = str(action) == lifecycle.CORRECT
+        if not correcting_only:
+            try:
+                action = Action(action)
+            except ValueError:
+                known = ", ".join([a.value for a in Action] + [lifecycle.CORRECT])
+                raise InvalidActionError(
+                    f"unknown action {action!r}; one of {known}", code="unknown_action"
+                ) from None
         try:
             role = Role(role)
         except ValueError:
             raise InvalidActionError(f"unknown role {role!r}", code="unknown_role") from None
         if not actor or not actor.strip():
             raise InvalidActionError("an action needs an actor", code="actor_required")
-        if action is Action.PROVIDE_INFORMATION and not case_update:
+        if role is not Role.SYSTEM and lifecycle.ENGINE_NAME in (actor.strip().lower(), principal):
             raise InvalidActionError(
-                "provide_information needs the new facts in case_update", code="case_update_required"
+                f"{lifecycle.ENGINE_NAME!r} is the engine's own name; no one else may act under it",
+                code="reserved_actor",
+            )
+        if (action is Action.PROVIDE_INFORMATION or correcting_only) and not case_update:
+            raise InvalidActionError(
+                f"{action} needs the new facts in case_update", code="case_update_required"
             )
         if action is Action.WITHDRAW and case_update:
             raise InvalidActionError("a withdrawal carries no facts", code="case_update_not_allowed")
         reason = reason.strip() if reason and reason.strip() else None
+        if principal is None:
+            principal = f"client:{actor}" if role is Role.SUBMITTER else f"user:{actor}"
 
         current = self.get_pa_request(request_id)
         det_row: DeterminationRow | None = None
+        fixes: list[corrections.Correction] = []
         if case_update:
+            facts = (
+                current.determination.determination.get("facts") if current.determination else None
+            ) or {}
+            if role is not Role.SUBMITTER:  # the provider's own new facts are information, not corrections
+                fixes = corrections.classify(current.case, facts, case_update)
+            if fixes or correcting_only:
+                lifecycle.check_correction(current.state, role, reason)
+            if correcting_only and not fixes:
+                raise InvalidActionError(
+                    "nothing to correct: each fact given had no value or already has this one "
+                    "(fill in a missing fact with request_information)",
+                    code="nothing_to_correct",
+                )
             new_case = {**current.case, **case_update}
             determination = self.decide(new_case, policy_id=current.policy_id)  # CaseError: nothing changes
             det_row = self._determination_row(
@@ -577,15 +621,26 @@ class Store:
                 raise ConcurrentUpdateError(
                     f"request {request_id!r} changed while this action was prepared; retry"
                 )
+            earlier = session.execute(
+                select(PAEventRow.role, PAEventRow.details)
+                .where(PAEventRow.request_id == request_id, PAEventRow.action == lifecycle.CORRECT)
+                .order_by(PAEventRow.id)
+            ).all()
+            history = [(r, d) for r, d in earlier] + [(role.value, f.details()) for f in fixes]
+            by_nurse = corrections.nurse_corrected(det_row.case if det_row else row.case, history)
             outcome = det_row.outcome if det_row is not None else row.recommendation
-            transition = lifecycle.plan(
-                row.state,
-                action,
-                role,
-                outcome=outcome,
-                reason=reason,
-                actor_is_submitter=actor == row.submitter,
-            )
+            transition: lifecycle.Transition | None = None
+            if not correcting_only:
+                assert isinstance(action, Action)
+                transition = lifecycle.plan(
+                    row.state,
+                    action,
+                    role,
+                    outcome=outcome,
+                    reason=reason,
+                    actor_is_submitter=actor == row.submitter,
+                    nurse_corrected=by_nurse,
+                )
             now = self.clock()
             if det_row is not None:
                 session.add(det_row)
@@ -593,27 +648,44 @@ class Store:
                 row.determination_id = det_row.id
                 row.recommendation = det_row.outcome
             from_state = row.state
-            to_state = transition.to_state.value if transition.to_state is not None else from_state
+            to_state = (
+                transition.to_state.value
+                if transition is not None and transition.to_state is not None
+                else from_state
+            )
+            who = {"actor": actor, "principal": principal, "role": role.value, "request_id": request_id}
             events = [
                 PAEventRow(
-                    request_id=request_id,
+                    **who,
                     at=now,
-                    actor=actor,
-                    role=role.value,
-                    action=action.value,
+                    action=lifecycle.CORRECT,
                     from_state=from_state,
-                    to_state=to_state,
+                    to_state=from_state,
                     reason=reason,
                     determination_id=det_row.id if det_row is not None else None,
+                    details=fix.details(),
                 )
+                for fix in fixes
             ]
+            if transition is not None:
+                events.append(
+                    PAEventRow(
+                        **who,
+                        at=now,
+                        action=transition.action.value,
+                        from_state=from_state,
+                        to_state=to_state,
+                        reason=reason,
+                        determination_id=det_row.id if det_row is not None else None,
+                    )
+                )
             row.state = to_state
             if action in (Action.APPROVE, Action.DENY):
                 row.decision_reason = reason or (
                     "the policy's criteria are met" if action is Action.APPROVE else None
                 )
-            if transition.to_state is None and det_row is not None:
-                events += self._engine_step(row, det_row, now)
+            if transition is not None and transition.to_state is None and det_row is not None:
+                events += self._engine_step(row, det_row, now, nurse_corrected=by_nurse)
             row.updated_at = now
             session.add_all(events)
             try:
@@ -623,6 +695,37 @@ class Store:
                     f"request {request_id!r} changed while this action was applied; retry"
                 ) from None
         return self.get_pa_request(request_id)
+
+    def correct_facts(
+        self,
+        request_id: str,
+        facts: Mapping[str, Any],
+        *,
+        actor: str,
+        role: Role | str,
+        reason: str | None,
+        principal: str | None = None,
+    ) -> PARequest:
+        """Correct facts of a request without moving it (see `apply_action`): one audited event per
+        changed fact, with old value, new value, who and the required reason."""
+        return self.apply_action(
+            request_id, lifecycle.CORRECT, actor, role, reason, facts, principal=principal
+        )
+
+    def record_read(self, request_id: str, *, principal: str, actor: str, what: str) -> None:
+        """Record that a person read a request's patient data (HIPAA access accounting)."""
+        with self._write() as session:
+            session.add(
+                PAReadRow(request_id=request_id, at=self.clock(), principal=principal, actor=actor, what=what)
+            )
+
+    def list_reads(self, request_id: str) -> list[dict[str, Any]]:
+        """Who read a request's patient data, oldest first: {at, principal, actor, what}."""
+        with self._read() as session:
+            rows = session.scalars(
+                select(PAReadRow).where(PAReadRow.request_id == request_id).order_by(PAReadRow.id)
+            ).all()
+            return [{"at": r.at, "principal": r.principal, "actor": r.actor, "what": r.what} for r in rows]
 
     transition = apply_action
 

@@ -115,11 +115,14 @@ def build_letter(
     *,
     plan: str | None = None,
     names: Mapping[str, str] | None = None,
+    corrections: Sequence[str] = (),
 ) -> Letter:
     """The letter for an approved or denied request (raises LetterError otherwise).
 
     `policy` is the `medpolicy.Policy` the request was decided under (for the codes' labels and the
-    publisher), or None. `names` maps reviewers' usernames (the audit's actors) to their full names.
+    publisher), or None. `names` maps registered reviewers' usernames (the audit's actors) to their
+    names and credentials: a reviewer is named only from there, never from the audit's free text.
+    `corrections`: one sentence per fact a reviewer corrected (listed with the request's facts).
     """
     if pa.state not in (State.APPROVED.value, State.DENIED.value):
         raise LetterError(f"a request that is {pa.state.replace('_', ' ')} has no determination letter")
@@ -136,7 +139,7 @@ def build_letter(
     dos = str(case.get("date_of_service") or "not given")
     diagnoses = ", ".join(str(c) for c in case.get("diagnosis_codes") or []) or "none given"
     service = _service_lines(case, policy)
-    reviewer_name = (names or {}).get(event.actor, event.actor)
+    reviewer_name = (names or {}).get(event.actor) or _unregistered(event.role)
     reviewer = f"{reviewer_name} ({_role_words(event.role)})"
     service_name = str(pol.get("title") or "the requested service")
     decided = event.at.strftime("%d %B %Y")
@@ -164,6 +167,14 @@ def build_letter(
             bullets=tuple(service) or ("No procedure code was given.",),
         )
     ]
+    if corrections:
+        sections.append(
+            Section(
+                "Facts corrected in review",
+                paragraphs=("The reviewer corrected these facts of the request as submitted:",),
+                bullets=tuple(corrections),
+            )
+        )
     if approved:
         title = f"Prior authorization approved: {service_name}"
         sections.append(
@@ -291,6 +302,11 @@ def build_letter(
         sections=tuple(sections),
         explanation=explanation_parts(det),
     )
+
+
+def _unregistered(role: str) -> str:
+    """The reviewer line when the deciding actor is not a registered user (the engine, or old data)."""
+    return "medpolicy" if role == "system" else f"the plan's {_role_words(role)}"
 
 
 def _role_words(role: str) -> str:

@@ -40,6 +40,7 @@ ACTION_LABELS = {
     "deny": "Deny",
     "withdraw": "Withdraw",
     "provide_information": "Provide information",
+    "correct_fact": "Corrected a fact",
 }
 ROLE_LABELS = {
     "system": "engine",

@@ -5,7 +5,14 @@
 * A session is a random 256-bit token in an HttpOnly cookie; the database keeps only its SHA-256, so
   a copy of the database opens no session. Each session has its own CSRF token.
 * Lock-out: after `Lockout.max_failures` failed attempts in a row an account refuses every sign-in,
-  the right password included, for `Lockout.duration`; the counter starts again afterwards.
+  the right password included, for `Lockout.duration`; the counter starts again afterwards. The count
+  and the lock are atomic in the database: each attempt is counted (one UPDATE) before its password
+  is checked, and a right password signs in only if no other attempt started meanwhile and the
+  account is not locked, so a burst of guesses cannot slip a sign-in (or an unlock) between them.
+* A locked account and an unknown username answer alike (`SignIn(None)` after the same password
+  hashing work); `locked_until` is for administrators, never for the sign-in page.
+* Security events (failed sign-ins, lock-outs, unlocks, account creation, role changes) are logged
+  by `medpolicy.security_log` with the principal and no patient data.
 
     users = UserStore(store.engine, clock=store.clock)
     users.add_user("nurse", "a long password", "nurse", display_name="Nora Nurse, RN")
@@ -35,14 +42,17 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    case,
     delete,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
-from medpolicy.store.lifecycle import Role
+from medpolicy.security_log import principal_of_user, security_event
+from medpolicy.store.lifecycle import ENGINE_NAME, Role
 from medpolicy.store.models import UTCDateTime
 from medpolicy.store.records import utcnow
 
@@ -185,11 +195,20 @@ class UserStore:
     # -- accounts ------------------------------------------------------------------------------
 
     def add_user(
-        self, username: str, password: str, role: WebRole | str, *, display_name: str | None = None
+        self,
+        username: str,
+        password: str,
+        role: WebRole | str,
+        *,
+        display_name: str | None = None,
+        by: str | None = None,
     ) -> User:
+        """Create an account. `by`: the principal creating it (for the security log)."""
         username = username.strip()
         if not username or len(username) > 100 or not username.isprintable() or " " in username:
             raise UserError("invalid_username", "a username is 1 to 100 printable characters, no spaces")
+        if username.lower() in (ENGINE_NAME, "system"):
+            raise UserError("reserved_username", f"{username!r} is reserved for the engine")
         try:
             role = WebRole(role)
         except ValueError:
@@ -213,7 +232,34 @@ class UserStore:
             raise UserError("user_exists", f"a user named {username!r} exists") from None
         user = self.get_user(username)
         assert user is not None
+        security_event(
+            "account_created", principal=by or "cli", user=principal_of_user(username), role=role.value
+        )
         return user
+
+    def set_role(self, username: str, role: WebRole | str, *, by: str | None = None) -> User:
+        """Change an account's role; its open sessions end (they were granted under the old role)."""
+        try:
+            role = WebRole(role)
+        except ValueError:
+            known = ", ".join(r.value for r in WebRole)
+            raise UserError("invalid_role", f"unknown role {role!r}; one of {known}") from None
+        user = self.get_user(username)
+        if user is None:
+            raise UserError("user_not_found", f"no user named {username!r}")
+        with self._write_engine.begin() as conn:
+            conn.execute(update(users_table).where(users_table.c.id == user.id).values(role=role.value))
+            conn.execute(delete(sessions_table).where(sessions_table.c.user_id == user.id))
+        security_event(
+            "role_changed",
+            principal=by or "cli",
+            user=principal_of_user(username),
+            old=user.role.value,
+            new=role.value,
+        )
+        changed = self.get_user(username)
+        assert changed is not None
+        return changed
 
     def get_user(self, username: str) -> User | None:
         with self.engine.connect() as conn:
@@ -236,55 +282,89 @@ class UserStore:
         if done.rowcount == 0:
             raise UserError("user_not_found", f"no user named {username!r}")
 
-    def unlock(self, username: str) -> None:
+    def unlock(self, username: str, *, by: str | None = None) -> None:
         with self._write_engine.begin() as conn:
-            conn.execute(
+            done = conn.execute(
                 update(users_table)
                 .where(users_table.c.username == username)
                 .values(failed_attempts=0, locked_until=None)
             )
+        if done.rowcount:
+            security_event("unlock", principal=by or "cli", user=principal_of_user(username))
 
     # -- sign-in -------------------------------------------------------------------------------
 
     def authenticate(self, username: str, password: str) -> SignIn:
-        """Check a password, counting failures and locking the account after too many."""
+        """Check a password, counting failures and locking the account after too many.
+
+        Each attempt is counted before the password is checked, in one UPDATE that only a not-locked
+        account takes (a lock that has run out starts the count again). The right password signs in
+        only when this attempt is within the limit, no attempt started after it, and no lock was set
+        meanwhile; then the count is reset. A wrong one locks the account once the count reaches the
+        limit. Unknown, disabled and locked accounts do the same hashing work and answer alike.
+        """
         now = self.clock()
         user = self.get_user(username.strip())
         if user is None or user.disabled:
             # Same work as for a real account: the answer's timing does not tell who exists.
             _verify(self.hasher, self._dummy_hash, password)
+            security_event("sign_in_failed", principal="-", reason="unknown_or_disabled_account")
             return SignIn(None)
-        if user.locked_until is not None and user.locked_until > now:
-            return SignIn(None, locked_until=user.locked_until)
-        with self.engine.connect() as conn:
-            stored = conn.execute(
-                select(users_table.c.password_hash).where(users_table.c.id == user.id)
-            ).scalar_one()
-        if _verify(self.hasher, stored, password):
-            values: dict[str, Any] = {"failed_attempts": 0, "locked_until": None}
+        principal = principal_of_user(user.username)
+        c = users_table.c
+        with self._write_engine.begin() as conn:
+            attempt = conn.execute(
+                update(users_table)
+                .where(c.id == user.id, or_(c.locked_until.is_(None), c.locked_until <= now))
+                .values(
+                    failed_attempts=case((c.locked_until.is_not(None), 1), else_=c.failed_attempts + 1),
+                    locked_until=None,
+                )
+                .returning(c.failed_attempts, c.password_hash)
+            ).first()
+        if attempt is None:  # locked: the same work and the same answer as a wrong password
+            _verify(self.hasher, self._dummy_hash, password)
+            security_event("sign_in_refused_locked", principal=principal)
+            return SignIn(None, locked_until=self._locked_until(user.id))
+        number, stored = int(attempt.failed_attempts), str(attempt.password_hash)
+        if _verify(self.hasher, stored, password) and number <= self.lockout.max_failures:
+            values: dict[str, Any] = {"failed_attempts": 0}
             if self.hasher.check_needs_rehash(stored):
                 values["password_hash"] = self.hasher.hash(password)
             with self._write_engine.begin() as conn:
-                conn.execute(update(users_table).where(users_table.c.id == user.id).values(**values))
-            fresh = self.get_user(user.username)
-            return SignIn(fresh)
-        with self._write_engine.begin() as conn:
-            # A lock that has run out starts the count again.
-            row = conn.execute(
-                select(users_table.c.failed_attempts, users_table.c.locked_until).where(
-                    users_table.c.id == user.id
+                done = conn.execute(
+                    update(users_table)
+                    .where(c.id == user.id, c.locked_until.is_(None), c.failed_attempts == number)
+                    .values(**values)
                 )
-            ).one()
-            failures = 0 if row.locked_until is not None else row.failed_attempts
-            failures += 1
-            locked_until = now + self.lockout.duration if failures >= self.lockout.max_failures else None
-            conn.execute(
+            if done.rowcount == 1:
+                security_event("sign_in", principal=principal)
+                return SignIn(self.get_user(user.username))
+            security_event("sign_in_refused_concurrent_attempts", principal=principal)
+            return SignIn(None, locked_until=self._locked_until(user.id))
+        security_event("sign_in_failed", principal=principal, attempt=number)
+        until = now + self.lockout.duration
+        with self._write_engine.begin() as conn:
+            locked = conn.execute(
                 update(users_table)
-                .where(users_table.c.id == user.id)
-                .values(failed_attempts=0 if locked_until else failures, locked_until=locked_until)
+                .where(
+                    c.id == user.id,
+                    c.locked_until.is_(None),
+                    c.failed_attempts >= self.lockout.max_failures,
+                )
+                .values(failed_attempts=0, locked_until=until)
             )
+        if locked.rowcount == 1:
+            security_event("lockout", principal=principal, until=until.isoformat())
         # Sessions already open stay open: failed guesses by someone else must not sign the user out.
-        return SignIn(None, locked_until=locked_until)
+        return SignIn(None, locked_until=self._locked_until(user.id))
+
+    def _locked_until(self, user_id: int) -> datetime | None:
+        with self.engine.connect() as conn:
+            value: datetime | None = conn.execute(
+                select(users_table.c.locked_until).where(users_table.c.id == user_id)
+            ).scalar_one_or_none()
+        return value if value is not None and value > self.clock() else None
 
     # -- sessions ------------------------------------------------------------------------------
 

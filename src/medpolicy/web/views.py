@@ -32,7 +32,7 @@ from medpolicy.store import (
     StoreError,
 )
 from medpolicy.store.lifecycle import FINAL_STATES, allowed_actions
-from medpolicy.web import present
+from medpolicy.web import corrections, present
 from medpolicy.web.clock import AMBER_WITHIN, due_clock
 from medpolicy.web.letters import LetterError, build_letter, letter_pdf
 from medpolicy.web.policy_view import build_policy_view, criterion_anchor
@@ -74,6 +74,7 @@ DONE_MESSAGES = {
     "request_information": "Information is requested; the request waits in the information-needed queue.",
     "route_to_physician": "The request is routed to a physician reviewer.",
     "answers": "Your answers are recorded and the policy has been applied again.",
+    "correction": "The correction is recorded with its reason and the policy has been applied again.",
 }
 
 router = APIRouter(include_in_schema=False)
@@ -192,7 +193,10 @@ def _redirect(url: str) -> RedirectResponse:
 
 
 def _signed_in(request: Request) -> tuple[User, str] | None:
-    return web_state(request).users.session(request.cookies.get(SESSION_COOKIE))
+    auth = web_state(request).users.session(request.cookies.get(SESSION_COOKIE))
+    if auth is not None:
+        request.state.principal = f"user:{auth[0].username}"  # for the access log
+    return auth
 
 
 def _to_login(request: Request) -> RedirectResponse:
@@ -289,17 +293,15 @@ async def login(request: Request) -> Response:
     state = web_state(request)
     result: SignIn = await run_in_threadpool(state.users.authenticate, username, password)
     if not result.ok:
-        if result.locked_until is not None:
-            minutes = max(1, round((result.locked_until - state.clock()).total_seconds() / 60))
-            message = (
-                f"This account is locked after {state.settings.lockout.max_failures} failed sign-ins. "
-                f"Try again in {minutes} minutes, or ask an administrator to unlock it."
-            )
-            return _login_form(request, next=next_url, message=message, status=423, username=username)
+        # A locked account answers as an unknown name or a wrong password does: the answer does not
+        # tell who has an account (the lock-out is logged, and an administrator sees it).
         return _login_form(
             request,
             next=next_url,
-            message="The username or password is not right.",
+            message=(
+                "The username or password is not right, or the account is locked after "
+                f"{state.settings.lockout.max_failures} failed sign-ins (ask an administrator to unlock it)."
+            ),
             status=401,
             username=username,
         )
@@ -416,10 +418,16 @@ def _request_context(request: Request, pa: PARequest, user: User) -> dict[str, A
     events = store.list_audit(pa.id)
     policy = _policy(request, pa.policy_id)
     det: dict[str, Any] = pa.determination.determination if pa.determination else {}
-    sources = present.fact_sources(store, pa, events)
+    names = {u.username: u.display_name for u in web_state(request).users.list_users()}
+    sources = corrections.overlay_sources(present.fact_sources(store, pa, events), events, names, policy)
     role = user.lifecycle_role
     outcome = det.get("outcome") or pa.recommendation
-    allowed = [a.value for a in allowed_actions(pa.state, role, outcome=outcome)] if role else []
+    by_nurse = corrections.rests_on_nurse_correction(pa.case, events)
+    allowed = (
+        [a.value for a in allowed_actions(pa.state, role, outcome=outcome, nurse_corrected=by_nurse)]
+        if role
+        else []
+    )
     missing = det.get("missing_facts") or []
     can_answer = Action.REQUEST_INFORMATION.value in allowed and pa.state not in FINAL_STATES
     rationale = det.get("rationale") or None
@@ -428,7 +436,6 @@ def _request_context(request: Request, pa: PARequest, user: User) -> dict[str, A
     labels = policy.governs.labels if policy is not None else {}
     for code in pa.case.get("procedure_codes") or []:
         procedures.append((str(code), labels.get(str(code), "not governed by this policy")))
-    names = {u.username: u.display_name for u in web_state(request).users.list_users()}
     return {
         "pa": pa,
         "det": det,
@@ -446,6 +453,9 @@ def _request_context(request: Request, pa: PARequest, user: User) -> dict[str, A
         "has_letter": pa.state in (State.APPROVED.value, State.DENIED.value),
         "procedures": procedures,
         "anchor": (lambda cid: criterion_anchor(str((det.get("policy") or {}).get("version")), cid)),
+        "can_correct": role is not None and pa.state not in FINAL_STATES,
+        "correctable": corrections.correctable_fields(policy),
+        "nurse_corrected": by_nurse,
     }
 
 
@@ -494,6 +504,7 @@ def request_page(request: Request, request_id: str, done: str = "") -> Response:
     pa = _load(request, request_id)
     if pa is None:
         return _error(request, 404, "No such request", f"There is no request {request_id}.", auth)
+    _record_read(request, user, pa.id, "request page")
     return render(
         request,
         "request.html",
@@ -607,6 +618,51 @@ async def preview_answers(request: Request, request_id: str) -> Response:
     )
 
 
+def _record_read(request: Request, user: User, request_id: str, what: str) -> None:
+    """Access accounting: a person read this request's patient data."""
+    _store(request).record_read(request_id, principal=f"user:{user.username}", actor=user.username, what=what)
+
+
+@router.post("/requests/{request_id}/corrections")
+async def correct_fact(request: Request, request_id: str) -> Response:
+    """Correct a submitted or derived fact, with a required reason (its own audited event)."""
+    opened = await _open_for_action(request, request_id)
+    if isinstance(opened, Response):
+        return opened
+    form, auth, pa = opened
+    user = auth[0]
+    role = user.lifecycle_role
+    if role is None:
+        return _request_problem(request, auth, pa, 403, "An administrator cannot change a request.")
+    parsed = corrections.parse_correction(form, _policy(request, pa.policy_id))
+    if parsed is None:
+        return _request_problem(request, auth, pa, 422, "Choose the fact to correct.")
+    reason = (form.get("reason") or "").strip()[:2000] or None
+    from medpolicy import CaseError
+
+    try:
+        await run_in_threadpool(
+            lambda: _store(request).correct_facts(
+                pa.id,
+                {parsed[0]: parsed[1]},
+                actor=user.username,
+                role=role,
+                reason=reason,
+                principal=f"user:{user.username}",
+            )
+        )
+    except CaseError as exc:
+        return _request_problem(
+            request, auth, pa, 422, "The corrected value is not valid.", field_errors=list(exc.errors)
+        )
+    except (LifecycleError, StoreError) as exc:
+        status = int(getattr(exc, "status", 409))
+        message = str(getattr(exc, "message", exc))
+        return _request_problem(request, auth, pa, status, message[:1].upper() + message[1:] + ".")
+    log.info("correction request=%s role=%s principal=user:%s", pa.id, role.value, user.username)
+    return _redirect(f"/requests/{quote(pa.id)}?done=correction#facts-h")
+
+
 FINAL_ACTIONS = frozenset({Action.APPROVE.value, Action.DENY.value})
 
 
@@ -655,11 +711,14 @@ def _letter(request: Request, request_id: str) -> tuple[Any, tuple[User, str] | 
         return None, auth, _error(request, 404, "No such request", f"There is no request {request_id}.", auth)
     try:
         names = {u.username: u.display_name for u in web_state(request).users.list_users()}
+        events = _store(request).list_audit(pa.id)
+        policy = _policy(request, pa.policy_id)
         letter = build_letter(
-            pa, _store(request).list_audit(pa.id), _policy(request, pa.policy_id), names=names
+            pa, events, policy, names=names, corrections=corrections.correction_lines(events, names, policy)
         )
     except LetterError as exc:
         return None, auth, _error(request, 404, "No letter", str(exc).capitalize() + ".", auth)
+    _record_read(request, auth[0], pa.id, "letter")
     return letter, auth, None
 
 
@@ -791,10 +850,16 @@ async def users_action(request: Request) -> Response:
     if auth[0].role is not WebRole.ADMIN:
         return _error(request, 403, "Administrators only", "Only an administrator manages accounts.", auth)
     users = web_state(request).users
+    by = f"user:{auth[0].username}"
     try:
         if form.get("op") == "unlock":
-            await run_in_threadpool(users.unlock, form.get("username") or "")
+            await run_in_threadpool(lambda: users.unlock(form.get("username") or "", by=by))
             message = f"{form.get('username')} is unlocked."
+        elif form.get("op") == "role":
+            await run_in_threadpool(
+                lambda: users.set_role(form.get("username") or "", form.get("role") or "", by=by)
+            )
+            message = f"{form.get('username')} is now {form.get('role')}."
         else:
             await run_in_threadpool(
                 lambda: users.add_user(
@@ -802,6 +867,7 @@ async def users_action(request: Request) -> Response:
                     form.get("password") or "",
                     form.get("role") or "",
                     display_name=form.get("display_name") or None,
+                    by=by,
                 )
             )
             message = f"{form.get('username')} is added."
