@@ -141,6 +141,7 @@ class _Parser:
                     for code in cl.codes:
                         self.implied.setdefault(code, []).append((fact, value))
         self.implying_facts = [f.name for f in policy.facts if f.type == "codes" and self.implied]
+        self.implied_codes = frozenset(self.implied)
         self.site_facts = [f for f in policy.facts if f.ajcc]
         self.staging_facts = [f.name for f in policy.facts if f.type == "staging"]
 
@@ -186,22 +187,28 @@ class _Parser:
         )
         if errors:
             raise CaseError(errors)
-        notes: list[Note] = [
-            Note("empty_list", f"{k} is an empty list: taken as unknown, not as evidence of none")
-            for k in empty
-        ]
+        notes: list[Note] = (
+            [
+                Note("empty_list", f"{k} is an empty list: taken as unknown, not as evidence of none")
+                for k in empty
+            ]
+            if empty
+            else []
+        )
         if self.derived or self.implied:
             _derive(self, values, display, src, notes)
-        for name in self.staging_facts:
-            if values.get(name) == _TX_ONLY:  # TX: the primary tumour cannot be assessed, so T is unknown
-                notes.append(
-                    Note("unassessed_t", f"{name} {', '.join(display[name])} cannot be assessed: unknown")
-                )
-                del values[name]
-        if self.site_facts:
-            _check_chapters(self, raw, values, display, src, errors)
-            if errors:
-                raise CaseError(errors)
+        staged = [name for name in self.staging_facts if name in values]
+        if staged:
+            for name in staged:
+                if values[name] == _TX_ONLY:  # TX: the primary tumour cannot be assessed, so T is unknown
+                    notes.append(
+                        Note("unassessed_t", f"{name} {', '.join(display[name])} cannot be assessed: unknown")
+                    )
+                    del values[name]
+            if self.site_facts:
+                _check_chapters(self, raw, values, display, src, errors)
+                if errors:
+                    raise CaseError(errors)
         for name in self.noted_facts:
             codes = values.get(name)
             if codes:
@@ -579,13 +586,17 @@ def _derive(
                     )
                 )
         elif d.kind == "prefix_r":
-            recurrent = [s for s in display[d.source] if _staging(s).recurrence]
+            # a shown staging is canonical: its prefix starts with r exactly when it is a recurrence
+            recurrent = [s for s in display[d.source] if s[0] == "r"]
             if recurrent:
                 pointers.setdefault(name, []).append(
                     (True, d.label, f"the recurrence staging {', '.join(recurrent)}")
                 )
         elif d.kind == "m_category":
-            stated = [(s, m) for s in display[d.source] if (m := _staging(s).metastatic) is not None]
+            with_m = [s for s in display[d.source] if "M" in s]  # shown stagings write M in capitals
+            if not with_m:
+                continue
+            stated = [(s, m) for s in with_m if (m := _staging(s).metastatic) is not None]
             # once M1, always M1: a later M0 does not undo distant metastases
             value = any(m for _, m in stated)
             shown = [s for s, m in stated if m is value]
@@ -594,7 +605,9 @@ def _derive(
     if parser.implied:
         for fact_name in parser.implying_facts:
             codes = values.get(fact_name)
-            for code in sorted(codes or ()):
+            if not codes or parser.implied_codes.isdisjoint(codes):
+                continue
+            for code in sorted(codes & parser.implied_codes):
                 for fact, value in parser.implied.get(code, ()):
                     pointers.setdefault(fact, []).append((value, f"derived from {fact_name}", code))
     for name, found in pointers.items():

@@ -39,7 +39,7 @@ import orjson
 from medpolicy import __version__
 from medpolicy.case import Case, Note, parse_case, parser_for
 from medpolicy.errors import NoPolicyApplies
-from medpolicy.explanation import REST_ON_CONFLICT, conflicts, explanation, flags
+from medpolicy.explanation import REST_ON_CONFLICT, REVIEW_OVERDUE, conflicts, explanation, flags
 from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not, Tri, kleene_and, tri_label
 from medpolicy.policy import FactSpec, Outcome, Policy, PolicySet, RationaleSection, Version
 
@@ -645,7 +645,13 @@ class Determination:
         """Marks for the life cycle and reviewers: ``rests_on_conflict`` (a decisive conflict: approve
         nothing automatically), ``policy_review_overdue`` (the service is after the policy's review date)."""
         if self._flags is None:
-            self._flags = flags(self, self.conflicts) if self.case.notes or self.policy.review_by else []
+            review_by = self.policy.review_by
+            if self.case.notes:
+                self._flags = flags(self, self.conflicts)
+            elif review_by is not None and (dos := self.case.values.get(DOS)) is not None and dos > review_by:
+                self._flags = [REVIEW_OVERDUE]
+            else:
+                self._flags = []
         return list(self._flags)
 
     @property
