@@ -93,9 +93,16 @@ def test_a_replace_cannot_rewrite_an_event_or_a_determination(store: Store) -> N
     assert all(r.ok for r in _report(store).values())
 
 
-def test_a_replace_with_the_triggers_dropped_is_detected(store: Store) -> None:
-    if not store.is_sqlite:
-        pytest.skip("REPLACE is SQLite's; PostgreSQL's upsert is an UPDATE (see the edit test)")
+def test_a_replace_with_the_triggers_dropped_is_detected(tmp_path: Any, policies: PolicySet) -> None:
+    # REPLACE is SQLite's; PostgreSQL's upsert is an UPDATE (see the edit tests)
+    store = Store.open(f"sqlite:///{tmp_path / 'replace.db'}", policies=policies)
+    try:
+        _replace_detected(store)
+    finally:
+        store.close()
+
+
+def _replace_detected(store: Store) -> None:
     _trail(store)
     with store.engine.begin() as conn:
         _drop_append_only_triggers(conn, "pa_events")
