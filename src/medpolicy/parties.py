@@ -69,6 +69,8 @@ class Provider:
     organization: str | None = None
     organization_npi: str | None = None
     tin: str | None = None
+    #: an NPI a FHIR submission gave that fails its check digit (kept to show, never used as an NPI)
+    npi_invalid: str | None = None
 
     def label(self) -> str:
         parts = [self.name or self.organization or "provider not named"]
