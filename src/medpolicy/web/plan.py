@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["DEFAULT_PLAN_DIR", "PlanConfig", "PlanConfigError", "Reviewer", "load_plan"]
+import jinja2
+
+__all__ = ["DEFAULT_PLAN_DIR", "PlanConfig", "PlanConfigError", "PlanTemplateLoader", "Reviewer", "load_plan"]
 
 DEFAULT_PLAN_DIR = Path(__file__).resolve().parent / "plan_default"
 
@@ -149,6 +151,25 @@ def parse_plan(data: Mapping[str, Any], folder: Path, timezone: str | None = Non
         reviewers=reviewers,
         folder=folder,
     )
+
+
+class PlanTemplateLoader(jinja2.BaseLoader):
+    """A Jinja2 loader: ``letter/*`` partials from the plan's folder when it has them, else the
+    workbench's own (every other template is the workbench's)."""
+
+    def __init__(self, templates: Path) -> None:
+        self.own = jinja2.FileSystemLoader(str(templates))
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        folder = load_plan().templates
+        if folder is not None and template.startswith("letter/"):
+            try:
+                return jinja2.FileSystemLoader(str(folder)).get_source(environment, template)
+            except jinja2.TemplateNotFound:
+                pass
+        return self.own.get_source(environment, template)
 
 
 def load_plan(folder: str | Path | None = None, *, timezone: str | None = None) -> PlanConfig:

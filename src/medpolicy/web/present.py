@@ -31,6 +31,8 @@ STATE_LABELS = {
     "approved": "Approved",
     "denied": "Denied",
     "withdrawn": "Withdrawn",
+    "ready_to_approve": "Ready to approve",
+    "closed_not_governed": "Closed: not governed by this policy",
 }
 ACTION_LABELS = {
     "submit": "Submitted",
@@ -40,6 +42,16 @@ ACTION_LABELS = {
     "deny": "Deny",
     "withdraw": "Withdraw",
     "provide_information": "Provide information",
+    "ready_to_approve": "Ready to approve",
+    "close_not_governed": "Close: not governed by this policy",
+    "assign": "Assign",
+    "note": "Note",
+    "document_added": "Document attached",
+    "document_viewed": "Document viewed",
+    "fact_cited": "Fact cited from a document",
+    "peer_to_peer_offered": "Peer-to-peer offered",
+    "peer_to_peer_scheduled": "Peer-to-peer scheduled",
+    "peer_to_peer_held": "Peer-to-peer held",
 }
 ROLE_LABELS = {
     "system": "engine",
