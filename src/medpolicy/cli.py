@@ -333,8 +333,17 @@ def demo_cmd(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     policies_dir: PoliciesOpt = None,
 ) -> None:
-    """What `make run` does: decide the bundled example cases, then serve on 127.0.0.1 with demo data."""
-    examples(policies_dir)
+    """What `make run` does: check the bundled example cases, then serve on 127.0.0.1 with demo data
+    (the addresses and demo credentials are printed last; `medpolicy examples` prints the table)."""
+    from collections import Counter
+
+    from medpolicy.checking import run_cases
+
+    counts: Counter[str] = Counter()
+    for p in _load(policies_dir):
+        for r in run_cases(p):
+            counts["passed" if r.ok else "failed"] += 1
+    out.print(f"example cases: {counts['passed']} decided as their files expect, {counts['failed']} not")
     serve_cmd("127.0.0.1", port, None, demo=True, workers=1)
 
 

@@ -22,7 +22,15 @@ from typing import Any
 
 from medpolicy.errors import CaseError, FieldError
 
-__all__ = ["Member", "Parties", "Provider", "npi_valid", "parse_parties", "tin_valid"]
+__all__ = [
+    "Member",
+    "Parties",
+    "Provider",
+    "npi_valid",
+    "npi_with_check_digit",
+    "parse_parties",
+    "tin_valid",
+]
 
 _NPI = re.compile(r"^\d{10}$")
 _TIN = re.compile(r"^\d{2}-?\d{7}$")
@@ -42,6 +50,14 @@ def npi_valid(npi: str) -> bool:
                 d -= 9
         total += d
     return total % 10 == 0
+
+
+def npi_with_check_digit(first_nine: str) -> str:
+    """The ten-digit NPI whose first nine digits are `first_nine` (for synthetic demo data)."""
+    for digit in "0123456789":
+        if npi_valid(first_nine + digit):
+            return first_nine + digit
+    raise ValueError(f"not nine digits: {first_nine!r}")  # pragma: no cover
 
 
 def tin_valid(tin: str) -> bool:
