@@ -15,7 +15,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from medpolicy import __version__
+from medpolicy import __version__, cli_help
 from medpolicy.engine import decide, decider
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
 from medpolicy.policy import PolicySet, load_policies
@@ -33,6 +33,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+cli_help.install()  # --help shows FILE and HOST, not <str> and <bool>
+
 policy_app = typer.Typer(help="Inspect and check policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
