@@ -88,6 +88,12 @@ class FactRow:
     detail: str
 
 
+def _local(when: Any) -> str:
+    from medpolicy.web.plan import load_plan
+
+    return load_plan().when(when)
+
+
 def fact_sources(store: Store, pa: PARequest, events: Sequence[AuditEvent]) -> dict[str, tuple[str, str]]:
     """fact name -> (source, detail) for the facts of the request's current case."""
     by_det = {e.determination_id: e for e in events if e.determination_id and e.role != "system"}
@@ -108,13 +114,13 @@ def fact_sources(store: Store, pa: PARequest, events: Sequence[AuditEvent]) -> d
                 elif event.role == "submitter":
                     sources[key] = (
                         "questionnaire",
-                        f"answered by {event.actor}, {event.at:%d %b %Y %H:%M} UTC",
+                        f"answered by {event.actor}, {_local(event.at)}",
                     )
                 else:
                     role = ROLE_LABELS.get(event.role, event.role)
                     sources[key] = (
                         "entered",
-                        f"entered by {event.actor} ({role}), {event.at:%d %b %Y %H:%M} UTC",
+                        f"entered by {event.actor} ({role}), {_local(event.at)}",
                     )
         previous = case
     for key in pa.case:
