@@ -8,11 +8,13 @@ download) is an audit event (`Store.get_document`).
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from starlette.datastructures import UploadFile
 
 from medpolicy.store import NotFoundError, StoreError
 from medpolicy.store.casework import DOCUMENT_MAX_BYTES, Document
@@ -81,7 +83,11 @@ def document_download(request: Request, request_id: str, document_id: str) -> Re
 
 @router.post("/requests/{request_id}/documents")
 async def upload(request: Request, request_id: str) -> Response:
-    form = await request.form()
+    async with request.form() as form:
+        return await _upload(request, request_id, form)
+
+
+async def _upload(request: Request, request_id: str, form: Any) -> Response:
     auth = _signed_in(request)
     if auth is None:
         return _to_login(request)
