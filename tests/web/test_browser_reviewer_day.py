@@ -74,7 +74,7 @@ def test_a_request_from_pas_submission_to_letter_and_metrics(
 
     # -- the nurse: finds the request by member id and provider, takes it -------------------------
     _sign_in(page, workbench, NURSE)
-    page.get_by_label("Search by request id, member id or member name").fill("M-2002")
+    page.get_by_label("Search by request id or member").fill("M-2002")
     page.get_by_label("Provider (name or NPI)").fill("Moreno")
     with page.expect_navigation():
         page.get_by_role("button", name="Apply").click()
@@ -82,7 +82,7 @@ def test_a_request_from_pas_submission_to_letter_and_metrics(
     assert "Jane Doe (M-2002)" in row.inner_text()
     assert "Alicia Moreno" in row.inner_text()
     assert "NPI 1999990017" in row.inner_text()
-    screenshot(page, "day-queue-member-provider")
+    screenshot(page, "day-queue-member-provider", docs=True)
     with page.expect_navigation():
         row.get_by_role("link", name=pa_id).click()
     member = page.locator("#member").inner_text()
@@ -108,7 +108,7 @@ def test_a_request_from_pas_submission_to_letter_and_metrics(
         documents.get_by_role("link", name="Surgical pathology report").click()
     report = page.locator("#document-text").inner_text()
     assert "all margins negative; closest (radial) margin 12 mm (R0)" in report
-    screenshot(page, "day-pathology-report")
+    screenshot(page, "day-pathology-report", docs=True)
     with page.expect_navigation():
         page.get_by_role("link", name=re.compile("Back to request")).click()
 
@@ -133,7 +133,7 @@ def test_a_request_from_pas_submission_to_letter_and_metrics(
     page.get_by_label(re.compile("A note to the physician")).check()
     with page.expect_navigation():
         page.get_by_role("button", name="Add the note").click()
-    screenshot(page, "day-nurse-cited-and-routed")
+    screenshot(page, "day-nurse-cited-and-routed", docs=True)
     _sign_out(page)
 
     # -- the physician: reads the nurse's note at the top, holds a peer-to-peer, denies ---------------
@@ -166,7 +166,7 @@ def test_a_request_from_pas_submission_to_letter_and_metrics(
     assert page.locator("#state").inner_text() == "Denied"
     decided = page.locator("#decided").inner_text()
     assert "On time" in decided
-    screenshot(page, "day-denied-with-peer-to-peer")
+    screenshot(page, "day-denied-with-peer-to-peer", docs=True)
     actions = page.locator("#audit-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.action)")
     for expected in (
         "document_added",
@@ -206,7 +206,7 @@ def test_a_request_from_pas_submission_to_letter_and_metrics(
     ]
     for words in expected:
         assert words in html, words
-    screenshot(page, "day-letter-denial")
+    screenshot(page, "day-letter-denial", docs=True)
     with page.expect_download() as info:
         page.get_by_role("link", name="Download the letter (PDF)").click()
     target = tmp_path / "letter.pdf"
@@ -244,4 +244,4 @@ def test_a_request_from_pas_submission_to_letter_and_metrics(
     denied = page.locator('#metrics tr[data-metric="denied"]').inner_text()
     assert re.search(r"Denied\s+[1-9]", denied)
     assert "-" not in page.locator('#decision-times tr[data-urgency="standard"]').inner_text().split()[2]
-    screenshot(page, "day-reports")
+    screenshot(page, "day-reports", docs=True)
