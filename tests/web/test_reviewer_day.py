@@ -156,6 +156,9 @@ def test_v1_submission_with_member_provider_and_an_uploaded_document(workbench: 
     assert created.status_code == 201, created.text
     pa_id = created.json()["id"]
     assert created.json()["subject"] == "Robert Lane (M-3003)"
+    read = httpx.get(f"{workbench.url}/v1/prior-auth/{pa_id}", headers=SUBMITTER).json()
+    assert read["member"]["birth_date"] == "1957-09-30"
+    assert read["requesting_provider"]["npi"] == npi_with_check_digit("199999002")
     bad = copy.deepcopy(body)
     bad["requesting_provider"]["npi"] = "1999990010"
     refused = httpx.post(workbench.url + "/v1/prior-auth", json=bad, headers=SUBMITTER)

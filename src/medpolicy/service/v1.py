@@ -119,6 +119,9 @@ class PARequestV1(BaseModel):
     decision_reason: str | None
     version: int
     determination: dict[str, Any] | None
+    member: dict[str, Any] | None = Field(default=None, description="GET /v1/prior-auth/{id} only")
+    requesting_provider: dict[str, Any] | None = None
+    servicing_provider: dict[str, Any] | None = None
 
 
 class PARequestListV1(BaseModel):
@@ -323,7 +326,8 @@ def list_prior_auth(
     summary="A prior-authorization request",
 )
 def read_prior_auth(request_id: str, store: StoreDep, client: ClientDep) -> JSONResponse:
-    return JSONResponse(_load_request(store, client, request_id).to_dict())
+    request = _load_request(store, client, request_id)
+    return JSONResponse({**request.to_dict(), **store.get_casework(request.id).parties.to_dict()})
 
 
 @router.post(

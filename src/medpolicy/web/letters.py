@@ -152,7 +152,7 @@ def build_letter(
     )
     requester = parties.requesting.label() if parties is not None and parties.requesting else pa.submitter
     service_name = str(pol.get("title") or "the requested service")
-    decided = event.at.strftime("%d %B %Y")
+    decided = config.local(event.at).strftime("%d %B %Y")
 
     publisher = policy.publisher if policy is not None else plan_name
     policy_line = (
@@ -451,7 +451,11 @@ def letter_pdf(letter: Letter) -> bytes:
         story += [para(line, "Normal") for line in frame.letterhead]
     else:
         story.append(para(letter.plan, "Normal"))
-    story += [Spacer(1, 6), para(letter.decided_at.strftime("%d %B %Y"), "Normal"), Spacer(1, 8)]
+    story += [
+        Spacer(1, 6),
+        para(load_plan().local(letter.decided_at).strftime("%d %b %Y"), "Normal"),
+        Spacer(1, 8),
+    ]
     story.append(para(f"To: {letter.provider} (requesting provider) and member {letter.member}", "Normal"))
     if frame is not None:
         story += [para(line, "Normal") for line in (*frame.recipients, *frame.reference)]

@@ -103,7 +103,9 @@ _env.globals.update(
     role_labels=present.ROLE_LABELS,
 )
 _env.filters["when"] = lambda d: load_plan().when(d)  # the plan's time zone (MEDPOLICY_TIMEZONE)
-_env.filters["day"] = lambda d: "" if d is None else d.strftime("%d %b %Y")
+_env.filters["day"] = lambda d: (
+    "" if d is None else (load_plan().local(d) if isinstance(d, datetime) else d).strftime("%d %b %Y")
+)
 _env.filters["paragraphs"] = lambda text: [
     " ".join(block.split()) for block in str(text or "").split("\n\n") if block.strip()
 ]
