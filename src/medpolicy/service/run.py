@@ -249,12 +249,14 @@ def seed_demo(store: Store, policies_dir: Path | None = None) -> int:
                 )
             created += 1
             if then == "deny" and request.state == "pending_physician_review":
-                store.apply_action(
+                store.peer_to_peer(request.id, "offer", actor="physician", role=Role.PHYSICIAN.value)
+                store.deny_with_code(
                     request.id,
-                    Action.DENY,
-                    "physician",
-                    Role.PHYSICIAN,
-                    reason=f"the policy's criteria are not met; the engine recommended {request.recommendation}",
+                    code="investigational",
+                    label="The service is investigational for this condition under the medical policy",
+                    words="The records show no criterion of the policy that would make it medically necessary.",
+                    actor="physician",
+                    role=Role.PHYSICIAN.value,
                 )
             elif then == "withdraw" and request.state == "information_needed":
                 store.apply_action(

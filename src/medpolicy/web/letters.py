@@ -145,7 +145,11 @@ def build_letter(
     diagnoses = ", ".join(str(c) for c in case.get("diagnosis_codes") or []) or "none given"
     service = _service_lines(case, policy)
     reviewer_name = (names or {}).get(event.actor, event.actor)
-    reviewer = f"{reviewer_line(config, event.actor, reviewer_name, event.role)}, {_role_words(event.role)}"
+    reviewer = (
+        _role_words(event.role)
+        if event.role == "system"
+        else f"{reviewer_line(config, event.actor, reviewer_name, event.role)}, {_role_words(event.role)}"
+    )
     parties = casework.parties if casework is not None else None
     member_words = (
         parties.member.label() if parties is not None and parties.member else (pa.subject or "not named")
