@@ -119,7 +119,7 @@ class PARequestV1(BaseModel):
     decision_reason: str | None
     version: int
     determination: dict[str, Any] | None
-    member: dict[str, Any] | None = Field(default=None, description="GET /v1/prior-auth/{id} only")
+    member: dict[str, Any] | None = Field(default=None, description="on submit and read (not in lists)")
     requesting_provider: dict[str, Any] | None = None
     servicing_provider: dict[str, Any] | None = None
 
@@ -290,7 +290,8 @@ def submit_prior_auth(
     headers = {"Location": f"/v1/prior-auth/{request.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(request.to_dict(), status_code=201 if created else 200, headers=headers)
+    body = {**request.to_dict(), **store.get_casework(request.id).parties.to_dict()}
+    return JSONResponse(body, status_code=201 if created else 200, headers=headers)
 
 
 @router.get(
