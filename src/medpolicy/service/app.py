@@ -37,6 +37,7 @@ OPTIONAL_ROUTERS = (
     "medpolicy.service.dtr",
     "medpolicy.service.pas",
     "medpolicy.service.fhir",  # GET /fhir/metadata
+    "medpolicy.service.v1_documents",  # /v1/prior-auth/{id}/documents
     "medpolicy.web",  # the reviewer workbench (pages at /)
 )
 REQUEST_ID_HEADER = "x-request-id"

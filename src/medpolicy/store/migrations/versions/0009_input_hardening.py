@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_input_hardening"
-down_revision: str | None = "0006_security_audit"
+down_revision: str | None = "0007_reviewer_day"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
