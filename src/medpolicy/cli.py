@@ -15,7 +15,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from medpolicy import __version__
+from medpolicy import __version__, cli_screen
 from medpolicy.engine import decide, decider
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
 from medpolicy.policy import PolicySet, load_policies
@@ -414,6 +414,9 @@ def user_add(
         err.print(f"[bold red]{e.code}[/] {e}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     out.print(f"created {user.role} account {user.username!r}")
+
+
+cli_screen.register(app)  # screen, impact, generate-claims (batch claims screening)
 
 
 @app.command("version")

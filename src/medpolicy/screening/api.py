@@ -170,6 +170,10 @@ class _Inputs:
             return
         self.sources.append(self.gen.source(view, m.source_columns(), path.name))
 
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
     def finish(self) -> None:
         self._fh.close()
         if self.staged_lines:
@@ -314,9 +318,9 @@ def screen(
     start = time.perf_counter()
     s = Summary(policy.id, run.name)
     with tempfile.TemporaryDirectory(prefix="medpolicy-stage-") as tmp:
+        ins = _Inputs(run, Path(tmp))
         try:
             note("reading claims")
-            ins = _Inputs(run, Path(tmp))
             for p in inputs:
                 try:
                     ins.add(Path(p), mapping)
@@ -343,6 +347,7 @@ def screen(
             if output is not None or errors_output is not None:
                 _write_errors(s, Path(errors_output) if errors_output else errors_path_for(Path(output or "")))
         finally:
+            ins.close()
             if own:
                 run.close()
     s.seconds = time.perf_counter() - start

@@ -63,10 +63,16 @@ class DuckDBRunner:
         """A table from Python rows (through a temporary CSV file: no pandas or Arrow needed)."""
         self._n += 1
         path = os.path.join(self._tmp.name, f"{name}-{self._n}.csv")
+        n = 0
         with open(path, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             for row in rows:
                 w.writerow([NULL if v is None else v for v in row])
+                n += 1
+        if not n:
+            cols = ", ".join(f"{c} {_TYPES[t]}" for c, t in schema)
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({cols})")
+            return
         cols = ", ".join(f"'{c}': '{_TYPES[t]}'" for c, t in schema)
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM read_csv(?, header = false, "

@@ -108,7 +108,7 @@ def generate_claims(n: int, seed: int = 0, *, iort_share: float = 0.6) -> list[G
         inst = rng.random() < 0.3
         iort = rng.random() < iort_share
         dx = rng.sample(DIAGNOSES, rng.choice((0, 1, 1, 1, 2))) if iort else rng.sample(OTHER_DX, 1)
-        if not dx and rng.random() < 0.5:
+        if not dx and (not inst or rng.random() < 0.5):  # an 837P claim needs a diagnosis (HI)
             dx = rng.sample(OTHER_DX, 1)
         dos = _date(rng)
         lines = []
