@@ -218,8 +218,17 @@ def _facts(runner: Runner, path: Path | None, policy: Policy) -> tuple[str | Non
 def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str) -> None:
     """Classify, key, look up and join: ``table`` holds every governed line with its result or error."""
     gen = SqlGen(runner.dialect)
-    q = runner.dialect.q
-    dates = [r[0] for r in runner.query(gen.distinct("mp_gov", "date_of_service"))]
+    # Every column's distinct values in one statement (one job on Spark).
+    wanted = [("date", "mp_gov", "date_of_service")]
+    for n, col in enumerate(plan.columns):
+        if col.column in ("procedure_code", "diagnosis_codes"):
+            wanted.append((str(n), "mp_gov", col.column))
+        elif facts_key is not None:
+            wanted.append((str(n), "mp_facts", col.column))
+    distinct: dict[str, list[str]] = {tag: [] for tag, _, _ in wanted}
+    for tag, value in runner.query(gen.distinct_all(wanted)):
+        distinct[tag].append(value)
+    dates = distinct["date"]
     runner.load(
         "mp_map_date",
         [("value", "STRING"), ("err_code", "STRING"), ("err_field", "STRING"), ("err_reason", "STRING"),
@@ -227,12 +236,9 @@ def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str)
         plan.classify_dates(dates),
     )
     for n, col in enumerate(plan.columns):
-        if col.column in ("procedure_code", "diagnosis_codes"):
-            values = [r[0] for r in runner.query(gen.distinct("mp_gov", col.column))]
-        elif facts_key is not None:
-            values = [r[0] for r in runner.query(f"SELECT DISTINCT {q(col.column)} FROM mp_facts")]  # noqa: S608
-        else:
+        if str(n) not in distinct:
             continue
+        values = distinct[str(n)]
         schema = [("value", "STRING"), ("err_code", "STRING"), ("err_field", "STRING"), ("err_reason", "STRING")]
         schema += [(c, "INT") for c in col.class_columns]
         runner.load(f"mp_map_{n}", schema, plan.classify(col, values))

@@ -133,6 +133,15 @@ class SqlGen:
     def distinct(self, table: str, column: str) -> str:
         return f"SELECT DISTINCT {self.d.q(column)} FROM {table} WHERE {self.d.q(column)} IS NOT NULL"
 
+    def distinct_all(self, wanted: Sequence[tuple[str, str, str]]) -> str:
+        """``(tag, value)`` for the distinct non-null values of several ``(tag, table, column)``."""
+        q = self.d.q
+        return " UNION ALL ".join(
+            f"(SELECT DISTINCT {lit(tag)} AS tag, CAST({q(col)} AS STRING) AS value FROM {table} "
+            f"WHERE {q(col)} IS NOT NULL)"
+            for tag, table, col in wanted
+        )
+
     def keyed(self, plan: Plan, *, facts_key: str | None) -> str:
         """Governed lines with their error (the first column whose value ``decide`` rejects), version
         class, ISO date, the class of each engine fact, and the key number."""
