@@ -251,7 +251,8 @@ def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str)
          ("carc", "STRING"), ("rarc", "STRING"), ("carc_nodx", "STRING"), ("rarc_nodx", "STRING")],
         plan.result_rows(keys),
     )
-    runner.create(table, gen.screened(plan.policy.id))
+    # DuckDB: a view (the join is cheap; the output is written straight from it); Spark: checkpointed.
+    runner.create(table, gen.screened(plan.policy.id), materialize=runner.name != "duckdb" or table != "mp_screened")
 
 
 def _summarize(runner: Runner, s: Summary, table: str, inputs: _Inputs, total: int) -> None:

@@ -27,7 +27,7 @@ def local_session(master: str = "local[2]") -> Any:
         SparkSession.builder.master(master)
         .appName("medpolicy-screen")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()
     )

@@ -25,6 +25,7 @@ is reported with its byte position and skipped; the other transactions go on.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,23 @@ CHUNK = 1 << 22
 _DX = {"ABK", "ABF"}
 _DX9 = {"BK", "BF"}
 _PCS = {"BBR", "BBQ"}
+_WANTED = frozenset({"LX", "SV1", "SV2", "DTP", "HI", "CLM", "NM1", "HL"})
+
+
+def _flat(b: bytes) -> bytes:
+    """Drop line breaks (files often put one after each segment terminator)."""
+    return b.replace(b"\r", b"").replace(b"\n", b"") if b"\n" in b or b"\r" in b else b
+
+
+def segs_before(segs: list[str], offset: int) -> int:
+    """The 0-based number of the segment at ``offset`` of the joined text (with a leading terminator)."""
+    n, at = 0, 1
+    for s in segs:
+        if at > offset:
+            return n
+        at += len(s) + 1
+        n += 1
+    return n
 
 
 def looks_like_x12(path: Path) -> bool:
@@ -74,94 +92,94 @@ class _Reader:
         self.elem, self.comp = elem.decode("latin-1"), comp.decode("latin-1")
         self.claims = 0
         self.version = ""
+        t = re.escape(term.decode("latin-1"))
+        #: A segment that does not begin with an identifier (2-3 capitals or digits) and the separator.
+        self._bad_id = re.compile(f"{t}(?![A-Z0-9]{{2,3}}{re.escape(self.elem)})")
+        self._stray = self._stray_at = self._stray_lines = 0
+        self._open_isa = False
 
     def run(self, buf: bytes, fh: Any) -> int:
+        """Find each transaction (ST..SE) with ``bytes.find`` and hand it over whole: the per-segment
+        work happens only inside ``_transaction``. Line breaks between segments are dropped first (no
+        X12 data element may hold one). Positions are segment numbers, counted from 1."""
         term, elem = self.term, self.elem_b
-        st, se, gs, isa, iea = b"ST" + elem, b"SE" + elem, b"GS" + elem, b"ISA" + elem, b"IEA" + elem
-        envelope = (gs, b"GE" + elem)
-        offset = 0
-        tx: list[bytes] | None = None
-        tx_at = 0
-        stray, stray_at, stray_lines = 0, 0, 0
-        open_isa = False
+        st_at, se_at = term + b"ST" + elem, term + b"SE" + elem
+        data, pos, seg_no = _flat(buf), 0, 0
+        self._stray, self._stray_at, self._stray_lines, self._open_isa = 0, 0, 0, False
+        more = True
         while True:
-            segs = buf.split(term)
-            more = fh.read(CHUNK)
-            rest = segs.pop() if more or not buf.endswith(term) else b""
-            for raw in segs:
-                seg = raw.strip()
-                at = offset
-                offset += len(raw) + 1
-                if not seg:
-                    continue
-                if tx is not None:
-                    tx.append(seg)
-                    if seg.startswith(se):
-                        self._transaction(tx, tx_at)
-                        tx = None
-                    continue
-                if seg.startswith(st):
-                    tx, tx_at = [seg], at
-                elif seg.startswith(isa):
-                    open_isa = True
-                elif seg.startswith(iea):
-                    open_isa = False
-                elif seg.startswith(envelope):
-                    if seg.startswith(gs):
-                        parts = seg.split(elem)
-                        self.version = parts[8].decode("latin-1") if len(parts) > 8 else ""
-                else:
-                    if not stray:
-                        stray_at = at
-                    stray += 1
-                    stray_lines += seg.startswith(b"LX")
-            if not more:
-                rest = rest.strip()
-                if rest:
-                    if tx is not None:
-                        tx.append(rest)
-                    else:
-                        stray += 1
+            i = data.find(st_at, pos)
+            j = data.find(se_at, i + 1) if i >= 0 else -1
+            k = data.find(term, j + 1) if j >= 0 else -1
+            if k < 0 and more:  # the next transaction is not whole in the buffer: read on
+                chunk = fh.read(CHUNK)
+                more = bool(chunk)
+                data, pos = data[pos:] + _flat(chunk), 0
+                continue
+            if k < 0:
                 break
-            buf = rest + more
-        if stray:
+            seg_no = self._envelope(data[pos : i + 1], seg_no)
+            segs = data[i + 1 : k].split(term)
+            self._transaction(segs, seg_no + 1)
+            seg_no += len(segs)
+            pos = k  # the SE's terminator may be the one before the next ST
+        if i >= 0:  # ST without SE at the end of the file
+            seg_no = self._envelope(data[pos : i + 1], seg_no)
+            tx = data[i + 1 :].split(term)
+            self.report(
+                ReadError(self.name, f"segment {seg_no + 1}", "truncated_transaction",
+                          "the file ends inside a transaction (ST without SE)",
+                          lines=sum(s.startswith(b"LX") for s in tx))
+            )
+        else:
+            seg_no = self._envelope(data[pos:], seg_no)
+            if self._open_isa:
+                self.report(ReadError(self.name, f"segment {seg_no}", "truncated_envelope", "the interchange has no IEA"))
+        if self._stray:
             self.report(
                 ReadError(
-                    self.name,
-                    f"byte {stray_at}",
-                    "wrong_delimiter",
-                    f"{stray} segments outside any ST/SE transaction: the element separator is not "
+                    self.name, f"segment {self._stray_at}", "wrong_delimiter",
+                    f"{self._stray} segments outside any ST/SE transaction: the element separator is not "
                     f"{self.elem!r} or the envelope is broken",
-                    lines=stray_lines,
+                    lines=self._stray_lines,
                 )
-            )
-        if tx is not None:
-            self.report(
-                ReadError(
-                    self.name,
-                    f"byte {tx_at}",
-                    "truncated_transaction",
-                    "the file ends inside a transaction (ST without SE)",
-                    lines=sum(s.startswith(b"LX") for s in tx),
-                )
-            )
-        elif open_isa:
-            self.report(
-                ReadError(self.name, f"byte {offset}", "truncated_envelope", "the interchange has no IEA")
             )
         return self.claims
 
+    def _envelope(self, gap: bytes, seg_no: int) -> int:
+        """The segments between transactions: ISA/IEA/GS/GE, anything else is out of place."""
+        elem = self.elem_b
+        for seg in gap.split(self.term):
+            seg = seg.strip()
+            if not seg:
+                continue
+            seg_no += 1
+            sid = seg.split(elem, 1)[0]
+            if sid == b"ISA":
+                self._open_isa = True
+            elif sid == b"IEA":
+                self._open_isa = False
+            elif sid == b"GS":
+                parts = seg.split(elem)
+                self.version = parts[8].decode("latin-1") if len(parts) > 8 else ""
+            elif sid != b"GE":
+                if not self._stray:
+                    self._stray_at = seg_no
+                self._stray += 1
+                self._stray_lines += seg.startswith(b"LX")
+        return seg_no
+
     def _fail(self, tx: list[bytes], at: int, ctrl: str, code: str, reason: str) -> None:
         lines = sum(s.startswith(b"LX") for s in tx)
-        self.report(ReadError(self.name, f"byte {at} (ST {ctrl})", code, reason, lines=lines))
+        self.report(ReadError(self.name, f"segment {at} (ST {ctrl})", code, reason, lines=lines))
 
     def _transaction(self, tx: list[bytes], at: int) -> None:
         elem, comp = self.elem, self.comp
         try:
-            segs = [s.decode("utf-8") for s in tx]
+            segs = self.term.join(tx).decode("utf-8").split(self.term.decode("latin-1"))
         except UnicodeDecodeError as e:
             bad = next(i for i, s in enumerate(tx) if not _utf8(s))
-            self._fail(tx, at, "?", "not_utf8", f"segment {bad + 1} holds a byte that is not UTF-8 ({e.reason})")
+            self._fail(tx, at, "?", "not_utf8", f"segment {at + bad} holds a byte that is not UTF-8 ({e.reason})")
             return
         head = segs[0].split(elem)
         ctrl = head[2] if len(head) > 2 else "?"
@@ -170,17 +188,15 @@ class _Reader:
             count = trailer[1] if len(trailer) > 1 else ""
             self._fail(tx, at, ctrl, "segment_count", f"SE01 says {count!r} segments, the transaction has {len(segs)}")
             return
-        for i, s in enumerate(segs):
-            sid = s.split(elem, 1)[0]
-            if not (2 <= len(sid) <= 3 and sid.isalnum() and sid.isupper()):
-                self._fail(
-                    tx, at, ctrl, "wrong_delimiter",
-                    f"segment {i + 1} does not begin with a segment identifier and {elem!r}",
-                )
-                return
+        bad_seg = self._bad_id.search(self.term.decode("latin-1") + self.term.decode("latin-1").join(segs))
+        if bad_seg is not None:
+            n = segs_before(segs, bad_seg.start())
+            self._fail(tx, at, ctrl, "wrong_delimiter",
+                       f"segment {at + n} does not begin with a segment identifier and {elem!r}")
+            return
         version = head[3] if len(head) > 3 else self.version
         institutional = "X223" in version
-        where = f"byte {at} (ST {ctrl})"
+        where = f"segment {at} (ST {ctrl})"
         emit = self.emit
         member: str | None = None
         claim: list[Any] | None = None  # [id, diagnoses, statement date, pcs codes]
@@ -205,9 +221,12 @@ class _Reader:
                 emit((cid, -(k + 1), member, code, None, all_dx, date or stmt, None, where))
             self.claims += 1
 
+        wanted = _WANTED
         for s in segs[1:-1]:
+            sid = s[:3].rstrip(elem)
+            if sid not in wanted:
+                continue
             e = s.split(elem)
-            sid = e[0]
             if sid == "LX":
                 if claim is not None:
                     if line is not None:
