@@ -36,8 +36,16 @@ def _child_screen(pq: str, out: str) -> None:
 
     t = time.perf_counter()
     s = screen([pq], out)
-    print(json.dumps({"seconds": time.perf_counter() - t, "lines": s.lines_read, "governed": s.governed,
-                      "balanced": s.balanced}))
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - t,
+                "lines": s.lines_read,
+                "governed": s.governed,
+                "balanced": s.balanced,
+            }
+        )
+    )
 
 
 def duckdb_part(pq: Path, tmp: Path) -> list[str]:
@@ -46,18 +54,26 @@ def duckdb_part(pq: Path, tmp: Path) -> list[str]:
     codes = ", ".join(f"'{c}'" for c in IORT_CPT)
     con = duckdb.connect()
     t = time.perf_counter()
-    con.execute(f"COPY (SELECT * FROM read_parquet('{pq}') WHERE procedure_code IN ({codes})) "
-                f"TO '{tmp / 'scan.parquet'}' (FORMAT parquet)")
+    con.execute(
+        f"COPY (SELECT * FROM read_parquet('{pq}') WHERE procedure_code IN ({codes})) "
+        f"TO '{tmp / 'scan.parquet'}' (FORMAT parquet)"
+    )
     scan = time.perf_counter() - t
     con.close()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run([sys.executable, __file__, "--child-screen", str(pq), str(tmp / "screened.parquet")],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child-screen", str(pq), str(tmp / "screened.parquet")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     ratio = r["seconds"] / scan
-    print(f"duckdb: scan-and-filter {scan:.2f} s, screening {r['seconds']:.2f} s "
-          f"({r['lines'] / r['seconds']:,.0f} lines/s, {r['governed']:,} governed): {ratio:.2f}x (target ≤ {DUCKDB_TARGET}x)")
+    print(
+        f"duckdb: scan-and-filter {scan:.2f} s, screening {r['seconds']:.2f} s "
+        f"({r['lines'] / r['seconds']:,.0f} lines/s, {r['governed']:,} governed): {ratio:.2f}x (target ≤ {DUCKDB_TARGET}x)"
+    )
     print(f"duckdb: peak memory of the screening process {peak_mb:,.0f} MB (target < {MEMORY_TARGET_MB} MB)")
     misses = []
     if ratio > DUCKDB_TARGET:
@@ -86,16 +102,19 @@ def spark_part(pq: Path, tmp: Path) -> list[str]:
     # Warm the JVM once on the scan itself, then time both.
     spark.read.parquet(str(pq)).filter(F.col("procedure_code").isin(*IORT_CPT)).count()
     t = time.perf_counter()
-    spark.read.parquet(str(pq)).filter(F.col("procedure_code").isin(*IORT_CPT)).write.mode("overwrite").parquet(
-        str(tmp / "spark-scan"))
+    spark.read.parquet(str(pq)).filter(F.col("procedure_code").isin(*IORT_CPT)).write.mode(
+        "overwrite"
+    ).parquet(str(tmp / "spark-scan"))
     scan = time.perf_counter() - t
     t = time.perf_counter()
     s = screen([pq], tmp / "spark-screened", engine="spark", spark=spark)
     took = time.perf_counter() - t
     spark.stop()
     ratio = took / scan
-    print(f"spark local[2]: scan-and-filter {scan:.2f} s, screening {took:.2f} s "
-          f"({s.lines_read / took:,.0f} lines/s): {ratio:.2f}x (target ≤ {SPARK_TARGET}x)")
+    print(
+        f"spark local[2]: scan-and-filter {scan:.2f} s, screening {took:.2f} s "
+        f"({s.lines_read / took:,.0f} lines/s): {ratio:.2f}x (target ≤ {SPARK_TARGET}x)"
+    )
     return [f"spark ratio {ratio:.2f}"] if ratio > SPARK_TARGET or not s.balanced else []
 
 
@@ -115,8 +134,10 @@ def x12_part(claims: int, tmp: Path) -> list[str]:
     read = read_x12(path, lines.append, lambda e: None)
     took = time.perf_counter() - t
     rate = read / took
-    print(f"x12: {read:,} claims ({len(lines):,} lines, {len(data) / 1e6:.1f} MB) in {took:.2f} s: "
-          f"{rate:,.0f} claims/s on one core (target ≥ {X12_TARGET:,}); {took / bare:.1f}x a bare segment split")
+    print(
+        f"x12: {read:,} claims ({len(lines):,} lines, {len(data) / 1e6:.1f} MB) in {took:.2f} s: "
+        f"{rate:,.0f} claims/s on one core (target ≥ {X12_TARGET:,}); {took / bare:.1f}x a bare segment split"
+    )
     return [f"x12 {rate:,.0f} claims/s"] if rate < X12_TARGET else []
 
 

@@ -20,16 +20,23 @@ EXIT_BAD_INPUT = 2
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
-ClaimsArg = Annotated[list[Path], typer.Argument(help="Claim files: X12 837P/837I, FHIR NDJSON, CSV, Parquet.")]
+ClaimsArg = Annotated[
+    list[Path], typer.Argument(help="Claim files: X12 837P/837I, FHIR NDJSON, CSV, Parquet.")
+]
 EngineOpt = Annotated[str, typer.Option("--engine", help="duckdb (embedded, default) or spark.")]
 FormatOpt = Annotated[str, typer.Option("--format", help=f"Output format: {', '.join(FORMATS)}.")]
-PolicyOpt = Annotated[str | None, typer.Option("--policy", help="Policy id (needed when several are loaded).")]
+PolicyOpt = Annotated[
+    str | None, typer.Option("--policy", help="Policy id (needed when several are loaded).")
+]
 FactsOpt = Annotated[
     Path | None, typer.Option("--facts", help="Facts table (CSV or Parquet) by claim_id or member_id.")
 ]
 MappingOpt = Annotated[
     str | None,
-    typer.Option("--mapping", help="Column mapping for CSV/Parquet: canonical, rif-carrier, rif-outpatient or a YAML file."),
+    typer.Option(
+        "--mapping",
+        help="Column mapping for CSV/Parquet: canonical, rif-carrier, rif-outpatient or a YAML file.",
+    ),
 ]
 PoliciesOpt = Annotated[Path | None, typer.Option("--policies", help="Folder of policy folders.")]
 
@@ -51,11 +58,15 @@ def _print_summary(s: Summary, *, title: str = "screened") -> None:
     rate = s.lines_read / s.seconds if s.seconds else 0.0
     out.print(
         f"lines read {s.lines_read:,} = written {s.written:,} + not governed {s.not_governed:,} + "
-        f"in error {s.in_error:,}   ({s.seconds:.2f} s, {rate:,.0f} lines/s)",
+        f"in error {s.in_error:,}",
         highlight=False,
     )
+    out.print(f"{s.seconds:.2f} s, {rate:,.0f} lines/s", highlight=False)
     if s.dispositions:
-        out.print("dispositions: " + ", ".join(f"{k} {v:,}" for k, v in sorted(s.dispositions.items())), highlight=False)
+        out.print(
+            "dispositions: " + ", ".join(f"{k} {v:,}" for k, v in sorted(s.dispositions.items())),
+            highlight=False,
+        )
     if s.output:
         out.print(f"written to {s.output}", highlight=False)
     if s.errors:
@@ -78,7 +89,9 @@ def screen_cmd(
     ] = None,
     facts: FactsOpt = None,
     mapping: MappingOpt = None,
-    validate: Annotated[bool, typer.Option("--validate", help="Check X12 files with pyx12 first (slow).")] = False,
+    validate: Annotated[
+        bool, typer.Option("--validate", help="Check X12 files with pyx12 first (slow).")
+    ] = False,
     policies: PoliciesOpt = None,
 ) -> None:
     """Screen claim lines under a policy: one row per governed line (outcome, missing facts,
@@ -89,7 +102,8 @@ def screen_cmd(
         err.print(f"[bold red]invalid_date[/] --as-of {as_of!r}: not an ISO date", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     if validate:
-        from medpolicy.screening.x12 import looks_like_x12, validate as x12_validate
+        from medpolicy.screening.x12 import looks_like_x12
+        from medpolicy.screening.x12 import validate as x12_validate
 
         problems = [m for p in claims if p.is_file() and looks_like_x12(p) for m in x12_validate(p)]
         for m in problems:
@@ -97,8 +111,18 @@ def screen_cmd(
         if problems:
             raise typer.Exit(EXIT_BAD_INPUT)
     try:
-        s = screen(claims, output, fmt=fmt, engine=engine, policies=_policies(policies), policy_id=policy,
-                   as_of=when, facts=facts, mapping=mapping, progress=_progress)
+        s = screen(
+            claims,
+            output,
+            fmt=fmt,
+            engine=engine,
+            policies=_policies(policies),
+            policy_id=policy,
+            as_of=when,
+            facts=facts,
+            mapping=mapping,
+            progress=_progress,
+        )
     except (ScreeningError, MedpolicyError) as e:
         err.print(f"[bold red]invalid_input[/] {e}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -107,7 +131,9 @@ def screen_cmd(
 
 def impact_cmd(
     claims: ClaimsArg,
-    from_: Annotated[str, typer.Option("--from", help="A version id, or a folder holding a proposed policy.")],
+    from_: Annotated[
+        str, typer.Option("--from", help="A version id, or a folder holding a proposed policy.")
+    ],
     to: Annotated[str, typer.Option("--to", help="A version id, or a folder holding a proposed policy.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="The lines that change.")] = None,
     fmt: FormatOpt = "parquet",
@@ -120,8 +146,18 @@ def impact_cmd(
     """What a policy revision would change: the same lines under two versions, as a transition table
     (lines and billed amounts) and the changed lines."""
     try:
-        r = impact(claims, from_, to, output, fmt=fmt, engine=engine, policies=_policies(policies),
-                   policy_id=policy, facts=facts, mapping=mapping)
+        r = impact(
+            claims,
+            from_,
+            to,
+            output,
+            fmt=fmt,
+            engine=engine,
+            policies=_policies(policies),
+            policy_id=policy,
+            facts=facts,
+            mapping=mapping,
+        )
     except (ScreeningError, MedpolicyError) as e:
         err.print(f"[bold red]invalid_input[/] {e}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -135,7 +171,9 @@ def _print_impact(r: ImpactResult) -> None:
     for a, b, n, billed in r.transitions:
         t.add_row(a, b, f"{n:,}", f"{billed:,.2f}", style=None if a == b else "bold")
     out.print(t)
-    out.print(f"{r.changed:,} lines change" + (f", written to {r.output}" if r.output else ""), highlight=False)
+    out.print(
+        f"{r.changed:,} lines change" + (f", written to {r.output}" if r.output else ""), highlight=False
+    )
 
 
 def generate_cmd(

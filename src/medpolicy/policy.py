@@ -569,7 +569,9 @@ class _Compiler:
                 if cl.system == "ICD-10-PCS":
                     for i, e in enumerate(entries):
                         if not PCS_CODE_RE.match(e):
-                            self.pr.add((*path, "codes", i), f"{e!r} is not an ICD-10-PCS code (seven characters)")
+                            self.pr.add(
+                                (*path, "codes", i), f"{e!r} is not an ICD-10-PCS code (seven characters)"
+                            )
             if isinstance(cl.codes, dict):
                 for code, entry in cl.codes.items():
                     labels[normalize_procedure(str(code))] = entry.label

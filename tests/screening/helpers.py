@@ -28,6 +28,10 @@ def assert_equivalent(rows: list[tuple[Any, ...]], claims: dict[str, GenClaim], 
         line = next(x for x in c.all_lines() if x.line_number == ln)
         case = c.case(line, pointers=POINTERS.get(fmt, False) and not c.institutional)
         det = decide(case, policies)
-        expected = (det.outcome.value, ",".join(m.name for m in det.missing_facts), det.version.id if det.version else None)
+        expected = (
+            det.outcome.value,
+            ",".join(m.name for m in det.missing_facts),
+            det.version.id if det.version else None,
+        )
         assert (outcome, missing or "", version) == expected, (fmt, cid, ln, case)
     return len(rows)

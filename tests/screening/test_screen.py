@@ -9,6 +9,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.screening.helpers import assert_equivalent, result_rows
 from typer.testing import CliRunner
 
 from medpolicy import decide, load_policies
@@ -16,7 +17,6 @@ from medpolicy.cli import app
 from medpolicy.screening import impact, screen
 from medpolicy.screening.generator import generate_claims, write_all, write_csv, write_facts, write_x12
 from medpolicy.screening.x12 import read_x12
-from tests.screening.helpers import assert_equivalent, result_rows
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "claims"
 N, SEED = 300, 7
@@ -38,7 +38,8 @@ def test_every_governed_line_equals_decide_in_every_format(
 ) -> None:
     out = tmp_path / "result.parquet"
     s = screen([generated[fmt]], out, facts=generated["facts"])
-    assert s.balanced and s.governed > 0
+    assert s.balanced
+    assert s.governed > 0
     assert assert_equivalent(result_rows(out), claims, fmt) == s.written
 
 
@@ -46,7 +47,9 @@ def test_parquet_input_and_every_output_format(generated: dict[str, Path], tmp_p
     import duckdb
 
     pq = tmp_path / "claims.parquet"
-    duckdb.sql(f"COPY (SELECT * FROM read_csv('{generated['csv']}', all_varchar=true)) TO '{pq}' (FORMAT parquet)")
+    duckdb.sql(
+        f"COPY (SELECT * FROM read_csv('{generated['csv']}', all_varchar=true)) TO '{pq}' (FORMAT parquet)"
+    )
     sizes = {}
     for fmt in ("parquet", "csv", "jsonl"):
         s = screen([pq], tmp_path / f"r.{fmt}", fmt=fmt, facts=generated["facts"])
@@ -54,9 +57,21 @@ def test_parquet_input_and_every_output_format(generated: dict[str, Path], tmp_p
     assert len(set(sizes.values())) == 1
     first = orjson.loads((tmp_path / "r.jsonl").read_text().splitlines()[0])
     assert list(first) == [
-        "claim_id", "line_number", "member_id", "procedure_code", "date_of_service", "billed_amount",
-        "policy_id", "policy_version", "outcome", "missing_facts", "deciding_criteria", "disposition",
-        "carc", "rarc", "matched_key",
+        "claim_id",
+        "line_number",
+        "member_id",
+        "procedure_code",
+        "date_of_service",
+        "billed_amount",
+        "policy_id",
+        "policy_version",
+        "outcome",
+        "missing_facts",
+        "deciding_criteria",
+        "disposition",
+        "carc",
+        "rarc",
+        "matched_key",
     ]
 
 
@@ -89,8 +104,16 @@ def test_dispositions_and_adjustment_codes(tmp_path: Path) -> None:
     assert (rows["a"]["disposition"], rows["a"].get("carc")) == ("pass", None)
     assert (rows["b"]["disposition"], rows["b"]["carc"]) == ("refer_to_review", "55")
     assert (rows["c"]["carc"], rows["c"]["rarc"]) == ("16", "M76")  # no diagnosis at all
-    assert (rows["d"]["outcome"], rows["d"]["carc"], rows["d"]["policy_version"]) == ("not_medically_necessary", "50", "2002-09-01")
-    assert (rows["e"]["disposition"], rows["e"]["carc"], rows["e"]["rarc"]) == ("pend_for_records", "252", "M127,N706")
+    assert (rows["d"]["outcome"], rows["d"]["carc"], rows["d"]["policy_version"]) == (
+        "not_medically_necessary",
+        "50",
+        "2002-09-01",
+    )
+    assert (rows["e"]["disposition"], rows["e"]["carc"], rows["e"]["rarc"]) == (
+        "pend_for_records",
+        "252",
+        "M127,N706",
+    )
     assert rows["e"]["missing_facts"] == "margin_status,t_stage,recurrent"
     assert all(r["policy_id"] == "bluekc-iort" for r in rows.values())
 
@@ -113,7 +136,8 @@ def test_bad_input_is_reported_and_the_run_goes_on(generated: dict[str, Path], t
     unmapped.write_text("CLAIM,LINE,CPT\n1,1,77425\n")
     out = tmp_path / "r.parquet"
     s = screen([wrong_delim, truncated, non_utf8, bad_values, unmapped], out)
-    assert s.balanced and s.written > 0
+    assert s.balanced
+    assert s.written > 0
     codes = {(e["source"], e["code"]) for e in s.errors}
     assert ("wrong.837", "wrong_delimiter") in codes
     assert ("truncated.837", "truncated_transaction") in codes
@@ -136,22 +160,27 @@ def test_x12_reader_reads_pointers_dates_modifiers_and_pcs(tmp_path: Path) -> No
             continue
         for ln in c.lines:
             r = by[(c.claim_id, ln.line_number)]
-            assert r[3] == ln.code and (r[4] or "") == ":".join(ln.modifiers)
+            assert r[3] == ln.code
+            assert (r[4] or "") == ":".join(ln.modifiers)
             assert r[5] == "|".join(d.replace(".", "") for d in c.line_dx(ln, pointers=True))
             assert r[6] == ln.date.strftime("%Y%m%d")
     rows.clear()
     read_x12(write_x12(gen, tmp_path / "i.837", institutional=True), rows.append, pytest.fail)
     pcs = [r for r in rows if int(r[1]) < 0]
-    assert pcs and all(r[3].startswith("D") and len(r[3]) == 7 for r in pcs)
+    assert pcs
+    assert all(r[3].startswith("D") and len(r[3]) == 7 for r in pcs)
     inst = {c.claim_id: c for c in gen if c.institutional}
     for r in rows:  # a line without DTP*472 takes the statement date
-        assert r[6] is not None and r[6] >= inst[r[0]].statement[0].strftime("%Y%m%d")
+        assert r[6] is not None
+        assert r[6] >= inst[r[0]].statement[0].strftime("%Y%m%d")
 
 
 def test_real_fixtures_are_read(tmp_path: Path) -> None:
     files = sorted(p for p in FIXTURES.iterdir() if p.suffix in (".837", ".837i", ".json", ".csv"))
     s = screen(files, tmp_path / "r.parquet")
-    assert s.balanced and s.lines_read > 200 and s.governed == 0  # no IORT in them
+    assert s.balanced
+    assert s.lines_read > 200
+    assert s.governed == 0
     assert not [e for e in s.errors if e["code"] in ("wrong_delimiter", "truncated_transaction", "not_utf8")]
 
 
@@ -170,13 +199,24 @@ def test_generated_837p_is_valid_x12_for_pyx12(generated: dict[str, Path], tmp_p
 def test_icd10_pcs_is_governed_and_decided() -> None:
     policies = load_policies()
     iort = policies.get("bluekc-iort")
-    assert "DDY7CZZ" in iort.governs.codes and "77425" in iort.governs.codes
-    d = decide({"procedure_codes": ["DDY7CZZ"], "date_of_service": "2024-03-01", "diagnosis_codes": ["C25.0"]}, policies)
+    assert "DDY7CZZ" in iort.governs.codes
+    assert "77425" in iort.governs.codes
+    d = decide(
+        {"procedure_codes": ["DDY7CZZ"], "date_of_service": "2024-03-01", "diagnosis_codes": ["C25.0"]},
+        policies,
+    )
     assert d.outcome.value == "investigational"
 
 
 def test_impact_transitions_and_changed_lines(generated: dict[str, Path], tmp_path: Path) -> None:
-    r = impact([generated["csv"]], "2004-09-01", "2009-10-06", tmp_path / "changed.csv", fmt="csv", facts=generated["facts"])
+    r = impact(
+        [generated["csv"]],
+        "2004-09-01",
+        "2009-10-06",
+        tmp_path / "changed.csv",
+        fmt="csv",
+        facts=generated["facts"],
+    )
     total = sum(n for *_, n, _ in r.transitions)
     assert total == r.summaries[0].written
     assert all(a == "investigational" for a, *_ in r.transitions)
@@ -188,10 +228,24 @@ def test_impact_transitions_and_changed_lines(generated: dict[str, Path], tmp_pa
 
 def test_cli_screen_and_impact(generated: dict[str, Path], tmp_path: Path) -> None:
     runner = CliRunner()
-    res = runner.invoke(app, ["screen", str(generated["837p"]), "--facts", str(generated["facts"]), "-o", str(tmp_path / "r.parquet")])
+    res = runner.invoke(
+        app,
+        [
+            "screen",
+            str(generated["837p"]),
+            "--facts",
+            str(generated["facts"]),
+            "-o",
+            str(tmp_path / "r.parquet"),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    assert "lines read" in res.output and "not governed" in res.output
+    assert "lines read" in res.output
+    assert "not governed" in res.output
     res = runner.invoke(app, ["impact", str(generated["csv"]), "--from", "2002-09-01", "--to", "2009-10-06"])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["screen", str(generated["csv"]), "--mapping", "nope", "-o", str(tmp_path / "x.parquet")])
-    assert res.exit_code == 2 and "unknown column mapping" in res.output
+    res = runner.invoke(
+        app, ["screen", str(generated["csv"]), "--mapping", "nope", "-o", str(tmp_path / "x.parquet")]
+    )
+    assert res.exit_code == 2
+    assert "unknown column mapping" in res.output

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.screening.helpers import assert_equivalent, result_rows
 
 from medpolicy.screening import screen
 from medpolicy.screening.generator import generate_claims, write_all
-from tests.screening.helpers import assert_equivalent, result_rows
 
 pytestmark = pytest.mark.spark
 N, SEED = 150, 21
@@ -55,10 +55,14 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("fmt", ["837p", "csv"])
-def test_spark_equals_decide_and_duckdb(fmt: str, spark: Any, generated: dict[str, Path], tmp_path: Path) -> None:
+def test_spark_equals_decide_and_duckdb(
+    fmt: str, spark: Any, generated: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "spark-result"
     s = screen([generated[fmt]], out, engine="spark", spark=spark, facts=generated["facts"])
-    assert s.balanced and s.governed > 0 and s.engine == "spark"
+    assert s.balanced
+    assert s.governed > 0
+    assert s.engine == "spark"
     rows = result_rows(out)
     claims = {c.claim_id: c for c in generate_claims(N, SEED)}
     assert assert_equivalent(rows, claims, fmt) == s.written
@@ -80,7 +84,9 @@ def test_spark_reports_bad_input_like_duckdb(spark: Any, tmp_path: Path) -> None
     assert sorted(e["code"] for e in s.errors) == ["invalid_date", "unknown_code"]
 
 
-def test_spark_submit_runs_the_job_entry_point(spark: Any, generated: dict[str, Path], tmp_path: Path) -> None:
+def test_spark_submit_runs_the_job_entry_point(
+    spark: Any, generated: dict[str, Path], tmp_path: Path
+) -> None:
     from medpolicy.screening import spark_job
 
     submit = Path(sys.executable).with_name("spark-submit")
@@ -89,11 +95,27 @@ def test_spark_submit_runs_the_job_entry_point(spark: Any, generated: dict[str, 
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     out = tmp_path / "submitted"
     proc = subprocess.run(
-        [str(submit), "--master", "local[1]", "--conf", "spark.ui.enabled=false", spark_job.__file__,
-         str(generated["csv"]), "-o", str(out), "--facts", str(generated["facts"])],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
+        [
+            str(submit),
+            "--master",
+            "local[1]",
+            "--conf",
+            "spark.ui.enabled=false",
+            spark_job.__file__,
+            str(generated["csv"]),
+            "-o",
+            str(out),
+            "--facts",
+            str(generated["facts"]),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = orjson.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["engine"] == "spark" and summary["written"] == len(result_rows(out)) > 0
+    assert summary["engine"] == "spark"
+    assert summary["written"] == len(result_rows(out)) > 0
     assert summary["lines_read"] == summary["written"] + summary["not_governed"] + summary["in_error"]

@@ -25,7 +25,14 @@ from medpolicy.screening.classify import Plan
 from medpolicy.screening.fhir import read_fhir
 from medpolicy.screening.records import STAGED_COLUMNS, ReadError
 from medpolicy.screening.sqlgen import Dialect, SqlGen
-from medpolicy.screening.tabular import Mapping, MappingError, csv_header, guess_mapping, load_mapping, staged_mapping
+from medpolicy.screening.tabular import (
+    Mapping,
+    MappingError,
+    csv_header,
+    guess_mapping,
+    load_mapping,
+    staged_mapping,
+)
 from medpolicy.screening.x12 import looks_like_x12, read_x12
 
 __all__ = ["ImpactResult", "Runner", "ScreeningError", "Summary", "impact", "screen"]
@@ -161,7 +168,9 @@ class _Inputs:
             rows = self.runner.query(f"SELECT COUNT(*) FROM {view}")[0][0]
             self.errors.append(
                 ReadError(
-                    path.name, "header", "unknown_column",
+                    path.name,
+                    "header",
+                    "unknown_column",
                     f"column mapping {m.name!r} names columns the file does not have: {', '.join(missing)}",
                     lines=int(rows),
                 )
@@ -181,12 +190,19 @@ class _Inputs:
             self.runner.register_csv(view, self.staged, ",")
             self.sources.append(self.gen.source(view, staged_mapping().source_columns(), "staged"))
         if not self.sources:
-            empty = "SELECT CAST(NULL AS STRING) AS claim_id, CAST(NULL AS BIGINT) AS line_number, " + ", ".join(
-                f"CAST(NULL AS {t}) AS {c}"
-                for c, t in (
-                    ("member_id", "STRING"), ("procedure_code", "STRING"), ("diagnosis_codes", "STRING"),
-                    ("date_of_service", "STRING"), ("billed_amount", "DOUBLE"), ("source", "STRING"),
-                    ("location", "STRING"),
+            empty = (
+                "SELECT CAST(NULL AS STRING) AS claim_id, CAST(NULL AS BIGINT) AS line_number, "
+                + ", ".join(
+                    f"CAST(NULL AS {t}) AS {c}"
+                    for c, t in (
+                        ("member_id", "STRING"),
+                        ("procedure_code", "STRING"),
+                        ("diagnosis_codes", "STRING"),
+                        ("date_of_service", "STRING"),
+                        ("billed_amount", "DOUBLE"),
+                        ("source", "STRING"),
+                        ("location", "STRING"),
+                    )
                 )
             )
             self.sources.append(f"SELECT * FROM ({empty}) e WHERE 1 = 0")
@@ -209,7 +225,7 @@ def _facts(runner: Runner, path: Path | None, policy: Policy) -> tuple[str | Non
     facts = [c for c in cols if c in policy.fact_index and c not in ("procedure_codes", "date_of_service")]
     gen = SqlGen(runner.dialect)
     runner.create("mp_facts", gen.facts(key, facts))
-    dup = runner.query(f"SELECT COUNT(*) - COUNT(DISTINCT fact_key) FROM mp_facts")[0][0]  # noqa: S608, F541
+    dup = runner.query(f"SELECT COUNT(*) - COUNT(DISTINCT fact_key) FROM mp_facts")[0][0]  # noqa: F541
     if dup:
         raise ScreeningError(f"facts table {path.name}: {dup} rows repeat a {key} (one row per {key})")
     return key, facts
@@ -231,28 +247,51 @@ def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str)
     dates = distinct["date"]
     runner.load(
         "mp_map_date",
-        [("value", "STRING"), ("err_code", "STRING"), ("err_field", "STRING"), ("err_reason", "STRING"),
-         ("vclass", "INT"), ("iso", "STRING")],
+        [
+            ("value", "STRING"),
+            ("err_code", "STRING"),
+            ("err_field", "STRING"),
+            ("err_reason", "STRING"),
+            ("vclass", "INT"),
+            ("iso", "STRING"),
+        ],
         plan.classify_dates(dates),
     )
     for n, col in enumerate(plan.columns):
         if str(n) not in distinct:
             continue
         values = distinct[str(n)]
-        schema = [("value", "STRING"), ("err_code", "STRING"), ("err_field", "STRING"), ("err_reason", "STRING")]
+        schema = [
+            ("value", "STRING"),
+            ("err_code", "STRING"),
+            ("err_field", "STRING"),
+            ("err_reason", "STRING"),
+        ]
         schema += [(c, "INT") for c in col.class_columns]
         runner.load(f"mp_map_{n}", schema, plan.classify(col, values))
     runner.create("mp_keyed", gen.keyed(plan, facts_key=facts_key))
     keys = [r[0] for r in runner.query("SELECT DISTINCT key_id FROM mp_keyed WHERE err_code IS NULL")]
     runner.load(
         "mp_results",
-        [("key_id", "BIGINT"), ("matched_key", "STRING"), ("outcome", "STRING"), ("policy_version", "STRING"),
-         ("missing_facts", "STRING"), ("deciding_criteria", "STRING"), ("disposition", "STRING"),
-         ("carc", "STRING"), ("rarc", "STRING"), ("carc_nodx", "STRING"), ("rarc_nodx", "STRING")],
+        [
+            ("key_id", "BIGINT"),
+            ("matched_key", "STRING"),
+            ("outcome", "STRING"),
+            ("policy_version", "STRING"),
+            ("missing_facts", "STRING"),
+            ("deciding_criteria", "STRING"),
+            ("disposition", "STRING"),
+            ("carc", "STRING"),
+            ("rarc", "STRING"),
+            ("carc_nodx", "STRING"),
+            ("rarc_nodx", "STRING"),
+        ],
         plan.result_rows(keys),
     )
     # DuckDB: a view (the join is cheap; the output is written straight from it); Spark: checkpointed.
-    runner.create(table, gen.screened(plan.policy.id), materialize=runner.name != "duckdb" or table != "mp_screened")
+    runner.create(
+        table, gen.screened(plan.policy.id), materialize=runner.name != "duckdb" or table != "mp_screened"
+    )
 
 
 def _summarize(runner: Runner, s: Summary, table: str, inputs: _Inputs, total: int) -> None:
@@ -269,7 +308,13 @@ def _summarize(runner: Runner, s: Summary, table: str, inputs: _Inputs, total: i
     line_errors = runner.query(gen.errors(table))
     s.in_error = len(line_errors) + reader_errs
     s.errors = [e.to_dict() for e in inputs.errors] + [
-        {k: v for k, v in zip(("source", "location", "claim_id", "line_number", "code", "field", "reason"), r, strict=True) if v is not None}
+        {
+            k: v
+            for k, v in zip(
+                ("source", "location", "claim_id", "line_number", "code", "field", "reason"), r, strict=True
+            )
+            if v is not None
+        }
         for r in line_errors
     ]
 
@@ -352,7 +397,9 @@ def screen(
                 s.output = str(out)
             _summarize(run, s, table, ins, int(total))
             if output is not None or errors_output is not None:
-                _write_errors(s, Path(errors_output) if errors_output else errors_path_for(Path(output or "")))
+                _write_errors(
+                    s, Path(errors_output) if errors_output else errors_path_for(Path(output or ""))
+                )
         finally:
             ins.close()
             if own:
@@ -398,14 +445,32 @@ def impact(
     (pa, va, la), (pb, vb, lb) = _side(from_, policies, policy_id), _side(to, policies, policy_id)
     run = _runner(engine, spark)
     try:
-        sa = screen(inputs, None, engine=engine, policies=pa, version=va, facts=facts, mapping=mapping,
-                    runner=run, keep_table="mp_side_a")
-        sb = screen(inputs, None, engine=engine, policies=pb, version=vb, facts=facts, mapping=mapping,
-                    runner=run, keep_table="mp_side_b")
+        sa = screen(
+            inputs,
+            None,
+            engine=engine,
+            policies=pa,
+            version=va,
+            facts=facts,
+            mapping=mapping,
+            runner=run,
+            keep_table="mp_side_a",
+        )
+        sb = screen(
+            inputs,
+            None,
+            engine=engine,
+            policies=pb,
+            version=vb,
+            facts=facts,
+            mapping=mapping,
+            runner=run,
+            keep_table="mp_side_b",
+        )
         gen = SqlGen(run.dialect)
         rows = run.query(gen.transitions("mp_side_a", "mp_side_b"))
         transitions = sorted((str(a), str(b), int(n), float(m or 0)) for a, b, n, m in rows)
-        changed = run.query(f"SELECT COUNT(*) FROM ({gen.changed('mp_side_a', 'mp_side_b')}) c")[0][0]  # noqa: S608
+        changed = run.query(f"SELECT COUNT(*) FROM ({gen.changed('mp_side_a', 'mp_side_b')}) c")[0][0]
         if output is not None:
             run.write(gen.changed("mp_side_a", "mp_side_b"), Path(output), fmt)
     finally:

@@ -44,7 +44,12 @@ __all__ = [
 CLAIM_COLUMNS = {"procedure_codes": "procedure_code", "date_of_service": "date_of_service"}
 DX = "diagnosis_codes"
 
-_MONTHS = {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+    )
+}
 _DMY = re.compile(r"^(\d{1,2})-([A-Za-z]{3})-(\d{4})$")
 
 
@@ -162,7 +167,9 @@ class Plan:
             if name in policy.fact_index and name not in raw and name != "date_of_service":
                 raw[name] = name
         self.columns: list[ColumnPlan] = []
-        self.dx_facts = {DX} | {f.name for f in policy.facts if f.derive is not None and f.derive.source == DX}
+        self.dx_facts = {DX} | {
+            f.name for f in policy.facts if f.derive is not None and f.derive.source == DX
+        }
         derived_from = {
             f.name: f.derive.source for f in policy.facts if f.derive is not None and f.name in index
         }
@@ -214,7 +221,11 @@ class Plan:
             if iso is None:
                 rows.append((value, "invalid_date", "date_of_service", "not a date", None, None))
                 continue
-            v = self.forced if self.forced is not None else bisect.bisect_right(starts, dt.date.fromisoformat(iso))
+            v = (
+                self.forced
+                if self.forced is not None
+                else bisect.bisect_right(starts, dt.date.fromisoformat(iso))
+            )
             rows.append((value, None, None, None, v, iso))
         return rows
 

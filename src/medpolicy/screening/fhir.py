@@ -43,7 +43,14 @@ def read_fhir(path: Path, emit: Emit, report: Report) -> int:
         for res in resources:
             if not isinstance(res, Mapping) or res.get("resourceType") not in _KINDS:
                 kind = res.get("resourceType") if isinstance(res, Mapping) else type(res).__name__
-                report(ReadError(name, where, "unsupported_resource", f"{kind!s} is not an ExplanationOfBenefit or Claim"))
+                report(
+                    ReadError(
+                        name,
+                        where,
+                        "unsupported_resource",
+                        f"{kind!s} is not an ExplanationOfBenefit or Claim",
+                    )
+                )
                 continue
             try:
                 _resource(res, where, emit)
@@ -51,8 +58,12 @@ def read_fhir(path: Path, emit: Emit, report: Report) -> int:
                 items = res.get("item")
                 report(
                     ReadError(
-                        name, where, "invalid_resource", f"{res.get('resourceType')} cannot be read: {e}",
-                        lines=len(items) if isinstance(items, list) else 0, claim_id=_str(res.get("id")),
+                        name,
+                        where,
+                        "invalid_resource",
+                        f"{res.get('resourceType')} cannot be read: {e}",
+                        lines=len(items) if isinstance(items, list) else 0,
+                        claim_id=_str(res.get("id")),
                     )
                 )
                 continue
@@ -119,7 +130,19 @@ def _resource(res: Mapping[str, Any], where: str, emit: Emit) -> None:
     for k, proc in enumerate(res.get("procedure") or ()):
         code = _code(proc.get("procedureCodeableConcept"))
         if code:
-            emit((cid, -(k + 1), member, code, None, all_dx, _date(proc.get("date")) or period_start, None, where))
+            emit(
+                (
+                    cid,
+                    -(k + 1),
+                    member,
+                    code,
+                    None,
+                    all_dx,
+                    _date(proc.get("date")) or period_start,
+                    None,
+                    where,
+                )
+            )
 
 
 def _amount(item: Mapping[str, Any]) -> float | None:

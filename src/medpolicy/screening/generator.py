@@ -23,11 +23,30 @@ __all__ = ["GenClaim", "GenLine", "generate_claims", "write_all", "write_bulk_pa
 IORT_CPT = ("77425", "77424", "77469")
 IORT_PCS = ("DDY7CZZ", "DDY5CZZ", "DFY3CZZ")
 OTHER_CPT = ("99213", "77014", "88305", "45395", "44145", "77263", "99223")
-DIAGNOSES = ("C20", "C20", "C20", "C18.7", "C25.0", "C16.9", "C48.0", "C49.4", "C53.9", "C19", "Z85.048",
-             "C78.5", "C50.911", "C64.1", "C71.9")
+DIAGNOSES = (
+    "C20",
+    "C20",
+    "C20",
+    "C18.7",
+    "C25.0",
+    "C16.9",
+    "C48.0",
+    "C49.4",
+    "C53.9",
+    "C19",
+    "Z85.048",
+    "C78.5",
+    "C50.911",
+    "C64.1",
+    "C71.9",
+)
 OTHER_DX = ("I10", "E11.9", "K57.30", "D12.6")
-DATES = ((dt.date(2000, 1, 1), 0.05), (dt.date(2003, 1, 1), 0.05), (dt.date(2006, 1, 1), 0.1),
-         (dt.date(2012, 1, 1), 0.8))
+DATES = (
+    (dt.date(2000, 1, 1), 0.05),
+    (dt.date(2003, 1, 1), 0.05),
+    (dt.date(2006, 1, 1), 0.1),
+    (dt.date(2012, 1, 1), 0.8),
+)
 MARGINS = ("negative", "close", "positive", "gross_residual", "R1")
 STAGES = ("pT3", "pT4b", "ypT4a", "rT3", "cT4", "pT2")
 
@@ -121,8 +140,16 @@ def generate_claims(n: int, seed: int = 0, *, iort_share: float = 0.6) -> list[G
             lines.append(GenLine(i, code, mods, ptrs, date, round(rng.uniform(80, 4000), 2)))
         pcs = [(rng.choice(IORT_PCS), dos)] if inst and iort and rng.random() < 0.5 else []
         claims.append(
-            GenClaim(f"CLM{seed}-{k:07d}", f"MBR{rng.randrange(n * 2 + 1):07d}", inst, dx,
-                     (dos, dos + dt.timedelta(days=rng.randint(0, 5))), lines, pcs, _facts(rng) if iort else None)
+            GenClaim(
+                f"CLM{seed}-{k:07d}",
+                f"MBR{rng.randrange(n * 2 + 1):07d}",
+                inst,
+                dx,
+                (dos, dos + dt.timedelta(days=rng.randint(0, 5))),
+                lines,
+                pcs,
+                _facts(rng) if iort else None,
+            )
         )
     return claims
 
@@ -136,8 +163,10 @@ def _d8(d: dt.date) -> str:
 
 
 def _isa(control: int) -> str:
-    return (f"ISA*00*          *00*          *ZZ*MEDPOLICYSUBM  *ZZ*MEDPOLICYPAYER *240301*1200*^*00501*"
-            f"{control:09d}*0*T*:~")
+    return (
+        f"ISA*00*          *00*          *ZZ*MEDPOLICYSUBM  *ZZ*MEDPOLICYPAYER *240301*1200*^*00501*"
+        f"{control:09d}*0*T*:~"
+    )
 
 
 def write_x12(claims: list[GenClaim], path: Path, *, institutional: bool, per_transaction: int = 50) -> Path:
@@ -150,23 +179,44 @@ def write_x12(claims: list[GenClaim], path: Path, *, institutional: bool, per_tr
     for start in range(0, len(picked), per_transaction):
         n_tx += 1
         ctrl = f"{n_tx:04d}"
-        segs = [f"ST*837*{ctrl}*{version}", "BHT*0019*00*0123*20240301*1200*CH",
-                "NM1*41*2*MEDPOLICY SUBMITTER*****46*12345", "PER*IC*CONTACT*TE*5555555555",
-                "NM1*40*2*MEDPOLICY PAYER*****46*54321", "HL*1**20*1",
-                "NM1*85*2*GENERAL HOSPITAL*****XX*1234567893", "N3*1 MAIN ST", "N4*KANSAS CITY*MO*64108",
-                "REF*EI*123456789"]
+        segs = [
+            f"ST*837*{ctrl}*{version}",
+            "BHT*0019*00*0123*20240301*1200*CH",
+            "NM1*41*2*MEDPOLICY SUBMITTER*****46*12345",
+            "PER*IC*CONTACT*TE*5555555555",
+            "NM1*40*2*MEDPOLICY PAYER*****46*54321",
+            "HL*1**20*1",
+            "NM1*85*2*GENERAL HOSPITAL*****XX*1234567893",
+            "N3*1 MAIN ST",
+            "N4*KANSAS CITY*MO*64108",
+            "REF*EI*123456789",
+        ]
         for k, c in enumerate(picked[start : start + per_transaction]):
-            segs += [f"HL*{k + 2}*1*22*0", "SBR*P*18*******CI",
-                     f"NM1*IL*1*DOE*PAT****MI*{c.member_id}", "NM1*PR*2*MEDPOLICY PAYER*****PI*54321"]
+            segs += [
+                f"HL*{k + 2}*1*22*0",
+                "SBR*P*18*******CI",
+                f"NM1*IL*1*DOE*PAT****MI*{c.member_id}",
+                "NM1*PR*2*MEDPOLICY PAYER*****PI*54321",
+            ]
             total = sum(ln.amount or 0 for ln in c.lines)
             pos = "11:A:1" if institutional else "22:B:1"
             segs.append(f"CLM*{c.claim_id}*{total:.2f}***{pos}*Y*A*Y*Y")
             if institutional:
                 segs.append(f"DTP*434*RD8*{_d8(c.statement[0])}-{_d8(c.statement[1])}")
             if c.dx:
-                segs.append("HI*" + "*".join(f"{'ABK' if i == 0 else 'ABF'}:{d.replace('.', '')}" for i, d in enumerate(c.dx)))
+                segs.append(
+                    "HI*"
+                    + "*".join(
+                        f"{'ABK' if i == 0 else 'ABF'}:{d.replace('.', '')}" for i, d in enumerate(c.dx)
+                    )
+                )
             if c.pcs:
-                segs.append("HI*" + "*".join(f"{'BBR' if i == 0 else 'BBQ'}:{p}:D8:{_d8(d)}" for i, (p, d) in enumerate(c.pcs)))
+                segs.append(
+                    "HI*"
+                    + "*".join(
+                        f"{'BBR' if i == 0 else 'BBQ'}:{p}:D8:{_d8(d)}" for i, (p, d) in enumerate(c.pcs)
+                    )
+                )
             for ln in c.lines:
                 proc = ":".join(["HC", ln.code, *ln.modifiers])
                 segs.append(f"LX*{ln.line_number}")
@@ -192,14 +242,24 @@ def write_fhir(claims: list[GenClaim], path: Path) -> Path:
                 "resourceType": "ExplanationOfBenefit",
                 "id": c.claim_id,
                 "status": "active",
-                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                                     "code": "institutional" if c.institutional else "professional"}]},
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                            "code": "institutional" if c.institutional else "professional",
+                        }
+                    ]
+                },
                 "use": "claim",
                 "patient": {"reference": f"Patient/{c.member_id}"},
                 "billablePeriod": {"start": c.statement[0].isoformat(), "end": c.statement[1].isoformat()},
                 "diagnosis": [
-                    {"sequence": i + 1, "diagnosisCodeableConcept": {
-                        "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": d}]}}
+                    {
+                        "sequence": i + 1,
+                        "diagnosisCodeableConcept": {
+                            "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": d}]
+                        },
+                    }
                     for i, d in enumerate(c.dx)
                 ],
                 "item": [],
@@ -207,7 +267,9 @@ def write_fhir(claims: list[GenClaim], path: Path) -> Path:
             for ln in c.lines:
                 item: dict[str, Any] = {
                     "sequence": ln.line_number,
-                    "productOrService": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": ln.code}]},
+                    "productOrService": {
+                        "coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": ln.code}]
+                    },
                     "net": {"value": ln.amount, "currency": "USD"},
                 }
                 if not c.institutional and ln.pointers:
@@ -219,16 +281,29 @@ def write_fhir(claims: list[GenClaim], path: Path) -> Path:
                 eob["item"].append(item)
             if c.pcs:
                 eob["procedure"] = [
-                    {"sequence": i + 1, "date": d.isoformat(), "procedureCodeableConcept": {
-                        "coding": [{"system": "http://www.cms.gov/Medicare/Coding/ICD10", "code": p}]}}
+                    {
+                        "sequence": i + 1,
+                        "date": d.isoformat(),
+                        "procedureCodeableConcept": {
+                            "coding": [{"system": "http://www.cms.gov/Medicare/Coding/ICD10", "code": p}]
+                        },
+                    }
                     for i, (p, d) in enumerate(c.pcs)
                 ]
             fh.write(orjson.dumps(eob) + b"\n")
     return path
 
 
-CANONICAL_HEADER = ("claim_id", "line_number", "member_id", "procedure_code", "modifiers", "diagnosis_codes",
-                    "date_of_service", "billed_amount")
+CANONICAL_HEADER = (
+    "claim_id",
+    "line_number",
+    "member_id",
+    "procedure_code",
+    "modifiers",
+    "diagnosis_codes",
+    "date_of_service",
+    "billed_amount",
+)
 
 
 def write_csv(claims: list[GenClaim], path: Path) -> Path:
@@ -239,14 +314,35 @@ def write_csv(claims: list[GenClaim], path: Path) -> Path:
         for c in claims:
             for ln in c.all_lines():
                 date = ln.date or (c.statement[0] if c.institutional else None)
-                w.writerow([c.claim_id, ln.line_number, c.member_id, ln.code, ":".join(ln.modifiers),
-                            "|".join(c.dx), date.isoformat() if date else "", "" if ln.amount is None else ln.amount])
+                w.writerow(
+                    [
+                        c.claim_id,
+                        ln.line_number,
+                        c.member_id,
+                        ln.code,
+                        ":".join(ln.modifiers),
+                        "|".join(c.dx),
+                        date.isoformat() if date else "",
+                        "" if ln.amount is None else ln.amount,
+                    ]
+                )
     return path
 
 
-RIF_HEADER = ("BENE_ID", "CLM_ID", "CLM_FROM_DT", "PRNCPAL_DGNS_CD", *(f"ICD_DGNS_CD{i}" for i in range(1, 13)),
-              "LINE_NUM", "LINE_1ST_EXPNS_DT", "HCPCS_CD", "HCPCS_1ST_MDFR_CD", "HCPCS_2ND_MDFR_CD",
-              "LINE_SBMTD_CHRG_AMT", "LINE_ICD_DGNS_CD")
+RIF_HEADER = (
+    "BENE_ID",
+    "CLM_ID",
+    "CLM_FROM_DT",
+    "PRNCPAL_DGNS_CD",
+    *(f"ICD_DGNS_CD{i}" for i in range(1, 13)),
+    "LINE_NUM",
+    "LINE_1ST_EXPNS_DT",
+    "HCPCS_CD",
+    "HCPCS_1ST_MDFR_CD",
+    "HCPCS_2ND_MDFR_CD",
+    "LINE_SBMTD_CHRG_AMT",
+    "LINE_ICD_DGNS_CD",
+)
 
 
 def write_rif_carrier(claims: list[GenClaim], path: Path) -> Path:
@@ -260,13 +356,32 @@ def write_rif_carrier(claims: list[GenClaim], path: Path) -> Path:
             dxs = [d.replace(".", "") for d in c.dx]
             for ln in c.lines:
                 date = ln.date.strftime("%d-%b-%Y") if ln.date else ""
-                w.writerow([c.member_id, c.claim_id, c.statement[0].strftime("%d-%b-%Y"),
-                            dxs[0] if dxs else "", *(dxs[1:] + [""] * 12)[:12], ln.line_number, date, ln.code,
-                            *(ln.modifiers + ["", ""])[:2], ln.amount, ""])
+                w.writerow(
+                    [
+                        c.member_id,
+                        c.claim_id,
+                        c.statement[0].strftime("%d-%b-%Y"),
+                        dxs[0] if dxs else "",
+                        *(dxs[1:] + [""] * 12)[:12],
+                        ln.line_number,
+                        date,
+                        ln.code,
+                        *([*ln.modifiers, "", ""])[:2],
+                        ln.amount,
+                        "",
+                    ]
+                )
     return path
 
 
-FACT_COLUMNS = ("margin_status", "margin_distance_mm", "t_stage", "recurrent", "metastatic", "treatment_intent")
+FACT_COLUMNS = (
+    "margin_status",
+    "margin_distance_mm",
+    "t_stage",
+    "recurrent",
+    "metastatic",
+    "treatment_intent",
+)
 
 
 def write_facts(claims: list[GenClaim], path: Path) -> Path:
@@ -276,7 +391,9 @@ def write_facts(claims: list[GenClaim], path: Path) -> Path:
         w.writerow(("claim_id", *FACT_COLUMNS))
         for c in claims:
             if c.facts is not None:
-                w.writerow([c.claim_id, *("" if c.facts.get(k) is None else _text(c.facts[k]) for k in FACT_COLUMNS)])
+                w.writerow(
+                    [c.claim_id, *("" if c.facts.get(k) is None else _text(c.facts[k]) for k in FACT_COLUMNS)]
+                )
     return path
 
 

@@ -31,8 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.appName("medpolicy-screen").getOrCreate()
-    s = screen(args.claims, args.output, fmt=args.format, engine="spark", spark=spark, policy_id=args.policy,
-               facts=args.facts, mapping=args.mapping)
+    s = screen(
+        args.claims,
+        args.output,
+        fmt=args.format,
+        engine="spark",
+        spark=spark,
+        policy_id=args.policy,
+        facts=args.facts,
+        mapping=args.mapping,
+    )
     print(orjson.dumps(s.to_dict()).decode())
     return 0
 

@@ -124,7 +124,9 @@ class SqlGen:
     def governed(self, codes: Sequence[str], *, governed: bool = True) -> str:
         inlist = ", ".join(lit(c) for c in sorted(codes))
         neg = "" if governed else "NOT "
-        return f"SELECT * FROM mp_lines WHERE procedure_code IS NOT NULL AND {neg}procedure_code IN ({inlist})"
+        return (
+            f"SELECT * FROM mp_lines WHERE procedure_code IS NOT NULL AND {neg}procedure_code IN ({inlist})"
+        )
 
     def facts(self, key: str, columns: Sequence[str]) -> str:
         cols = ", ".join(f"{self._s(c)} AS {self.d.q(c)}" for c in columns)
@@ -229,7 +231,9 @@ class SqlGen:
     def changed(self, a: str, b: str) -> str:
         """The lines whose outcome, missing facts or disposition differ between the two sides."""
         side = ("policy_version", "outcome", "missing_facts", "disposition", "carc", "rarc", "matched_key")
-        cols = ", ".join(f"a.{c} AS from_{c}" for c in side) + ", " + ", ".join(f"b.{c} AS to_{c}" for c in side)
+        cols = (
+            ", ".join(f"a.{c} AS from_{c}" for c in side) + ", " + ", ".join(f"b.{c} AS to_{c}" for c in side)
+        )
         ident = ("claim_id", "line_number", "member_id", "procedure_code", "date_of_service", "billed_amount")
         idc = ", ".join(f"COALESCE(a.{c}, b.{c}) AS {c}" for c in ident)
         return (

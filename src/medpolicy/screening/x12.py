@@ -68,7 +68,11 @@ def read_x12(path: Path, emit: Emit, report: Report) -> int:
     with open(path, "rb") as fh:
         head = fh.read(106)
         if len(head) < 106 or not head.startswith(b"ISA"):
-            report(ReadError(name, "byte 0", "not_x12", "the file does not begin with a 106-character ISA segment"))
+            report(
+                ReadError(
+                    name, "byte 0", "not_x12", "the file does not begin with a 106-character ISA segment"
+                )
+            )
             return 0
         elem, comp, term = head[3:4], head[104:105], head[105:106]
         if head[:105].count(elem) != 16 or elem.isalnum() or term.isalnum() or len({elem, comp, term}) < 3:
@@ -127,18 +131,28 @@ class _Reader:
             seg_no = self._envelope(data[pos : i + 1], seg_no)
             tx = data[i + 1 :].split(term)
             self.report(
-                ReadError(self.name, f"segment {seg_no + 1}", "truncated_transaction",
-                          "the file ends inside a transaction (ST without SE)",
-                          lines=sum(s.startswith(b"LX") for s in tx))
+                ReadError(
+                    self.name,
+                    f"segment {seg_no + 1}",
+                    "truncated_transaction",
+                    "the file ends inside a transaction (ST without SE)",
+                    lines=sum(s.startswith(b"LX") for s in tx),
+                )
             )
         else:
             seg_no = self._envelope(data[pos:], seg_no)
             if self._open_isa:
-                self.report(ReadError(self.name, f"segment {seg_no}", "truncated_envelope", "the interchange has no IEA"))
+                self.report(
+                    ReadError(
+                        self.name, f"segment {seg_no}", "truncated_envelope", "the interchange has no IEA"
+                    )
+                )
         if self._stray:
             self.report(
                 ReadError(
-                    self.name, f"segment {self._stray_at}", "wrong_delimiter",
+                    self.name,
+                    f"segment {self._stray_at}",
+                    "wrong_delimiter",
                     f"{self._stray} segments outside any ST/SE transaction: the element separator is not "
                     f"{self.elem!r} or the envelope is broken",
                     lines=self._stray_lines,
@@ -177,22 +191,35 @@ class _Reader:
         elem, comp = self.elem, self.comp
         try:
             segs = self.term.join(tx).decode("utf-8").split(self.term.decode("latin-1"))
-        except UnicodeDecodeError as e:
+        except UnicodeDecodeError as exc:
             bad = next(i for i, s in enumerate(tx) if not _utf8(s))
-            self._fail(tx, at, "?", "not_utf8", f"segment {at + bad} holds a byte that is not UTF-8 ({e.reason})")
+            self._fail(
+                tx, at, "?", "not_utf8", f"segment {at + bad} holds a byte that is not UTF-8 ({exc.reason})"
+            )
             return
         head = segs[0].split(elem)
         ctrl = head[2] if len(head) > 2 else "?"
         trailer = segs[-1].split(elem)
         if len(trailer) < 2 or trailer[1] != str(len(segs)):
             count = trailer[1] if len(trailer) > 1 else ""
-            self._fail(tx, at, ctrl, "segment_count", f"SE01 says {count!r} segments, the transaction has {len(segs)}")
+            self._fail(
+                tx,
+                at,
+                ctrl,
+                "segment_count",
+                f"SE01 says {count!r} segments, the transaction has {len(segs)}",
+            )
             return
         bad_seg = self._bad_id.search(self.term.decode("latin-1") + self.term.decode("latin-1").join(segs))
         if bad_seg is not None:
             n = segs_before(segs, bad_seg.start())
-            self._fail(tx, at, ctrl, "wrong_delimiter",
-                       f"segment {at + n} does not begin with a segment identifier and {elem!r}")
+            self._fail(
+                tx,
+                at,
+                ctrl,
+                "wrong_delimiter",
+                f"segment {at + n} does not begin with a segment identifier and {elem!r}",
+            )
             return
         version = head[3] if len(head) > 3 else self.version
         institutional = "X223" in version
@@ -216,7 +243,19 @@ class _Reader:
                     dxs = "|".join(picked)
                 else:
                     dxs = all_dx
-                emit((cid, lx, member, code, mods, dxs, date or (stmt if institutional else None), charge, where))
+                emit(
+                    (
+                        cid,
+                        lx,
+                        member,
+                        code,
+                        mods,
+                        dxs,
+                        date or (stmt if institutional else None),
+                        charge,
+                        where,
+                    )
+                )
             for k, (code, date) in enumerate(pcs):
                 emit((cid, -(k + 1), member, code, None, all_dx, date or stmt, None, where))
             self.claims += 1
@@ -265,7 +304,9 @@ class _Reader:
                     elif q in _DX9:
                         claim[1].append("ICD9:" + parts[1])
                     elif q in _PCS:
-                        claim[3].append((parts[1], parts[3][:8] if len(parts) > 3 and parts[2] == "D8" else None))
+                        claim[3].append(
+                            (parts[1], parts[3][:8] if len(parts) > 3 and parts[2] == "D8" else None)
+                        )
             elif sid == "CLM":
                 flush()
                 lines, line = [], None
