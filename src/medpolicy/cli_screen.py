@@ -92,6 +92,9 @@ def screen_cmd(
     validate: Annotated[
         bool, typer.Option("--validate", help="Check X12 files with pyx12 first (slow).")
     ] = False,
+    keep_ungoverned: Annotated[
+        bool, typer.Option("--keep-ungoverned", help="Write the lines the policy does not govern too.")
+    ] = False,
     policies: PoliciesOpt = None,
 ) -> None:
     """Screen claim lines under a policy: one row per governed line (outcome, missing facts,
@@ -121,6 +124,7 @@ def screen_cmd(
             as_of=when,
             facts=facts,
             mapping=mapping,
+            keep_ungoverned=keep_ungoverned,
             progress=_progress,
         )
     except (ScreeningError, MedpolicyError) as e:

@@ -249,3 +249,21 @@ def test_cli_screen_and_impact(generated: dict[str, Path], tmp_path: Path) -> No
     )
     assert res.exit_code == 2
     assert "unknown column mapping" in res.output
+
+
+def test_keep_ungoverned_writes_every_line(generated: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "all.parquet"
+    s = screen([generated["csv"]], out, keep_ungoverned=True)
+    rows = result_rows(out)
+    assert len(rows) == s.written + s.not_governed
+    assert sum(1 for r in rows if r[2] == "not_applicable" and r[5] == "pass") >= s.not_governed
+
+
+@pytest.mark.slow
+def test_large_screen_equals_decide_line_for_line(tmp_path: Path) -> None:
+    gen = generate_claims(6000, 99)
+    out = tmp_path / "large.parquet"
+    s = screen([write_csv(gen, tmp_path / "c.csv")], out, facts=write_facts(gen, tmp_path / "f.csv"))
+    assert s.balanced
+    assert s.written > 4000
+    assert assert_equivalent(result_rows(out), {c.claim_id: c for c in gen}, "csv") == s.written

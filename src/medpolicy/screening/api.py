@@ -350,12 +350,14 @@ def screen(
     runner: Runner | None = None,
     errors_output: Path | str | None = None,
     keep_table: str | None = None,
+    keep_ungoverned: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> Summary:
     """Screen claim files under a policy; write the governed lines to ``output`` (``fmt``) and what could
     not be screened to ``errors_output`` (JSON lines; default: beside the output). ``as_of`` applies the
     version in force on that date to every line (default: each line's date of service chooses);
-    ``version`` names the version outright. Raises ``ScreeningError`` when the run cannot start."""
+    ``version`` names the version outright; ``keep_ungoverned`` writes the lines the policy does not
+    govern too (outcome ``not_applicable``; still counted as not governed). Raises ``ScreeningError`` when the run cannot start."""
     policy = _policy(policies, policy_id)
     if as_of is not None and version is None:
         v = policy.version_for(as_of)
@@ -393,7 +395,15 @@ def screen(
             note("writing")
             if output is not None:
                 out = Path(output)
-                run.write(gen.output(table), out, fmt)
+                if keep_ungoverned:
+                    run.create(
+                        "mp_ungoverned",
+                        gen.governed(sorted(policy.governs.codes), governed=False),
+                        materialize=False,
+                    )
+                run.write(
+                    gen.output(table, ungoverned_policy=policy.id if keep_ungoverned else None), out, fmt
+                )
                 s.output = str(out)
             _summarize(run, s, table, ins, int(total))
             if output is not None or errors_output is not None:

@@ -200,8 +200,20 @@ class SqlGen:
             "FROM mp_keyed k LEFT JOIN mp_results r ON r.key_id = k.key_id AND k.err_code IS NULL"
         )
 
-    def output(self, table: str = "mp_screened") -> str:
-        return f"SELECT {', '.join(OUTPUT_COLUMNS)} FROM {table} WHERE err_code IS NULL"
+    def output(self, table: str = "mp_screened", *, ungoverned_policy: str | None = None) -> str:
+        """The written rows; with ``ungoverned_policy`` the lines the policy does not govern too
+        (``not_applicable``, ``pass``; their date as given)."""
+        sql = f"SELECT {', '.join(OUTPUT_COLUMNS)} FROM {table} WHERE err_code IS NULL"
+        if ungoverned_policy is None:
+            return sql
+        return (
+            f"{sql} UNION ALL SELECT claim_id, line_number, member_id, procedure_code, "
+            "TRY_CAST(date_of_service AS DATE) AS date_of_service, billed_amount, "
+            f"{lit(ungoverned_policy)} AS policy_id, CAST(NULL AS STRING) AS policy_version, "
+            "'not_applicable' AS outcome, '' AS missing_facts, '' AS deciding_criteria, 'pass' AS disposition, "
+            "CAST(NULL AS STRING) AS carc, CAST(NULL AS STRING) AS rarc, CAST(NULL AS STRING) AS matched_key "
+            "FROM mp_ungoverned"
+        )
 
     def errors(self, table: str = "mp_screened") -> str:
         return (
