@@ -131,7 +131,7 @@ class _Inputs:
         self.sources: list[str] = []
         self.errors: list[ReadError] = []
         self.staged = tmp / "staged.csv"
-        self._fh = open(self.staged, "w", newline="", encoding="utf-8")  # noqa: SIM115 -- closed in finish()
+        self._fh = open(self.staged, "w", newline="", encoding="utf-8")  # noqa: SIM115 -- closed in finish() or close()
         self._w = csv.writer(self._fh)
         self._w.writerow(STAGED_COLUMNS)
         self.staged_lines = 0
@@ -225,7 +225,7 @@ def _facts(runner: Runner, path: Path | None, policy: Policy) -> tuple[str | Non
     facts = [c for c in cols if c in policy.fact_index and c not in ("procedure_codes", "date_of_service")]
     gen = SqlGen(runner.dialect)
     runner.create("mp_facts", gen.facts(key, facts))
-    dup = runner.query(f"SELECT COUNT(*) - COUNT(DISTINCT fact_key) FROM mp_facts")[0][0]  # noqa: F541
+    dup = runner.query("SELECT COUNT(*) - COUNT(DISTINCT fact_key) FROM mp_facts")[0][0]
     if dup:
         raise ScreeningError(f"facts table {path.name}: {dup} rows repeat a {key} (one row per {key})")
     return key, facts
