@@ -136,6 +136,7 @@ class _Inputs:
         self._w.writerow(STAGED_COLUMNS)
         self.staged_lines = 0
         self.reader_lines = 0
+        self.views: list[str] = []  # tabular inputs, counted by the engine (Parquet: from its metadata)
 
     def _emit(self, row: tuple[Any, ...]) -> None:
         self._w.writerow(["\\N" if v is None else v for v in row])
@@ -178,6 +179,7 @@ class _Inputs:
             self.reader_lines += int(rows)
             return
         self.sources.append(self.gen.source(view, m.source_columns(), path.name))
+        self.views.append(view)
 
     def close(self) -> None:
         if not self._fh.closed:
@@ -389,7 +391,7 @@ def screen(
             note("screening")
             gen = SqlGen(run.dialect)
             run.create("mp_gov", gen.governed(sorted(policy.governs.codes)))
-            total = run.query("SELECT COUNT(*) FROM mp_lines")[0][0]
+            total = ins.staged_lines + sum(run.query(f"SELECT COUNT(*) FROM {v}")[0][0] for v in ins.views)
             table = keep_table or "mp_screened"
             _screen_table(run, plan, facts_key, table)
             note("writing")
