@@ -35,7 +35,7 @@ typecheck: $(STAMP)
 ## ratios against a baseline or target measured in the same run; all run, then any miss fails)
 bench: $(STAMP)
 	@status=0; \
-	for b in engine_bench.py cli_bench.py "load_service.py" "load_service.py --cds-alg RS384"; do \
+	for b in engine_bench.py cli_bench.py "load_service.py" "load_service.py --cds-alg RS384" screen_bench.py; do \
 	  echo "== bench/$$b"; $(BIN)/python bench/$$b || status=1; \
 	done; exit $$status
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from medpolicy.codes import PROCEDURE_CODE_RE, icd10cm, normalize_icd10, normalize_procedure
+from medpolicy.codes import PCS_CODE_RE, PROCEDURE_CODE_RE, icd10cm, normalize_icd10, normalize_procedure
 from medpolicy.errors import CaseError, FieldError
 from medpolicy.limits import LIMITS
 from medpolicy.policy import FactSpec, Policy
@@ -500,6 +500,7 @@ def _parse_codes(
     out: list[str] = []
     icd = spec.system == "ICD-10-CM"
     table = icd10cm() if icd else None
+    pcs = spec.system is not None and "ICD-10-PCS" in spec.system  # inpatient procedure codes too
     for i, item in enumerate(items):
         field_name = f"{spec.name}[{i}]"
         if not isinstance(item, str):
@@ -525,8 +526,9 @@ def _parse_codes(
                 continue
         else:
             code = normalize_procedure(item)
-            if not PROCEDURE_CODE_RE.match(code):
-                errors.append(FieldError("unknown_code", field_name, item, "not a CPT or HCPCS code"))
+            if not PROCEDURE_CODE_RE.match(code) and not (pcs and PCS_CODE_RE.match(code)):
+                what = "a CPT, HCPCS or ICD-10-PCS code" if pcs else "a CPT or HCPCS code"
+                errors.append(FieldError("unknown_code", field_name, item, f"not {what}"))
                 continue
         if code not in out:
             out.append(code)

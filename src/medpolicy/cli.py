@@ -14,7 +14,7 @@ from typing import Annotated, Any, BinaryIO
 import typer
 from rich.console import Console
 
-from medpolicy import __version__, cli_help, strictjson
+from medpolicy import __version__, cli_help, cli_screen, strictjson
 from medpolicy.cli_audit import audit_app
 from medpolicy.engine import decide, decider
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
@@ -460,6 +460,9 @@ def user_add(
         err.print(f"[bold red]{e.code}[/] {e}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     out.print(f"created {user.role} account {user.username!r}")
+
+
+cli_screen.register(app)  # screen, impact, generate-claims (batch claims screening)
 
 
 @app.command("version")

@@ -27,10 +27,11 @@ version's table (nested lists indexed by class, filled on first use), wrap.
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import itertools
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -48,11 +49,13 @@ __all__ = [
     "Determination",
     "Engine",
     "EvalResult",
+    "KeySpace",
     "MissingFact",
     "decide",
     "decide_case",
     "decider",
     "engine_for",
+    "key_space",
 ]
 
 DOS = "date_of_service"
@@ -857,6 +860,47 @@ def engine_for(policy: Policy) -> Engine:
             e = Engine(policy)
             _engines[id(policy)] = e
     return e
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """The engine's key space of a policy, for engines that decide in bulk (``medpolicy.screening``).
+
+    A key is ``(version class, class of each fact that version class reads, ...)``: ``version_reads[v +
+    1]`` lists the indexes (into ``facts``) read by version class ``v`` (-1: date unknown, 0: before the
+    first version, ``n``: ``starts[n - 1]`` onwards). ``classify(i, value)`` is the engine's class of a
+    decision-ready value of fact ``i`` (``Case.values``), ``class_counts[i]`` how many there are, and
+    ``result(key)`` the engine's own answer for a key (memoised)."""
+
+    facts: tuple[str, ...]
+    class_counts: tuple[int, ...]
+    starts: tuple[dt.date, ...]
+    version_reads: tuple[tuple[int, ...], ...]
+    engine: Engine
+
+    def classify(self, i: int, value: Any) -> int:
+        return -1 if value is None else self.engine.classifiers[i](value)
+
+    def result(self, key: tuple[int, ...]) -> EvalResult:
+        return self.engine.result(key)
+
+    def keys(self, vclass: int) -> Iterator[tuple[int, ...]]:
+        """Every key of a version class (each read fact over its classes and unknown)."""
+        read = self.version_reads[vclass + 1]
+        for combo in itertools.product(*(range(-1, self.class_counts[i]) for i in read)):
+            yield (vclass, *combo)
+
+
+def key_space(policy: Policy) -> KeySpace:
+    """The key space of a policy's engine (see ``KeySpace``)."""
+    e = engine_for(policy)
+    return KeySpace(
+        facts=e.facts,
+        class_counts=tuple(len(c) for c in e.classes),
+        starts=tuple(e.starts),
+        version_reads=tuple(e.key_facts),
+        engine=e,
+    )
 
 
 def decide_case(case: Case, policy: Policy) -> Determination:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from medpolicy.codes import icd10cm, normalize_icd10, normalize_procedure
+from medpolicy.codes import PCS_CODE_RE, icd10cm, normalize_icd10, normalize_procedure
 from medpolicy.errors import PolicyLoadError, PolicyNotFound, PolicyProblem
 from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not
 from medpolicy.staging import AJCC8_T, T_CATEGORIES, t_family
@@ -324,7 +324,7 @@ class _CodeEntry(_Strict):
 
 
 class _CodeList(_Strict):
-    system: Literal["ICD-10-CM", "CPT", "HCPCS"]
+    system: Literal["ICD-10-CM", "CPT", "HCPCS", "ICD-10-PCS"]
     codes: list[str] | dict[str, _CodeEntry]
     note: str | None = None
     implies: dict[str, bool | str] | None = None
@@ -375,7 +375,7 @@ class _PolicyFile(_Strict):
     publisher: str
     source: _Source
     prior_authorization: bool = True
-    governs: str
+    governs: str | list[str]  # code lists (CPT/HCPCS, and ICD-10-PCS for inpatient claims)
     parameters: dict[str, _Param] = {}
     facts: dict[str, _Fact]
     code_lists: dict[str, _CodeList]
@@ -520,9 +520,7 @@ class _Compiler:
         self.folded_source = fold(self.source_text)
         self._code_lists()
         facts = self._facts()
-        governs = self.code_lists.get(raw.governs)
-        if governs is None:
-            pr.add(("governs",), f"governs names unknown code list {raw.governs!r}")
+        governs = self._governs()
         rationale = self._rationale()
         for f in facts:
             for value, sec in f.rationale.items():
@@ -600,6 +598,12 @@ class _Compiler:
             else:
                 entries = [normalize_procedure(str(e)) for e in entries]
                 codes = set(entries)
+                if cl.system == "ICD-10-PCS":
+                    for i, e in enumerate(entries):
+                        if not PCS_CODE_RE.match(e):
+                            self.pr.add(
+                                (*path, "codes", i), f"{e!r} is not an ICD-10-PCS code (seven characters)"
+                            )
             if isinstance(cl.codes, dict):
                 for code, entry in cl.codes.items():
                     labels[normalize_procedure(str(code))] = entry.label
@@ -616,6 +620,31 @@ class _Compiler:
                 latest_since=max(since.values()) if since else None,
                 implies=dict(cl.implies or {}),
             )
+
+    def _governs(self) -> CodeList | None:
+        """The code list ``governs`` names, or the union of the lists it names."""
+        names = [self.raw.governs] if isinstance(self.raw.governs, str) else self.raw.governs
+        lists = []
+        for name in names:
+            cl = self.code_lists.get(name)
+            if cl is None:
+                self.pr.add(("governs",), f"governs names unknown code list {name!r}")
+            lists.append(cl)
+        if not lists or any(cl is None for cl in lists):
+            return None
+        found = [cl for cl in lists if cl is not None]
+        if len(found) == 1:
+            return found[0]
+        since = {k: v for cl in found for k, v in cl.since.items()}
+        return CodeList(
+            name="+".join(cl.name for cl in found),
+            system=", ".join(dict.fromkeys(cl.system for cl in found)),
+            entries=tuple(e for cl in found for e in cl.entries),
+            codes=frozenset().union(*(cl.codes for cl in found)),
+            labels={k: v for cl in found for k, v in cl.labels.items()},
+            since=since,
+            latest_since=max(since.values()) if since else None,
+        )
 
     def _facts(self) -> list[FactSpec]:
         out = []
@@ -842,12 +871,13 @@ class _Compiler:
             if not isinstance(arg, bool):
                 pr.add((*path, op), f"'is' takes true or false, got {arg!r}")
             operand = frozenset([arg])
-        elif op == "any_in":
-            cl = self.code_lists.get(arg)
-            if cl is None:
-                pr.add((*path, op), f"unknown code list {arg!r}")
+        elif op == "any_in":  # one code list, or several (CPT and ICD-10-PCS lists of one service)
+            names = arg if isinstance(arg, list) else [arg]
+            unknown = [n for n in names if n not in self.code_lists]
+            if unknown or not names:
+                pr.add((*path, op), f"unknown code list {', '.join(map(repr, unknown)) or '[]'}")
                 return None
-            operand = cl.codes
+            operand = frozenset().union(*(self.code_lists[n].codes for n in names))
         elif op == "t_category":
             # A category without a subcategory letter names its whole family: "T4" is T4, T4a ... T4d.
             vals = arg if isinstance(arg, list) else [arg]

@@ -113,7 +113,11 @@ def test_the_engine_does_not_approve_on_a_nurses_correction_either(store: Store)
 
 
 def test_a_physician_overrides_a_derived_fact(store: Store) -> None:
-    anal = {**MEDICALLY_NECESSARY, "diagnosis_codes": ["C21.1"], "t_stage": "pT4"}  # the anus chapter has no T4b
+    anal = {
+        **MEDICALLY_NECESSARY,
+        "diagnosis_codes": ["C21.1"],
+        "t_stage": "pT4",
+    }  # the anus chapter has no T4b
     pa, _ = store.create_pa_request(anal, submitter="ehr-1")
     assert pa.recommendation == "investigational"
     corrected = store.correct_facts(

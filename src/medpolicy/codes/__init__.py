@@ -14,6 +14,7 @@ from importlib import resources
 
 __all__ = [
     "ICD10CM",
+    "PCS_CODE_RE",
     "PROCEDURE_CODE_RE",
     "CodeKind",
     "icd10cm",
@@ -23,6 +24,9 @@ __all__ = [
 
 #: CPT (5 digits, or 4 digits and a letter for category II/III codes) or HCPCS Level II (a letter and 4 digits).
 PROCEDURE_CODE_RE = re.compile(r"^(?:\d{5}|\d{4}[FTU]|[A-V]\d{4})$")
+
+#: ICD-10-PCS (inpatient procedures): seven characters, digits and letters other than I and O.
+PCS_CODE_RE = re.compile(r"^[0-9A-HJ-NP-Z]{7}$")
 
 CodeKind = str  # "billable" | "header" | "block"
 

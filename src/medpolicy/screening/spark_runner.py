@@ -1,0 +1,92 @@
+"""The Spark runner: the same generated SQL on Spark SQL (``pip install 'medpolicy[spark]'``, Java 17+).
+
+On a user's SparkSession (``screen(..., engine="spark", spark=session)``) or a local one. Every table the
+run builds is checkpointed (``localCheckpoint``), so a stage is computed once. Outputs are Spark's own:
+a directory of part files at the output path.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from medpolicy.screening.sqlgen import SPARK, Dialect
+
+__all__ = ["SparkRunner", "local_session"]
+
+_TYPES = {"STRING": "STRING", "INT": "INT", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE"}
+
+
+def local_session(master: str = "local[2]") -> Any:
+    """A small local SparkSession (UI off, few shuffle partitions: screening tables are small)."""
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master(master)
+        .appName("medpolicy-screen")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+
+
+class SparkRunner:
+    dialect: Dialect = SPARK
+    name = "spark"
+
+    def __init__(self, spark: Any = None) -> None:
+        self.spark = spark or local_session()
+        self._tables: dict[str, Any] = {}
+
+    def close(self) -> None:
+        for df in self._tables.values():
+            df.unpersist()
+        self._tables.clear()
+
+    def register_csv(self, view: str, path: Path, delimiter: str) -> None:
+        df = (
+            self.spark.read.option("header", "true")
+            .option("sep", delimiter)
+            .option("quote", '"')
+            .option("escape", '"')
+            .option("nullValue", "\\N")
+            .csv(str(path))
+        )
+        df.createOrReplaceTempView(view)
+
+    def register_parquet(self, view: str, path: Path) -> None:
+        self.spark.read.parquet(str(path)).createOrReplaceTempView(view)
+
+    def columns(self, view: str) -> list[str]:
+        return list(self.spark.table(view).columns)
+
+    def load(self, name: str, schema: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]) -> None:
+        ddl = ", ".join(f"{c} {_TYPES[t]}" for c, t in schema)
+        data = [tuple(r) for r in rows]
+        df = self.spark.createDataFrame(data, ddl)
+        df.createOrReplaceTempView(name)
+
+    def create(self, name: str, sql: str, *, materialize: bool = True) -> None:
+        df = self.spark.sql(sql)
+        if materialize:
+            df = df.localCheckpoint()
+            self._tables[name] = df
+        df.createOrReplaceTempView(name)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.spark.sql(sql).collect()]
+
+    def write(self, sql: str, path: Path, fmt: str) -> None:
+        df = self.spark.sql(sql)
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        w = df.write.mode("overwrite")
+        if fmt == "parquet":
+            w.parquet(str(path))
+        elif fmt == "csv":
+            w.option("header", "true").csv(str(path))
+        else:
+            w.json(str(path))

@@ -1,0 +1,121 @@
+"""Batch screening on Spark SQL (``local[2]``, one session for the module): the same answers as
+``decide`` and as DuckDB, and the ``spark-submit`` entry point. Skipped with a reason when pyspark or
+Java is missing, except in CI (CI=true), where they must run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from tests.screening.helpers import assert_equivalent, result_rows
+
+from medpolicy.screening import screen
+from medpolicy.screening.generator import generate_claims, write_all
+
+pytestmark = pytest.mark.spark
+N, SEED = 150, 21
+
+
+def _missing() -> str | None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install -e '.[spark]')"
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "no Java runtime (Spark needs Java 17+)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    reason = _missing()
+    if reason:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"CI=true and the Spark tests cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from medpolicy.screening.spark_runner import local_session
+
+    session = local_session("local[2]")
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_all(tmp_path_factory.mktemp("spark-claims"), N, SEED)
+
+
+@pytest.mark.parametrize("fmt", ["837p", "csv"])
+def test_spark_equals_decide_and_duckdb(
+    fmt: str, spark: Any, generated: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "spark-result"
+    s = screen([generated[fmt]], out, engine="spark", spark=spark, facts=generated["facts"])
+    assert s.balanced
+    assert s.governed > 0
+    assert s.engine == "spark"
+    rows = result_rows(out)
+    claims = {c.claim_id: c for c in generate_claims(N, SEED)}
+    assert assert_equivalent(rows, claims, fmt) == s.written
+    duck = tmp_path / "duck.parquet"
+    d = screen([generated[fmt]], duck, facts=generated["facts"])
+    assert sorted(rows) == sorted(result_rows(duck))
+    assert {k: n for k, (n, _) in s.outcomes.items()} == {k: n for k, (n, _) in d.outcomes.items()}
+
+
+def test_spark_reports_bad_input_like_duckdb(spark: Any, tmp_path: Path) -> None:
+    p = tmp_path / "c.csv"
+    p.write_text(
+        "claim_id,line_number,member_id,procedure_code,modifiers,diagnosis_codes,date_of_service,billed_amount\n"
+        "x,1,m,77425,,C99.99,2024-03-01,1\nx,2,m,77425,,C20,2024-02-30,1\nx,3,m,77425,,C20,2024-02-01,1\n"
+        "x,4,m,99213,,C20,2024-02-01,1\n"
+    )
+    s = screen([p], tmp_path / "out", engine="spark", spark=spark)
+    assert (s.lines_read, s.written, s.not_governed, s.in_error) == (4, 1, 1, 2)
+    assert sorted(e["code"] for e in s.errors) == ["invalid_date", "unknown_code"]
+
+
+def test_spark_submit_runs_the_job_entry_point(
+    spark: Any, generated: dict[str, Path], tmp_path: Path
+) -> None:
+    from medpolicy.screening import spark_job
+
+    submit = Path(sys.executable).with_name("spark-submit")
+    if not submit.exists():
+        submit = Path(shutil.which("spark-submit") or "spark-submit")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    out = tmp_path / "submitted"
+    proc = subprocess.run(
+        [
+            str(submit),
+            "--master",
+            "local[1]",
+            "--conf",
+            "spark.ui.enabled=false",
+            spark_job.__file__,
+            str(generated["csv"]),
+            "-o",
+            str(out),
+            "--facts",
+            str(generated["facts"]),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = orjson.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["engine"] == "spark"
+    assert summary["written"] == len(result_rows(out)) > 0
+    assert summary["lines_read"] == summary["written"] + summary["not_governed"] + summary["in_error"]
