@@ -38,7 +38,6 @@ import orjson
 
 from medpolicy import __version__
 from medpolicy.case import Case, Note, parse_case, parser_for
-from medpolicy.errors import NoPolicyApplies
 from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not, Tri, kleene_and, tri_label
 from medpolicy.policy import FactSpec, Outcome, Policy, PolicySet, RationaleSection, Version
 
@@ -824,8 +823,9 @@ def decide(
 ) -> Determination:
     """Validate a raw case and decide it.
 
-    With several policies and no ``policy_id`` the policy is chosen by the procedure codes; raises
-    ``CaseError`` for invalid input, ``PolicyNotFound`` or ``NoPolicyApplies``.
+    With several policies and no ``policy_id`` the policy is chosen by the plan's routing (line of
+    business, group, procedure codes: ``medpolicy.routing``); raises ``CaseError`` for invalid input,
+    ``PolicyNotFound`` or ``NoPolicyApplies``.
     """
     if isinstance(policies, Policy):
         policy = policies
@@ -862,11 +862,5 @@ def decider(
 
 
 def _route(case: Mapping[str, Any], policies: PolicySet) -> Policy:
-    raw = case.get("procedure_codes") if isinstance(case, Mapping) else None
-    codes = {str(c).strip().upper() for c in (raw if isinstance(raw, list) else [raw] if raw else [])}
-    found = policies.governing(codes)
-    if len(found) != 1:
-        raise NoPolicyApplies(
-            f"{len(found)} policies govern procedure codes {sorted(codes)}; name one with policy_id"
-        )
-    return found[0]
+    """The plan's routing (``medpolicy.routing``): line of business, group, procedure codes."""
+    return policies.route(case)
