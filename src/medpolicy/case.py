@@ -29,6 +29,7 @@ __all__ = ["METADATA_KEYS", "Case", "Note", "Staging", "parse_case", "parse_stag
 #: Keys a case may carry that are not facts: they are passed through (the routing keys are checked).
 METADATA_KEYS = frozenset({"id", "label"}) | ROUTING_KEYS
 
+_HAS_UNIT = re.compile(r"[A-Za-z]").search  # "1.8 cm": a length with its unit (a bare "18" is not a number)
 _STAGING_RE = re.compile(r"^(yc|yp|c|p|r|a)?t(x|0|is|[1-4][a-d]?)(\(m\))?$", re.IGNORECASE)
 
 
@@ -318,7 +319,9 @@ def _parse_fact(spec: FactSpec, value: Any, errors: list[FieldError]) -> tuple[A
             return None
         return canon, canon
     if t == "number":
-        if spec.unit in LENGTH_MM and isinstance(value, str | dict):
+        if spec.unit in LENGTH_MM and (
+            isinstance(value, dict) or (isinstance(value, str) and _HAS_UNIT(value))
+        ):
             length, why = parse_length(value, spec.unit)
             if length is None:
                 errors.append(FieldError("invalid_value", name, _show(value), why))

@@ -33,7 +33,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-policy_app = typer.Typer(help="Inspect and check policies.", no_args_is_help=True)
+policy_app = typer.Typer(help="Inspect, check, scaffold and compare policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 out = Console()
@@ -420,6 +420,12 @@ def user_add(
 def version() -> None:
     """Print the medpolicy version."""
     print(__version__)
+
+
+# `medpolicy policy new` and `policy diff` (tools for policy authors) live in their own module.
+from medpolicy import cli_policy_tools  # noqa: E402 -- registers into policy_app, defined above
+
+cli_policy_tools.register(policy_app)
 
 
 def main() -> None:

@@ -80,7 +80,9 @@ class PlanConfig:
     def in_force(self, line_of_business: str, group: str | None) -> list[str]:
         """Policy ids in force for a member (most specific route wins, per policy set of the line)."""
         lines = [r for r in self.routes if line_of_business in r.lines]
-        specific = [r.policy for r in lines if r.groups is not None and group is not None and group in r.groups]
+        specific = [
+            r.policy for r in lines if r.groups is not None and group is not None and group in r.groups
+        ]
         general = [r.policy for r in lines if r.groups is None]
         # A group-specific route replaces the general routes whose policies govern the same codes; the
         # caller intersects with the governing policies, so both are returned, specific first.
@@ -123,23 +125,51 @@ def load_plan(root: Path, policies: Mapping[str, Policy]) -> PlanConfig | None:
         problems = []
         for err in e.errors():
             loc = tuple(err["loc"])
-            line = route_lines[loc[1]] if len(loc) > 1 and loc[0] == "routes" and isinstance(loc[1], int) and loc[1] < len(route_lines) else None
-            problems.append(PolicyProblem(file, line, f"{'.'.join(map(str, loc)) or 'file'}: {err['msg'].lower()}"))
+            line = (
+                route_lines[loc[1]]
+                if len(loc) > 1
+                and loc[0] == "routes"
+                and isinstance(loc[1], int)
+                and loc[1] < len(route_lines)
+                else None
+            )
+            problems.append(
+                PolicyProblem(file, line, f"{'.'.join(map(str, loc)) or 'file'}: {err['msg'].lower()}")
+            )
         raise PolicyLoadError(problems) from None
     problems = []
     if raw.default_line_of_business is not None and raw.default_line_of_business not in LINES_OF_BUSINESS:
         problems.append(
-            PolicyProblem(file, None, f"default_line_of_business {raw.default_line_of_business!r} is not one of {', '.join(LINES_OF_BUSINESS)}")
+            PolicyProblem(
+                file,
+                None,
+                f"default_line_of_business {raw.default_line_of_business!r} is not one of {', '.join(LINES_OF_BUSINESS)}",
+            )
         )
     routes = []
     for i, r in enumerate(raw.routes):
         line = route_lines[i] if i < len(route_lines) else None
         if r.policy not in policies:
-            problems.append(PolicyProblem(file, line, f"route names unknown policy {r.policy!r} (known: {', '.join(sorted(policies))})"))
+            problems.append(
+                PolicyProblem(
+                    file,
+                    line,
+                    f"route names unknown policy {r.policy!r} (known: {', '.join(sorted(policies))})",
+                )
+            )
         bad = [x for x in r.line_of_business if x not in LINES_OF_BUSINESS]
         if bad:
-            problems.append(PolicyProblem(file, line, f"{bad} are not lines of business ({', '.join(LINES_OF_BUSINESS)})"))
-        routes.append(Route(r.policy, frozenset(r.line_of_business), frozenset(r.groups) if r.groups is not None else None, line))
+            problems.append(
+                PolicyProblem(file, line, f"{bad} are not lines of business ({', '.join(LINES_OF_BUSINESS)})")
+            )
+        routes.append(
+            Route(
+                r.policy,
+                frozenset(r.line_of_business),
+                frozenset(r.groups) if r.groups is not None else None,
+                line,
+            )
+        )
     # Two routes that can both put one case in front of two policies governing the same code.
     for i, a in enumerate(routes):
         for b in routes[i + 1 :]:
@@ -169,14 +199,22 @@ def check_routing_keys(raw: Mapping[str, Any], errors: list[FieldError]) -> None
     lob = raw.get("line_of_business")
     if lob is not None and lob not in LINES_OF_BUSINESS:
         errors.append(
-            FieldError("invalid_value", "line_of_business", lob if isinstance(lob, str | int | float | bool) else repr(lob),
-                       f"not one of: {', '.join(LINES_OF_BUSINESS)}")
+            FieldError(
+                "invalid_value",
+                "line_of_business",
+                lob if isinstance(lob, str | int | float | bool) else repr(lob),
+                f"not one of: {', '.join(LINES_OF_BUSINESS)}",
+            )
         )
     group = raw.get("group")
     if group is not None and (not isinstance(group, str) or not group.strip() or len(group) > 200):
         errors.append(
-            FieldError("invalid_type", "group", group if isinstance(group, str | int | float | bool) else repr(group),
-                       "expected a group identifier (a non-empty string of at most 200 characters)")
+            FieldError(
+                "invalid_type",
+                "group",
+                group if isinstance(group, str | int | float | bool) else repr(group),
+                "expected a group identifier (a non-empty string of at most 200 characters)",
+            )
         )
 
 
@@ -262,9 +300,7 @@ def route_order(
     # The most specific route wins: a group route shadows general routes governing the same codes.
     governing: list[Policy] = []
     for p in in_force:
-        if governs(p) and not any(
-            not q.governs.codes.isdisjoint(p.governs.codes) for q in governing
-        ):
+        if governs(p) and not any(not q.governs.codes.isdisjoint(p.governs.codes) for q in governing):
             governing.append(p)
     if len(governing) == 1:
         return governing[0]
