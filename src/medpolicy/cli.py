@@ -238,6 +238,10 @@ def policy_show(policy_id: str, policies_dir: PoliciesOpt = None) -> None:
 def policy_check(
     policies_dir: PoliciesOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every case.")] = False,
+    with_coverage: Annotated[
+        bool,
+        typer.Option("--coverage", help="Report each criterion the cases drove true, false and unknown."),
+    ] = False,
 ) -> None:
     """Load every policy (schema, facts, verbatim citations) and run its cases."""
     from rich.table import Table
@@ -272,6 +276,10 @@ def policy_check(
         if not results:
             err.print(f"[yellow]{p.id} has no cases: a policy without cases is unfinished[/]")
             failed += 1
+        if with_coverage:
+            from medpolicy.cli_coverage import print_coverage
+
+            failed += print_coverage(p, out, err)
     if failed:
         raise typer.Exit(EXIT_INTERNAL)
 
