@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from medpolicy import __version__
+from medpolicy import __version__, search
 from medpolicy.case import Case, Note, parse_case, parser_for
 from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not, Tri, kleene_and, tri_label
 from medpolicy.policy import FactSpec, Outcome, Policy, PolicySet, RationaleSection, Version
@@ -110,6 +110,9 @@ class EvalResult:
     rendered: dict[str, str] = field(default_factory=dict, compare=False)
 
 
+#: Most fillings of a case's unknown facts ``_evaluate`` enumerates; above it, ``medpolicy.search``.
+_MAX_ENUMERATION = 4096
+
 #: Largest lookup table (product of each fact's class count + 1) a version gets in ``Engine.decide``.
 _MAX_TABLE = 1 << 16
 
@@ -174,6 +177,11 @@ class Engine:
         for v in policy.versions:
             read = set().union(*(r.criterion.facts() for r in v.decision_list))
             self.version_facts.append(frozenset(i for i, f in enumerate(self.facts) if f in read))
+        #: Per version class, per rule of its decision list: the indexes of the facts the rule reads.
+        self._rule_facts: list[list[tuple[int, ...]]] = [[]] + [
+            [tuple(i for i, f in enumerate(self.facts) if f in r.criterion.facts()) for r in v.decision_list]
+            for v in policy.versions
+        ]
         self._memo: dict[tuple[int, ...], EvalResult] = {}
         self._full: dict[tuple[int, ...], Outcome] = {}
         self._lock = threading.Lock()
@@ -374,6 +382,8 @@ class Engine:
         vclasses = [vclass] if vclass >= 0 else list(range(len(self.starts) + 1))
         read = frozenset().union(*(self.version_facts[v] for v in vclasses))
         dims = [i for i in sorted(read) if classes[i] < 0]
+        if math.prod(len(self.classes[i]) for i in dims) * len(vclasses) > _MAX_ENUMERATION:
+            return self._evaluated(vclass, classes, *self._search(vclass, classes, dims))
         # Enumerate every completion of the unknown facts (and of the version when the date is unknown).
         table: dict[tuple[int, ...], Outcome] = {}
         ranges = [range(len(self.classes[i])) for i in dims]
@@ -395,6 +405,12 @@ class Engine:
                     groups.setdefault(point[:pos] + point[pos + 1 :], set()).add(o)
                 if any(len(s) > 1 for s in groups.values()):
                     missing.append(name)
+        return self._evaluated(vclass, classes, possible, missing)
+
+    def _evaluated(
+        self, vclass: int, classes: Sequence[int], possible: frozenset[Outcome], missing: list[str]
+    ) -> EvalResult:
+        outcome = next(iter(possible)) if len(possible) == 1 else Outcome.INFORMATION_NEEDED
         order = {f.name: i for i, f in enumerate(self.policy.facts)}
         missing.sort(key=order.__getitem__)
         version = self.policy.versions[vclass - 1] if vclass > 0 else None
@@ -410,6 +426,56 @@ class Engine:
             possible=possible,
         )
         return replace(result, summary=summarize(self.policy, result, dated=vclass >= 0))
+
+    def _search(
+        self, vclass: int, classes: Sequence[int], dims: Sequence[int]
+    ) -> tuple[frozenset[Outcome], list[str]]:
+        """Possible outcomes and missing facts by search (``medpolicy.search``) instead of enumeration:
+        the same answers, for cases whose fillings are too many to enumerate."""
+        unknown = ([-1] if vclass < 0 else []) + list(dims)
+        sizes = {i: len(self.classes[i]) for i in dims}
+        sizes[-1] = len(self.starts) + 1
+
+        def settle(assign: dict[int, int]) -> tuple[Outcome | None, int | None]:
+            vc = assign.get(-1, -1) if vclass < 0 else vclass
+            if vc < 0:
+                return None, -1
+            filled = list(classes)
+            for i, c in assign.items():
+                if i >= 0:
+                    filled[i] = c
+            return self._settle(vc, filled)
+
+        found = frozenset(search.possible(unknown, sizes, settle))
+        if len(found) == 1:
+            return found, []
+        missing = [
+            DOS if f < 0 else self.facts[f] for f in unknown if search.can_change(f, unknown, sizes, settle)
+        ]
+        return found, missing
+
+    def _settle(self, vclass: int, classes: Sequence[int]) -> tuple[Outcome | None, int | None]:
+        """The outcome of a partial assignment when Kleene logic settles it, else None and an unknown
+        fact of the first open rule."""
+        if vclass == 0:
+            return Outcome.NOT_APPLICABLE, None
+        value = self._atom_values(classes)
+        pending: set[Outcome] = set()
+        hint: int | None = None
+        for rule, facts in zip(
+            self.policy.versions[vclass - 1].decision_list, self._rule_facts[vclass], strict=True
+        ):
+            v = True if rule.when is None else rule.when.evaluate(value)
+            if v is False:
+                continue
+            pending.add(rule.outcome)
+            if v is True:
+                break
+            if hint is None:
+                hint = next((i for i in facts if classes[i] < 0), None)
+        if len(pending) == 1:
+            return next(iter(pending)), None
+        return None, hint
 
     def _trace(
         self, version: Version, classes: Sequence[int], outcome: Outcome

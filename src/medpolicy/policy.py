@@ -287,9 +287,7 @@ class PolicySet:
         """The policy governing an order for this member (None: no policy governs its codes)."""
         from medpolicy.routing import route_order
 
-        return route_order(
-            list(codes), date_of_service, self, line_of_business=line_of_business, group=group
-        )
+        return route_order(list(codes), date_of_service, self, line_of_business=line_of_business, group=group)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -656,7 +654,9 @@ class _Compiler:
                     self.pr.add((*path, "synonyms", syn), f"synonym {syn!r} maps to unknown value {target!r}")
             derive = self._derive(name, f, path) if f.derive else None
             if f.open is not None and (f.type != "enum" or f.open not in (values or ())):
-                self.pr.add((*path, "open"), f"open names {f.open!r}, which is not a value of enum fact {name!r}")
+                self.pr.add(
+                    (*path, "open"), f"open names {f.open!r}, which is not a value of enum fact {name!r}"
+                )
             if f.unit is not None and f.type != "number":
                 self.pr.add((*path, "unit"), f"unit applies to number facts, not to {f.type} fact {name!r}")
             if f.unit is not None and f.type == "number" and not _known_unit(f.unit):
@@ -722,7 +722,9 @@ class _Compiler:
         if d.age_at is not None:
             at = self.raw.facts.get(d.age_at)
             if src.type != "date" or f.type != "number" or at is None or at.type != "date":
-                self.pr.add(path, "age derives a number fact from two date facts (from: birth date, age_at: date)")
+                self.pr.add(
+                    path, "age derives a number fact from two date facts (from: birth date, age_at: date)"
+                )
                 return None
             return Derivation("age", d.from_, f"derived from {d.from_} and {d.age_at}", at=d.age_at)
         if d.prefix_r:
