@@ -173,7 +173,7 @@ def criteria_diff(old: Version, new: Version) -> dict[str, list[dict[str, Any]]]
         if what:
             changed.append({"id": k, "changed": what, "from": _describe(ca), "to": _describe(cb)})
     order = list(b) + [k for k in a if k not in b]
-    changed.sort(key=lambda d: order.index(d["id"]))
+    changed.sort(key=lambda d: order.index(str(d["id"])))
     return {"added": added, "removed": removed, "changed": changed}
 
 

@@ -272,13 +272,13 @@ def route_order(
     plan: PlanConfig | None = getattr(policies, "plan", None)
     all_policies = list(policies)
     if plan is None:
-        governing = [p for p in all_policies if governs(p)]
-        if len(governing) == 1:
-            return governing[0]
-        if len(governing) > 1:
+        candidates = [p for p in all_policies if governs(p)]
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
             raise SeveralPoliciesApply(
-                f"{len(governing)} policies govern procedure codes {sorted(normalized)} "
-                f"({', '.join(p.id for p in governing)}); name one with policy_id"
+                f"{len(candidates)} policies govern procedure codes {sorted(normalized)} "
+                f"({', '.join(p.id for p in candidates)}); name one with policy_id"
             )
         if fallback and len(all_policies) == 1:
             return all_policies[0]

@@ -21,18 +21,18 @@ from typing import TypeVar
 
 __all__ = ["can_change", "possible"]
 
-O = TypeVar("O")
+T = TypeVar("T")
 #: (settled outcome or None, a fact to branch on when not settled)
-Settle = Callable[[dict[int, int]], "tuple[O | None, int | None]"]
+Settle = Callable[[dict[int, int]], "tuple[T | None, int | None]"]
 
 
 def possible(
     unknown: Sequence[int],
     sizes: dict[int, int],
-    settle: Callable[[dict[int, int]], tuple[O | None, int | None]],
-) -> set[O]:
+    settle: Callable[[dict[int, int]], tuple[T | None, int | None]],
+) -> set[T]:
     """Every outcome some filling of ``unknown`` (fact index -> number of classes) can give."""
-    found: set[O] = set()
+    found: set[T] = set()
     free = set(unknown)
 
     def walk(assign: dict[int, int]) -> None:
@@ -54,14 +54,14 @@ def can_change(
     fact: int,
     unknown: Sequence[int],
     sizes: dict[int, int],
-    settle: Callable[[dict[int, int]], tuple[O | None, int | None]],
+    settle: Callable[[dict[int, int]], tuple[T | None, int | None]],
 ) -> bool:
     """Whether some filling of the other unknown facts lets ``fact``'s value change the outcome."""
     others = [f for f in unknown if f != fact]
     free = set(others)
 
     def walk(assign: dict[int, int]) -> bool:
-        settled: list[O] = []
+        settled: list[T] = []
         hint: int | None = None
         for c in range(sizes[fact]):
             assign[fact] = c
