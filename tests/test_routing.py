@@ -120,3 +120,21 @@ def test_without_a_default_a_case_must_name_its_line_of_business(tmp_path: Path)
     with pytest.raises(NoPolicyApplies, match="names no line_of_business"):
         decide(RECTAL, policies)
     assert decide({**RECTAL, "line_of_business": "commercial"}, policies).policy.id == "bluekc-iort"
+
+
+def test_a_batch_decider_routes_each_case_like_decide(policies: PolicySet) -> None:
+    from medpolicy.engine import decider
+
+    one = decider(policies)
+    cases = [
+        RECTAL,
+        {**RECTAL, "line_of_business": "medicare_advantage"},
+        {**RECTAL, "line_of_business": "commercial", "group": "EXAMPLE-PPO"},
+        {**RECTAL, "procedure_codes": ["99213"]},
+        {**RECTAL, "procedure_codes": ["77770"], "intraoperative_radiation": True, "group": "EXAMPLE-HMO"},
+    ]
+    for case in cases * 2:
+        a, b = one(case), decide(case, policies)
+        assert (a.policy.id, a.outcome) == (b.policy.id, b.outcome)
+    with pytest.raises(NoPolicyApplies):
+        one({**RECTAL, "line_of_business": "medicaid"})

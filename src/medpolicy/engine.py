@@ -924,7 +924,36 @@ def decider(
             return fast(parse(case, None))
 
         return one
-    return lambda case: decide(case, policies)
+    return _routed_decider(policies)
+
+
+def _routed_decider(policies: PolicySet) -> Callable[[Mapping[str, Any]], Determination]:
+    """Per-case routing, remembered by what routing reads (codes, line of business, group, the
+    policies' service facts): a batch routes each distinct combination once."""
+    services = tuple({p.governs_service for p in policies if p.governs_service is not None})
+    routes: dict[tuple[Any, ...], tuple[Callable[..., Case], Callable[[Case], Determination]]] = {}
+
+    def one(case: Mapping[str, Any]) -> Determination:
+        try:
+            codes = case.get("procedure_codes")
+            key = (
+                tuple(codes) if isinstance(codes, list) else codes,
+                case.get("line_of_business"),
+                case.get("group"),
+                *(case.get(f) is True for f in services),
+            )
+            hit = routes.get(key)
+        except (AttributeError, TypeError):  # not a mapping, or unhashable values: decide says why
+            return decide(case, policies)
+        if hit is None:
+            policy = _route(case, policies)
+            hit = (parser_for(policy).parse, engine_for(policy).decide)
+            if len(routes) < 4096:
+                routes[key] = hit
+        parse, fast = hit
+        return fast(parse(case, None))
+
+    return one
 
 
 def _route(case: Mapping[str, Any], policies: PolicySet) -> Policy:
