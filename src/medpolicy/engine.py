@@ -182,6 +182,15 @@ class Engine:
             [tuple(i for i, f in enumerate(self.facts) if f in r.criterion.facts()) for r in v.decision_list]
             for v in policy.versions
         ]
+        #: Per version class: (outcome, its criterion as a function of the classes, facts it reads).
+        self._rules: list[list[tuple[Outcome, Callable[[Sequence[int]], Tri] | None, tuple[int, ...]]]] = [[]]
+        for v, facts in zip(policy.versions, self._rule_facts[1:], strict=True):
+            self._rules.append(
+                [
+                    (r.outcome, None if r.when is None else self._tri(r.when), f)
+                    for r, f in zip(v.decision_list, facts, strict=True)
+                ]
+            )
         self._memo: dict[tuple[int, ...], EvalResult] = {}
         self._full: dict[tuple[int, ...], Outcome] = {}
         self._lock = threading.Lock()
@@ -459,16 +468,13 @@ class Engine:
         fact of the first open rule."""
         if vclass == 0:
             return Outcome.NOT_APPLICABLE, None
-        value = self._atom_values(classes)
         pending: set[Outcome] = set()
         hint: int | None = None
-        for rule, facts in zip(
-            self.policy.versions[vclass - 1].decision_list, self._rule_facts[vclass], strict=True
-        ):
-            v = True if rule.when is None else rule.when.evaluate(value)
+        for outcome, test, facts in self._rules[vclass]:
+            v = True if test is None else test(classes)
             if v is False:
                 continue
-            pending.add(rule.outcome)
+            pending.add(outcome)
             if v is True:
                 break
             if hint is None:
@@ -476,6 +482,42 @@ class Engine:
         if len(pending) == 1:
             return next(iter(pending)), None
         return None, hint
+
+    def _tri(self, c: Criterion) -> Callable[[Sequence[int]], Tri]:
+        """A criterion as a function of the facts' classes (-1: unknown), Kleene logic: what
+        ``Criterion.evaluate`` computes, without a call per atom through a dictionary (the search
+        settles thousands of partial fillings)."""
+        if isinstance(c, Atom):
+            i, j = self.atom_pos[(c.fact, c.op, c.operand)]
+            column = tuple(vec[j] for vec in self.classes[i])
+
+            def atom(cl: Sequence[int]) -> Tri:
+                k = cl[i]
+                return None if k < 0 else column[k]
+
+            return atom
+        kids = [self._tri(k) for k in c.children()]
+        if isinstance(c, Not):
+            (kid,) = kids
+
+            def not_(cl: Sequence[int]) -> Tri:
+                v = kid(cl)
+                return None if v is None else not v
+
+            return not_
+        stop = isinstance(c, AnyOf)  # the value that settles the whole: True for any_of, False for all_of
+
+        def junction(cl: Sequence[int]) -> Tri:
+            unknown = False
+            for kid in kids:
+                v = kid(cl)
+                if v is stop:
+                    return stop
+                if v is None:
+                    unknown = True
+            return None if unknown else not stop
+
+        return junction
 
     def _trace(
         self, version: Version, classes: Sequence[int], outcome: Outcome
