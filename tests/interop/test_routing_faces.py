@@ -159,6 +159,23 @@ def test_pas_certifies_a_suitable_breast_case_under_the_medicare_advantage_polic
     assert review_actions(cr) == ["A1"]
 
 
+def test_pas_reads_the_date_of_birth_from_the_patient_when_the_policy_asks_for_an_age(
+    server: LiveServer,
+) -> None:
+    facts = {k: v for k, v in BREAST_FACTS.items() if k != "date_of_birth"}
+    bundle = iort_bundle(facts, dx="C50.411")
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Coverage":
+            resource["type"] = MA
+        if resource["resourceType"] == "Patient":
+            resource["birthDate"] = "1958-04-12"
+    assert review_actions(claim_response(post(server, SUBMIT, bundle))) == ["A1"]
+    assert (
+        fhir_case.patient_facts([{"resourceType": "Patient", "birthDate": "1958"}]) == {}
+    )  # a full date only
+
+
 def test_pas_pends_the_same_case_under_the_commercial_example_for_trial_enrolment(server: LiveServer) -> None:
     cr = claim_response(post(server, SUBMIT, _pas({"class": EXAMPLE_PPO})))
     assert review_actions(cr) == ["A4"]

@@ -75,6 +75,7 @@ __all__ = [
     "flatten_resources",
     "order_codes",
     "order_date",
+    "patient_facts",
     "reference_of",
 ]
 
@@ -374,6 +375,16 @@ def coverage_routing(resources: Iterable[Mapping[str, Any]]) -> dict[str, str]:
                 break
         break
     return out
+
+
+def patient_facts(resources: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Facts read from the ``Patient``: ``date_of_birth`` from a full ``birthDate``. A face adds them
+    only when the policy that decides the case declares the fact (ages are derived from it)."""
+    for res in resources:
+        if res.get("resourceType") == "Patient":
+            born = _full_date(res.get("birthDate"))
+            return {"date_of_birth": born} if born else {}
+    return {}
 
 
 # ----------------------------------------------------------------------------------------------- values

@@ -462,6 +462,8 @@ def claim_case(request: PasRequest, policy: Policy | None, policies: PolicySet) 
     if errors:
         raise CaseError(errors)
     if policy is not None:
+        # Facts of the Patient resource the policy declares (the date of birth), lowest precedence.
+        case = {**fhir_case.patient_facts(resources), **case}
         case = {k: v for k, v in case.items() if k in facts}
     case.update(fhir_case.coverage_routing(resources))  # the member's line of business and group
     return case

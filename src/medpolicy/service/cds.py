@@ -58,6 +58,7 @@ from medpolicy.interop.fhir_case import (
     flatten_resources,
     order_codes,
     order_date,
+    patient_facts,
 )
 from medpolicy.interop.jwt_auth import (
     CdsJwtVerifier,
@@ -457,10 +458,13 @@ def _answer(
         except CaseError as exc:
             raise _case_error(exc, item.reference, {}) from None
         try:
-            determination = decide({**extracted.case, **routing}, policies, policy_id=policy.id)
+            # Facts of the Patient resource the routed policy declares (the date of birth, for an age).
+            from_patient = {k: v for k, v in patient_facts(resources).items() if k in policy.fact_index}
+            decided_case: Mapping[str, Any] = {**from_patient, **extracted.case, **routing}
+            determination = decide(decided_case, policies, policy_id=policy.id)
         except CaseError as exc:
             raise _case_error(exc, item.reference, extracted.sources) from None
-        decided.append((item, codes, policy, extracted.case, determination))
+        decided.append((item, codes, policy, decided_case, determination))
 
     coverage_ref = coverage_reference(resources)
     cards: list[dict[str, Any]] = []
