@@ -71,3 +71,29 @@ def test_every_sample_output_in_the_readme_is_the_real_output_at_80_columns() ->
         got = [line.rstrip() for line in run.stdout.rstrip().splitlines()]
         assert got == shown.rstrip().splitlines()
         assert max(len(line) for line in got) <= 80
+
+
+def _breast_case() -> dict[str, object]:
+    m = re.search(
+        r"\$ echo '(\{\"date_of_service\": \"2025-09-01\".*?\})' \| \.venv/bin/medpolicy decide", README, re.S
+    )
+    assert m, "the README's breast example is gone"
+    case = json.loads(m.group(1))
+    assert isinstance(case, dict)
+    return case
+
+
+def test_the_breast_case_under_the_commercial_and_the_medicare_advantage_policy(policies: PolicySet) -> None:
+    case = _breast_case()
+    commercial = decide(case, policies)
+    assert commercial.policy.id == "example-iort-commercial"
+    assert commercial.outcome is Outcome.INFORMATION_NEEDED
+    assert commercial.summary in README
+    ma = decide(
+        {**{k: v for k, v in case.items() if k != "group"}, "line_of_business": "medicare_advantage"},
+        policies,
+    )
+    assert ma.policy.id == "example-iort-medicare-advantage"
+    assert ma.outcome is Outcome.MEDICALLY_NECESSARY
+    assert "A covered indication, with a diagnosis code the billing article lists" in README
+    assert ma.case.display["age"] == 67

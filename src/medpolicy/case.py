@@ -26,17 +26,20 @@ from typing import Any
 from medpolicy.codes import PCS_CODE_RE, PROCEDURE_CODE_RE, icd10cm, normalize_icd10, normalize_procedure
 from medpolicy.errors import CaseError, FieldError
 from medpolicy.limits import LIMITS
+from medpolicy.measures import LENGTH_MM, age_in_years, parse_length
 from medpolicy.policy import FactSpec, Policy
+from medpolicy.routing import ROUTING_KEYS, check_routing_keys
 from medpolicy.staging import AJCC8_T, CHAPTER_TITLES, Staging, parse_staging
 
 __all__ = ["METADATA_KEYS", "Case", "Note", "Staging", "parse_case", "parse_staging"]
 
-#: Keys a case may carry that are not facts: they are passed through untouched.
-METADATA_KEYS = frozenset({"id", "label"})
+#: Keys a case may carry that are not facts: they are passed through (the routing keys are checked).
+METADATA_KEYS = frozenset({"id", "label"}) | ROUTING_KEYS
 
 
 CONFLICT = "conflicting_facts"
 _TX_ONLY = frozenset({"TX"})
+_HAS_UNIT = re.compile(r"[A-Za-z]").search  # "1.8 cm": a length with its unit (a bare "18" is not a number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +188,8 @@ class _Parser:
         src: dict[str, str] = (
             {k: sources.get(k, "given") for k in values} if sources else dict.fromkeys(values, "given")
         )
+        if metadata and not ROUTING_KEYS.isdisjoint(metadata):
+            check_routing_keys(metadata, errors)
         if errors:
             raise CaseError(errors)
         notes: list[Note] = (
@@ -455,12 +460,22 @@ def _parse_fact(spec: FactSpec, value: Any, errors: list[FieldError]) -> tuple[A
             errors.append(long)
             return None
         canon = _canon_enum(spec, value)
+        if canon is None and spec.open_value is not None and value.strip():
+            canon = spec.open_value  # a non-exhaustive list: anything else is "other"
         if canon is None:
             allowed = ", ".join([*(spec.values or ()), *spec.synonyms])
             errors.append(FieldError("invalid_value", name, _clip(value), f"not one of: {allowed}"))
             return None
         return canon, canon
     if t == "number":
+        if spec.unit in LENGTH_MM and (
+            isinstance(value, dict) or (isinstance(value, str) and _HAS_UNIT(value))
+        ):
+            length, why = parse_length(value, spec.unit)
+            if length is None:
+                errors.append(FieldError("invalid_value", name, _show(value), why))
+                return None
+            value = length
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
@@ -585,6 +600,23 @@ def _derive(
                         f"this policy; the given {name} is used: a reviewer should confirm it",
                         fact=name,
                         alternative=band,
+                    )
+                )
+        elif d.kind == "age":
+            born, on = values[d.source], values.get(d.at)
+            age = age_in_years(born, on) if on is not None else None
+            if on is not None and age is None:
+                notes.append(Note(CONFLICT, f"{d.source} is after {d.at}; {name} is not derived", fact=name))
+            elif age is not None and given is None:
+                values[name], display[name] = float(age), age
+                src[name] = d.label
+            elif age is not None and given is not None and int(given) != age:
+                notes.append(
+                    Note(
+                        CONFLICT,
+                        f"{name} is given as {given:g} but {d.source} gives {age} on {d.at}; the given value is used",
+                        fact=name,
+                        alternative=age,
                     )
                 )
         elif d.kind == "prefix_r":

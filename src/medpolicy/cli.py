@@ -35,7 +35,7 @@ app = typer.Typer(
 )
 cli_help.install()  # --help shows FILE and HOST, not <str> and <bool>
 
-policy_app = typer.Typer(help="Inspect and check policies.", no_args_is_help=True)
+policy_app = typer.Typer(help="Inspect, check, scaffold and compare policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 out = Console()
@@ -469,6 +469,12 @@ cli_screen.register(app)  # screen, impact, generate-claims (batch claims screen
 def version() -> None:
     """Print the medpolicy version."""
     print(__version__)
+
+
+# `medpolicy policy new` and `policy diff` (tools for policy authors) live in their own module.
+from medpolicy import cli_policy_tools  # noqa: E402 -- registers into policy_app, defined above
+
+cli_policy_tools.register(policy_app)
 
 
 def main() -> None:

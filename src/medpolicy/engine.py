@@ -37,9 +37,8 @@ from typing import Any
 
 import orjson
 
-from medpolicy import __version__
+from medpolicy import __version__, search
 from medpolicy.case import Case, Note, parse_case, parser_for
-from medpolicy.errors import NoPolicyApplies
 from medpolicy.explanation import REST_ON_CONFLICT, REVIEW_OVERDUE, conflicts, explanation, flags
 from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not, Tri, kleene_and, tri_label
 from medpolicy.policy import FactSpec, Outcome, Policy, PolicySet, RationaleSection, Version
@@ -115,6 +114,9 @@ class EvalResult:
     rendered: dict[str, str] = field(default_factory=dict, compare=False)
 
 
+#: Most fillings of a case's unknown facts ``_evaluate`` enumerates; above it, ``medpolicy.search``.
+_MAX_ENUMERATION = 4096
+
 #: Largest lookup table (product of each fact's class count + 1) a version gets in ``Engine.decide``.
 _MAX_TABLE = 1 << 16
 
@@ -179,6 +181,20 @@ class Engine:
         for v in policy.versions:
             read = set().union(*(r.criterion.facts() for r in v.decision_list))
             self.version_facts.append(frozenset(i for i, f in enumerate(self.facts) if f in read))
+        #: Per version class, per rule of its decision list: the indexes of the facts the rule reads.
+        self._rule_facts: list[list[tuple[int, ...]]] = [[]] + [
+            [tuple(i for i, f in enumerate(self.facts) if f in r.criterion.facts()) for r in v.decision_list]
+            for v in policy.versions
+        ]
+        #: Per version class: (outcome, its criterion as a function of the classes, facts it reads).
+        self._rules: list[list[tuple[Outcome, Callable[[Sequence[int]], Tri] | None, tuple[int, ...]]]] = [[]]
+        for v, facts in zip(policy.versions, self._rule_facts[1:], strict=True):
+            self._rules.append(
+                [
+                    (r.outcome, None if r.when is None else self._tri(r.when), f)
+                    for r, f in zip(v.decision_list, facts, strict=True)
+                ]
+            )
         self._memo: dict[tuple[int, ...], EvalResult] = {}
         self._full: dict[tuple[int, ...], Outcome] = {}
         self._lock = threading.Lock()
@@ -379,6 +395,8 @@ class Engine:
         vclasses = [vclass] if vclass >= 0 else list(range(len(self.starts) + 1))
         read = frozenset().union(*(self.version_facts[v] for v in vclasses))
         dims = [i for i in sorted(read) if classes[i] < 0]
+        if math.prod(len(self.classes[i]) for i in dims) * len(vclasses) > _MAX_ENUMERATION:
+            return self._evaluated(vclass, classes, *self._search(vclass, classes, dims))
         # Enumerate every completion of the unknown facts (and of the version when the date is unknown).
         table: dict[tuple[int, ...], Outcome] = {}
         ranges = [range(len(self.classes[i])) for i in dims]
@@ -400,6 +418,12 @@ class Engine:
                     groups.setdefault(point[:pos] + point[pos + 1 :], set()).add(o)
                 if any(len(s) > 1 for s in groups.values()):
                     missing.append(name)
+        return self._evaluated(vclass, classes, possible, missing)
+
+    def _evaluated(
+        self, vclass: int, classes: Sequence[int], possible: frozenset[Outcome], missing: list[str]
+    ) -> EvalResult:
+        outcome = next(iter(possible)) if len(possible) == 1 else Outcome.INFORMATION_NEEDED
         order = {f.name: i for i, f in enumerate(self.policy.facts)}
         missing.sort(key=order.__getitem__)
         version = self.policy.versions[vclass - 1] if vclass > 0 else None
@@ -415,6 +439,89 @@ class Engine:
             possible=possible,
         )
         return replace(result, summary=summarize(self.policy, result, dated=vclass >= 0))
+
+    def _search(
+        self, vclass: int, classes: Sequence[int], dims: Sequence[int]
+    ) -> tuple[frozenset[Outcome], list[str]]:
+        """Possible outcomes and missing facts by search (``medpolicy.search``) instead of enumeration:
+        the same answers, for cases whose fillings are too many to enumerate."""
+        unknown = ([-1] if vclass < 0 else []) + list(dims)
+        sizes = {i: len(self.classes[i]) for i in dims}
+        sizes[-1] = len(self.starts) + 1
+
+        def settle(assign: dict[int, int]) -> tuple[Outcome | None, int | None]:
+            vc = assign.get(-1, -1) if vclass < 0 else vclass
+            if vc < 0:
+                return None, -1
+            filled = list(classes)
+            for i, c in assign.items():
+                if i >= 0:
+                    filled[i] = c
+            return self._settle(vc, filled)
+
+        found = frozenset(search.possible(unknown, sizes, settle))
+        if len(found) == 1:
+            return found, []
+        missing = [
+            DOS if f < 0 else self.facts[f] for f in unknown if search.can_change(f, unknown, sizes, settle)
+        ]
+        return found, missing
+
+    def _settle(self, vclass: int, classes: Sequence[int]) -> tuple[Outcome | None, int | None]:
+        """The outcome of a partial assignment when Kleene logic settles it, else None and an unknown
+        fact of the first open rule."""
+        if vclass == 0:
+            return Outcome.NOT_APPLICABLE, None
+        pending: set[Outcome] = set()
+        hint: int | None = None
+        for outcome, test, facts in self._rules[vclass]:
+            v = True if test is None else test(classes)
+            if v is False:
+                continue
+            pending.add(outcome)
+            if v is True:
+                break
+            if hint is None:
+                hint = next((i for i in facts if classes[i] < 0), None)
+        if len(pending) == 1:
+            return next(iter(pending)), None
+        return None, hint
+
+    def _tri(self, c: Criterion) -> Callable[[Sequence[int]], Tri]:
+        """A criterion as a function of the facts' classes (-1: unknown), Kleene logic: what
+        ``Criterion.evaluate`` computes, without a call per atom through a dictionary (the search
+        settles thousands of partial fillings)."""
+        if isinstance(c, Atom):
+            i, j = self.atom_pos[(c.fact, c.op, c.operand)]
+            column = tuple(vec[j] for vec in self.classes[i])
+
+            def atom(cl: Sequence[int]) -> Tri:
+                k = cl[i]
+                return None if k < 0 else column[k]
+
+            return atom
+        kids = [self._tri(k) for k in c.children()]
+        if isinstance(c, Not):
+            (kid,) = kids
+
+            def not_(cl: Sequence[int]) -> Tri:
+                v = kid(cl)
+                return None if v is None else not v
+
+            return not_
+        stop = isinstance(c, AnyOf)  # the value that settles the whole: True for any_of, False for all_of
+
+        def junction(cl: Sequence[int]) -> Tri:
+            unknown = False
+            for kid in kids:
+                v = kid(cl)
+                if v is stop:
+                    return stop
+                if v is None:
+                    unknown = True
+            return None if unknown else not stop
+
+        return junction
 
     def _trace(
         self, version: Version, classes: Sequence[int], outcome: Outcome
@@ -917,8 +1024,9 @@ def decide(
 ) -> Determination:
     """Validate a raw case and decide it.
 
-    With several policies and no ``policy_id`` the policy is chosen by the procedure codes; raises
-    ``CaseError`` for invalid input, ``PolicyNotFound`` or ``NoPolicyApplies``.
+    With several policies and no ``policy_id`` the policy is chosen by the plan's routing (line of
+    business, group, procedure codes: ``medpolicy.routing``); raises ``CaseError`` for invalid input,
+    ``PolicyNotFound`` or ``NoPolicyApplies``.
     """
     if isinstance(policies, Policy):
         policy = policies
@@ -951,15 +1059,38 @@ def decider(
             return fast(parse(case, None))
 
         return one
-    return lambda case: decide(case, policies)
+    return _routed_decider(policies)
+
+
+def _routed_decider(policies: PolicySet) -> Callable[[Mapping[str, Any]], Determination]:
+    """Per-case routing, remembered by what routing reads (codes, line of business, group, the
+    policies' service facts): a batch routes each distinct combination once."""
+    services = tuple({p.governs_service for p in policies if p.governs_service is not None})
+    routes: dict[tuple[Any, ...], tuple[Callable[..., Case], Callable[[Case], Determination]]] = {}
+
+    def one(case: Mapping[str, Any]) -> Determination:
+        try:
+            codes = case.get("procedure_codes")
+            key = (
+                tuple(codes) if isinstance(codes, list) else codes,
+                case.get("line_of_business"),
+                case.get("group"),
+                *(case.get(f) is True for f in services),
+            )
+            hit = routes.get(key)
+        except (AttributeError, TypeError):  # not a mapping, or unhashable values: decide says why
+            return decide(case, policies)
+        if hit is None:
+            policy = _route(case, policies)
+            hit = (parser_for(policy).parse, engine_for(policy).decide)
+            if len(routes) < 4096:
+                routes[key] = hit
+        parse, fast = hit
+        return fast(parse(case, None))
+
+    return one
 
 
 def _route(case: Mapping[str, Any], policies: PolicySet) -> Policy:
-    raw = case.get("procedure_codes") if isinstance(case, Mapping) else None
-    codes = {str(c).strip().upper() for c in (raw if isinstance(raw, list) else [raw] if raw else [])}
-    found = policies.governing(codes)
-    if len(found) != 1:
-        raise NoPolicyApplies(
-            f"{len(found)} policies govern procedure codes {sorted(codes)}; name one with policy_id"
-        )
-    return found[0]
+    """The plan's routing (``medpolicy.routing``): line of business, group, procedure codes."""
+    return policies.route(case)

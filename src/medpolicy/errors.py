@@ -4,7 +4,7 @@
     ├── CaseError (ValueError)          a case was rejected; .errors lists every FieldError found
     ├── PolicyLoadError (ValueError)    a policy file is invalid; .problems lists (file, line, message)
     ├── PolicyNotFound (LookupError)    no policy with that id                       code: policy_not_found
-    └── NoPolicyApplies (LookupError)   several policies exist and none governs the procedure codes
+    └── NoPolicyApplies (LookupError)   no policy (or, without plan.yaml, several) applies to the case
 
 A ``FieldError`` carries a stable snake_case ``code``, the ``field`` (a dotted path such as
 ``diagnosis_codes[1]``), the ``value`` as given, and a lower-case ``message`` that says why.

@@ -86,16 +86,18 @@ class Derivation:
     mapped to enum values by upper bounds; a given value is final; ``consistent`` lists, per band, the
     given values that do not conflict with it, such as R2 with a 0 mm margin),
     ``prefix_r`` (a staging with the ``r`` prefix means recurrent disease), ``m_category`` (M1 in a
-    TNM staging means distant metastases, M0 none).
+    TNM staging means distant metastases, M0 none), ``age`` (whole years from a
+    date of birth, ``source``, to another date fact, ``at``: the date of service).
     """
 
-    kind: Literal["by_code_list", "bands", "prefix_r", "m_category"]
+    kind: Literal["by_code_list", "bands", "prefix_r", "m_category", "age"]
     source: str
     label: str = ""  # "derived from <source>", the provenance of a derived value
     code_map: tuple[tuple[CodeList, str | None], ...] = ()
     bands: tuple[tuple[float | None, str], ...] = ()
     consistent: Mapping[str, frozenset[str]] = field(default_factory=dict)
     params: tuple[str, ...] = ()  # the parameters the derivation reads (its band bounds)
+    at: str = ""  # ``age``: the date the age is taken at
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,8 @@ class FactSpec:
     value_set: frozenset[str] = frozenset()
     #: enum value -> AJCC 8th edition chapter (``medpolicy.staging.AJCC8_T``) its stagings must follow
     ajcc: Mapping[str, str] = field(default_factory=dict)
+    #: An open (non-exhaustive) enum: any other value is accepted as this one (``open: other``).
+    open_value: str | None = None
 
     def label(self, value: str) -> str:
         return self.labels.get(value, value)
@@ -202,6 +206,8 @@ class Policy:
     code_lists: Mapping[str, CodeList]
     governs: CodeList
     rationale: Mapping[str, RationaleSection]
+    #: A boolean fact that, when true, puts a case in scope whatever its codes (the service given).
+    governs_service: str | None
     notes: tuple[PolicyNote, ...]
     versions: tuple[Version, ...]
 
@@ -238,6 +244,15 @@ class Policy:
                 return False
         return self.version_for(date_of_service) is not None
 
+    def governs_case(self, case: Mapping[str, Any]) -> bool:
+        """Whether a raw case is in scope: a governed procedure code, or the service the policy's
+        ``governs_service`` fact states (true)."""
+        if self.governs_service is not None and case.get(self.governs_service) is True:
+            return True
+        raw = case.get("procedure_codes")
+        items = raw if isinstance(raw, list | tuple) else [raw] if raw else []
+        return self.governs_order(items, None)
+
     def version(self, version_id: str) -> Version:
         for v in self.versions:
             if v.id == version_id:
@@ -252,6 +267,8 @@ class Policy:
 @dataclass(frozen=True, slots=True)
 class PolicySet:
     policies: Mapping[str, Policy]
+    #: The plan's routing configuration (``plan.yaml``; ``medpolicy.routing``), or None: codes choose.
+    plan: Any = None
 
     def get(self, policy_id: str) -> Policy:
         try:
@@ -268,6 +285,26 @@ class PolicySet:
 
     def governing(self, procedure_codes: set[str] | frozenset[str]) -> list[Policy]:
         return [p for p in self if not p.governs.codes.isdisjoint(procedure_codes)]
+
+    def route(self, case: Mapping[str, Any]) -> Policy:
+        """The policy that decides a raw case: the plan's routing by line of business and group
+        (``medpolicy.routing``); raises ``NoPolicyApplies`` when none or several apply."""
+        from medpolicy.routing import route_case
+
+        return route_case(case, self)
+
+    def for_order(
+        self,
+        codes: Iterable[str],
+        date_of_service: dt.date | str | None = None,
+        *,
+        line_of_business: str | None = None,
+        group: str | None = None,
+    ) -> Policy | None:
+        """The policy governing an order for this member (None: no policy governs its codes)."""
+        from medpolicy.routing import route_order
+
+        return route_order(list(codes), date_of_service, self, line_of_business=line_of_business, group=group)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -303,6 +340,7 @@ class _Derive(_Strict):
     bands: list[dict[str, Any]] | None = None
     prefix_r: bool | None = None
     m_category: bool | None = None
+    age_at: str | None = None
 
 
 class _Fact(_Strict):
@@ -316,6 +354,7 @@ class _Fact(_Strict):
     multiple: bool = False
     system: str | None = None
     derive: _Derive | None = None
+    open: str | None = None
 
 
 class _CodeEntry(_Strict):
@@ -376,6 +415,7 @@ class _PolicyFile(_Strict):
     source: _Source
     prior_authorization: bool = True
     governs: str | list[str]  # code lists (CPT/HCPCS, and ICD-10-PCS for inpatient claims)
+    governs_service: str | None = None
     parameters: dict[str, _Param] = {}
     facts: dict[str, _Fact]
     code_lists: dict[str, _CodeList]
@@ -449,6 +489,18 @@ _ATOM_OPS: dict[str, tuple[str, ...]] = {
 _META = {"id", "title", "cite"}
 
 
+def _known_unit(unit: str) -> bool:
+    from medpolicy.measures import known_unit
+
+    return known_unit(unit)
+
+
+def _units() -> tuple[str, ...]:
+    from medpolicy.measures import UNITS
+
+    return UNITS
+
+
 def default_policies_dir() -> Path:
     """``$MEDPOLICY_POLICIES`` or the repository's ``policies/`` folder."""
     env = os.environ.get("MEDPOLICY_POLICIES")
@@ -476,7 +528,9 @@ def load_policies(root: Path | None = None) -> PolicySet:
         policies[p.id] = p
     if problems:
         raise PolicyLoadError(problems)
-    return PolicySet(policies)
+    from medpolicy.routing import load_plan  # routing reads compiled policies
+
+    return PolicySet(policies, load_plan(root, policies))
 
 
 def load_policy(folder: Path) -> Policy:
@@ -521,6 +575,9 @@ class _Compiler:
         self._code_lists()
         facts = self._facts()
         governs = self._governs()
+        gs = raw.governs_service
+        if gs is not None and (gs not in raw.facts or raw.facts[gs].type != "boolean"):
+            pr.add(("governs_service",), f"governs_service names {gs!r}, which is not a boolean fact")
         rationale = self._rationale()
         for f in facts:
             for value, sec in f.rationale.items():
@@ -558,6 +615,7 @@ class _Compiler:
             fact_index={f.name: f for f in facts},
             code_lists=dict(self.code_lists),
             governs=governs,
+            governs_service=raw.governs_service,
             rationale=rationale,
             notes=notes,
             versions=tuple(versions),
@@ -657,6 +715,14 @@ class _Compiler:
                 if not values or target not in values:
                     self.pr.add((*path, "synonyms", syn), f"synonym {syn!r} maps to unknown value {target!r}")
             derive = self._derive(name, f, path) if f.derive else None
+            if f.open is not None and (f.type != "enum" or f.open not in (values or ())):
+                self.pr.add(
+                    (*path, "open"), f"open names {f.open!r}, which is not a value of enum fact {name!r}"
+                )
+            if f.unit is not None and f.type != "number":
+                self.pr.add((*path, "unit"), f"unit applies to number facts, not to {f.type} fact {name!r}")
+            if f.unit is not None and f.type == "number" and not _known_unit(f.unit):
+                self.pr.add((*path, "unit"), f"unknown unit {f.unit!r} (known: {', '.join(_units())})")
             out.append(
                 FactSpec(
                     name=name,
@@ -674,6 +740,7 @@ class _Compiler:
                     system=f.system,
                     derive=derive,
                     value_set=frozenset(values or ()),
+                    open_value=f.open,
                 )
             )
         return out
@@ -735,6 +802,14 @@ class _Compiler:
                 consistent=consistent,
                 params=params,
             )
+        if d.age_at is not None:
+            at = self.raw.facts.get(d.age_at)
+            if src.type != "date" or f.type != "number" or at is None or at.type != "date":
+                self.pr.add(
+                    path, "age derives a number fact from two date facts (from: birth date, age_at: date)"
+                )
+                return None
+            return Derivation("age", d.from_, f"derived from {d.from_} and {d.age_at}", at=d.age_at)
         if d.prefix_r:
             if src.type != "staging" or f.type != "boolean":
                 self.pr.add(path, "prefix_r derives a boolean fact from a staging fact")
@@ -745,7 +820,7 @@ class _Compiler:
                 self.pr.add(path, "m_category derives a boolean fact from a staging fact")
                 return None
             return Derivation("m_category", d.from_, f"derived from {d.from_}")
-        self.pr.add(path, "derive needs by_code_list, bands, prefix_r or m_category")
+        self.pr.add(path, "derive needs by_code_list, bands, prefix_r, m_category or age_at")
         return None
 
     def _number(self, v: Any, path: tuple[Any, ...]) -> float | None:

@@ -258,7 +258,7 @@ def test_the_policy_browser(workbench: Workbench, page: Any) -> None:
     with page.expect_navigation():
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Policies").click()
     with page.expect_navigation():
-        page.get_by_role("link", name="Intraoperative Radiation Therapy (IORT)").click()
+        page.get_by_role("link", name="Intraoperative Radiation Therapy (IORT)", exact=True).click()
     timeline = page.locator("#timeline")
     for version in ("1988-10-01", "2002-09-01", "2004-09-01", "2009-10-06"):
         assert timeline.locator(f"#version-{version}").count() == 1

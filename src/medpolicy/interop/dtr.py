@@ -54,7 +54,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from medpolicy import CaseError, Determination, FieldError, Policy, PolicySet, decide, parse_case
-from medpolicy.errors import MedpolicyError
+from medpolicy.errors import MedpolicyError, NoPolicyApplies
 from medpolicy.interop import fhir_case
 
 __all__ = [
@@ -1388,10 +1388,17 @@ def questionnaire_package(params: Any, policies: PolicySet, *, as_of: date | Non
         p.get("resource") for _i, p in by.get("referenced", []) if isinstance(p.get("resource"), Mapping)
     )
     order_resources = [dict(p["resource"]) for _i, p in orders]
+    # The plan's routing: the member's Coverage (line of business, group) picks among the policies.
+    routing = fhir_case.coverage_routing([dict(c[1]["resource"]) for c in coverages[:1]])
     for order in order_resources:
         codes = fhir_case.order_codes(order)
         dos = fhir_case.order_date(order)
-        governing = [pol for pol in _policies(policies) if pol.governs_order(codes, dos)]
+        try:
+            routed = policies.for_order(codes, dos, **routing)
+        except NoPolicyApplies as exc:
+            warnings.append(f"{fhir_case.reference_of(order)}: {exc}")
+            continue
+        governing = [routed] if routed is not None else []
         if not governing:
             label = fhir_case.reference_of(order)
             warnings.append(
@@ -1671,14 +1678,13 @@ def _decide_by_codes(
     if context_resources:
         for key, value in fhir_case.extract_case(None, context_resources).case.items():
             case.setdefault(key, value)
-    governing = [
-        p
-        for p in _policies(policies)
-        if p.governs_order(case.get("procedure_codes", []), case.get("date_of_service"))
-    ]
-    if not governing:
+    routing = fhir_case.coverage_routing(context_resources) if context_resources else {}
+    try:
+        pol = policies.for_order(case.get("procedure_codes", []), case.get("date_of_service"), **routing)
+    except NoPolicyApplies:
+        pol = None
+    if pol is None:
         return None, case, None
-    pol = governing[0]
     known = _facts_by_name(pol)
     case = {k: v for k, v in case.items() if k in known}
     return pol, case, _decide(case, policies, pol)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from medpolicy import CaseError, FieldError, Policy, PolicySet
+from medpolicy import CaseError, FieldError, NoPolicyApplies, Policy, PolicySet
 from medpolicy.interop import dtr, fhir_case
 from medpolicy.interop.dtr import CANONICAL_BASE, FhirInputError, Problem
 
@@ -474,7 +474,10 @@ def claim_case(request: PasRequest, policy: Policy | None, policies: PolicySet) 
     if errors:
         raise CaseError(errors)
     if policy is not None:
+        # Facts of the Patient resource the policy declares (the date of birth), lowest precedence.
+        case = {**fhir_case.patient_facts(resources), **case}
         case = {k: v for k, v in case.items() if k in facts}
+    case.update(fhir_case.coverage_routing(resources))  # the member's line of business and group
     return case
 
 
@@ -482,11 +485,14 @@ def governed_items(request: PasRequest, policies: PolicySet) -> tuple[Policy | N
     """The policy that governs the Claim (that of its first governed item; ``None``: no item is
     governed) and, for each item by its index in ``Claim.item``, whether that policy governs it."""
     chosen: Policy | None = None
+    routing = fhir_case.coverage_routing(_supporting_resources(request))
     for item in request.items:
-        for policy in _policies(policies):
-            if policy.governs_order(item.codes, item.date_of_service):
-                chosen = policy
-                break
+        # The plan's routing: the member's Coverage (line of business, group) picks among the policies
+        # governing the item; an item no policy in force governs is not governed.
+        try:
+            chosen = policies.for_order(item.codes, item.date_of_service, **routing)
+        except NoPolicyApplies:
+            chosen = None
         if chosen is not None:
             break
     governed = {

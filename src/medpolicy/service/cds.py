@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from medpolicy import Determination, decide, strictjson
-from medpolicy.errors import CaseError
+from medpolicy.errors import CaseError, NoPolicyApplies
 from medpolicy.interop import crd
 from medpolicy.interop.cdshooks import (
     SERVICES,
@@ -53,10 +53,12 @@ from medpolicy.interop.cdshooks import (
 )
 from medpolicy.interop.fhir_case import (
     coverage_reference,
+    coverage_routing,
     extract_case,
     flatten_resources,
     order_codes,
     order_date,
+    patient_facts,
 )
 from medpolicy.interop.jwt_auth import (
     CdsJwtVerifier,
@@ -372,8 +374,17 @@ def _fhir_get(hook: HookRequest, settings: CdsSettings, query: str) -> list[dict
     return found
 
 
-def _governing(policies: PolicySet, codes: Sequence[str]) -> list[Policy]:
-    return policies.governing(frozenset(codes)) if codes else []
+def _governing(policies: PolicySet, codes: Sequence[str], routing: Mapping[str, str]) -> list[Policy]:
+    """The policy the plan applies to this order for this member ([] when none governs it or none is
+    in force for the member's line of business: no coverage assertion is made)."""
+    if not codes:
+        return []
+    try:
+        found = policies.for_order(codes, **routing)
+    except NoPolicyApplies as exc:
+        log.info("cds order not routed: %s", exc.code)
+        return []
+    return [found] if found is not None else []
 
 
 def _questionnaire_url(policy: Policy) -> str | None:
@@ -413,10 +424,12 @@ def _answer(
         raise _precondition_failed(missing_refs)
 
     # 2. which orders a policy governs; the others get no assertion (nothing to say about them)
+    #    the plan's routing picks the policy by the member's Coverage (line of business, group)
     relevant: list[tuple[OrderItem, list[str], list[Policy]]] = []
+    routing = coverage_routing(resources)
     for item in items:
         codes = list(dict.fromkeys(c for src in item.code_sources for c in order_codes(src)))
-        governing = _governing(policies, codes)
+        governing = _governing(policies, codes, routing)
         if governing:
             relevant.append((item, codes, governing))
     if not relevant:
@@ -449,10 +462,13 @@ def _answer(
         except CaseError as exc:
             raise _case_error(exc, item.reference, {}) from None
         try:
-            determination = decide(extracted.case, policies, policy_id=policy.id)
+            # Facts of the Patient resource the routed policy declares (the date of birth, for an age).
+            from_patient = {k: v for k, v in patient_facts(resources).items() if k in policy.fact_index}
+            decided_case: Mapping[str, Any] = {**from_patient, **extracted.case, **routing}
+            determination = decide(decided_case, policies, policy_id=policy.id)
         except CaseError as exc:
             raise _case_error(exc, item.reference, extracted.sources) from None
-        decided.append((item, codes, policy, extracted.case, determination))
+        decided.append((item, codes, policy, decided_case, determination))
 
     coverage_ref = coverage_reference(resources)
     cards: list[dict[str, Any]] = []
