@@ -27,7 +27,7 @@ __all__ = ["METADATA_KEYS", "Case", "Note", "Staging", "parse_case", "parse_stag
 #: Keys a case may carry that are not facts: they are passed through untouched.
 METADATA_KEYS = frozenset({"id", "label"})
 
-_STAGING_RE = re.compile(r"^(yc|yp|c|p|r|a)?t(x|0|is|[1-4][a-d]?)(\(m\))?$", re.IGNORECASE)
+_STAGING_RE = re.compile(r"^(yc|yp|rc|rp|c|p|r|a)?t(x|0|is|[1-4][a-d]?)(\(m\))?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ class Note:
 
 @dataclass(frozen=True, slots=True)
 class Staging:
-    prefix: str  # "", "c", "p", "yc", "yp", "r", "a"
+    prefix: str  # "", "c", "p", "yc", "yp", "r", "rc", "rp", "a"
     category: str  # "TX", "T0", "Tis", "T1" ... "T4b"
     multiple: bool = False
 
