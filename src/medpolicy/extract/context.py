@@ -135,13 +135,17 @@ class MedspacyContext:
         ctx.add([ConTextRule(p, c, direction=d) for p, c, d in _EXTRA_RULES])
         self._nlp = nlp
         self._ctx = ctx
+        self._trigger = _trigger_prefilter(ctx.rules)
 
     def assess(self, items: Sequence[tuple[str, Sequence[Target]]]) -> list[list[Assertion]]:
         from spacy.tokens import Span
 
         out: list[list[Assertion]] = []
-        docs = [self._nlp.make_doc(text) for text, _ in items]
-        for doc, (_, targets) in zip(docs, items, strict=True):
+        for text, targets in items:
+            if self._trigger is not None and not self._trigger.search(text):
+                out.append([Assertion() for _ in targets])  # no ConText rule can match here
+                continue
+            doc = self._nlp.make_doc(text)
             spans: list[Span | None] = []
             for t in targets:
                 spans.append(doc.char_span(t.start, t.end, label=t.label, alignment_mode="expand"))
@@ -170,6 +174,29 @@ class MedspacyContext:
                 )
             out.append(row)
         return out
+
+
+def _trigger_prefilter(rules: Sequence[Any]) -> re.Pattern[str] | None:
+    """A regular expression that finds a word every rule needs (a rule matches no sentence without
+    it), so that sentences with no trigger word skip the matcher: an exact shortcut, not a heuristic.
+    ``None`` when a rule has a pattern whose words cannot be listed."""
+    words: set[str] = set()
+    for rule in rules:
+        if rule.pattern is None:
+            words.add(rule.literal.lower().split()[0] if rule.literal.split() else rule.literal.lower())
+            continue
+        needed = [t for t in rule.pattern if t.get("OP") not in ("?", "*")]
+        if not needed:
+            return None
+        first = needed[0].get("LOWER", needed[0].get("TEXT", needed[0].get("ORTH")))
+        if isinstance(first, str):
+            words.add(first.lower())
+        elif isinstance(first, dict) and isinstance(first.get("IN"), list):
+            words.update(str(w).lower() for w in first["IN"])
+        else:
+            return None
+    alternatives = "|".join(sorted((re.escape(w) for w in words if w), key=len, reverse=True))
+    return re.compile(rf"(?i)(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])")
 
 
 def _target_of(span: Any, targets: Sequence[Target], spans: Sequence[Any]) -> Target:

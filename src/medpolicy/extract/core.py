@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from medpolicy.extract import rules as R
-from medpolicy.extract.context import Assertion, ContextEngine, Target, default_engine
+from medpolicy.extract.context import Assertion, BuiltinContext, ContextEngine, Target, default_engine
 from medpolicy.extract.model import Evidence, Extraction
 from medpolicy.extract.sections import Sentence, blank_heading_colons, sections, sentences
 
@@ -33,7 +34,60 @@ class _Hit:
     start: int  # absolute
     end: int
     sent: Sentence
-    assertion: Assertion = Assertion()
+    judge: _Judge | None = None
+    judged: Assertion | None = None
+
+    @property
+    def assertion(self) -> Assertion:
+        """Judged on first use, with the other candidates of its sentence: most sentences never need
+        ConText (the facts are settled before their candidates are asked about)."""
+        if self.judged is None:
+            if self.judge is None:
+                return Assertion()
+            self.judge.run(self.sent.start)
+        assert self.judged is not None
+        return self.judged
+
+
+#: Candidates on structured lines (T categories, margin lines): the builtin rules judge them (a
+#: hypothetical "if the margin is positive", a "would require pT4a"), which keeps medspaCy's matcher for
+#: the sentences that need it (recurrence, metastasis, malignancy, invasion). Measured: docs/extraction.md.
+_STRUCTURED = frozenset({"T", "MARGIN"})
+_REACH = 90  # characters either side of the candidates that ConText sees (about 12 words)
+_BUILTIN = BuiltinContext()
+
+
+class _Judge:
+    def __init__(self, norm: str, engine: ContextEngine) -> None:
+        self.norm = norm
+        self.engine = engine
+        self.by_sentence: dict[int, list[_Hit]] = {}
+
+    def add(self, h: _Hit) -> None:
+        h.judge = self
+        self.by_sentence.setdefault(h.sent.start, []).append(h)
+
+    def run(self, key: int) -> None:
+        hs = self.by_sentence[key]
+        sent = hs[0].sent
+        text = blank_heading_colons(self.norm[sent.start : sent.end])
+        for engine, group in ((self.engine, [h for h in hs if h.label not in _STRUCTURED]),
+                              (_BUILTIN, [h for h in hs if h.label in _STRUCTURED])):  # fmt: skip
+            if not group:
+                continue
+            # ConText's reach, like NegEx's, is a few words: a window around the candidates, cut at
+            # white space, instead of a long run-on "sentence" of a synoptic block.
+            lo = min(h.start for h in group) - key
+            hi = max(h.end for h in group) - key
+            a = max(0, text.rfind(" ", 0, max(0, lo - _REACH)) + 1) if lo > _REACH else 0
+            b = text.find(" ", hi + _REACH)
+            b = len(text) if b < 0 else b
+            targets = [Target(h.label, h.start - key - a, h.end - key - a) for h in group]
+            for h, judged in zip(group, engine.assess([(text[a:b], targets)])[0], strict=True):
+                h.judged = judged
+
+    def in_sentence(self, key: int, label: str) -> list[_Hit]:
+        return [h for h in self.by_sentence.get(key, ()) if h.label == label]
 
 
 def extract(
@@ -55,8 +109,9 @@ def extract(
     norm = R.ocr_normalize(text)
     secs = sections(norm)
     sents = sentences(norm, secs)
-    hits = _find(norm, sents)
-    _judge(norm, hits, eng)
+    locate = _Locator(sents)
+    hits = _find(norm, locate)
+    judge = _judge(norm, hits, eng)
     by_label: dict[str, list[_Hit]] = {}
     for h in hits:
         by_label.setdefault(h.label, []).append(h)
@@ -64,7 +119,7 @@ def extract(
     _metastatic(text, norm, by_label, result)
     _recurrent(text, norm, by_label, stagings, result)
     _margins(text, norm, sents, by_label, result, positive_margin_max_mm, close_margin_max_mm)
-    _site(text, norm, sents, by_label, result)
+    _site(text, norm, locate, by_label, result, judge)
     return result
 
 
@@ -76,40 +131,45 @@ def _ev(text: str, h: _Hit | tuple[int, int, Sentence]) -> Evidence:
 # --- finding candidates and judging them in context ---
 
 
-def _find(norm: str, sents: Sequence[Sentence]) -> list[_Hit]:
+class _Locator:
+    """The sentence a position falls in (patterns run once over the whole text, not per sentence)."""
+
+    def __init__(self, sents: Sequence[Sentence]) -> None:
+        self.sents = sents
+        self.starts = [s.start for s in sents]
+
+    def __call__(self, start: int, end: int) -> Sentence | None:
+        i = bisect.bisect_right(self.starts, start) - 1
+        if i < 0:
+            return None
+        s = self.sents[i]
+        return s if end <= s.end else None
+
+
+def _find(norm: str, locate: _Locator) -> list[_Hit]:
     hits: list[_Hit] = []
-    for s in sents:
-        chunk = norm[s.start : s.end]
-        for m in R.T_STAGE.finditer(chunk):
-            if R.staging_of(chunk, m) is not None:
-                hits.append(_Hit("T", s.start + m.start(), s.start + m.end(), s))
-        for m in R.M_STAGE.finditer(chunk):
-            hits.append(_Hit("M", s.start + m.start(), s.start + m.end(), s))
-        for label, pattern in (("RECUR", R.RECURRENCE), ("MET", R.METASTASIS), ("MALIG", R.MALIGNANCY)):
-            for m in pattern.finditer(chunk):
-                hits.append(_Hit(label, s.start + m.start(), s.start + m.end(), s))
-        for m in R.MARGIN_WORD.finditer(chunk):
-            hits.append(_Hit("MARGIN", s.start + m.start(), s.start + m.end(), s))
-        for cat, pattern in R.T_NARRATIVE:
-            for m in pattern.finditer(chunk):
-                hits.append(_Hit("NARR_" + cat, s.start + m.start(), s.start + m.end(), s))
+    patterns: list[tuple[str, re.Pattern[str]]] = [
+        ("M", R.M_STAGE), ("RECUR", R.RECURRENCE), ("MET", R.METASTASIS), ("MALIG", R.MALIGNANCY),
+        ("MARGIN", R.MARGIN_WORD), *(("NARR_" + cat, p) for cat, p in R.T_NARRATIVE),
+    ]  # fmt: skip
+    for m in R.T_STAGE.finditer(norm):
+        s = locate(m.start(), m.end())
+        if s is not None and R.staging_of(norm, m) is not None:
+            hits.append(_Hit("T", m.start(), m.end(), s))
+    for label, pattern in patterns:
+        for m in pattern.finditer(norm):
+            s = locate(m.start(), m.end())
+            if s is not None and (label != "M" or R.is_m_stage(norm, m)):
+                hits.append(_Hit(label, m.start(), m.end(), s))
     return hits
 
 
-def _judge(norm: str, hits: list[_Hit], eng: ContextEngine) -> None:
-    groups: dict[int, list[_Hit]] = {}
+def _judge(norm: str, hits: list[_Hit], eng: ContextEngine) -> _Judge:
+    judge = _Judge(norm, eng)
     for h in hits:
         if h.label != "M":
-            groups.setdefault(h.sent.start, []).append(h)
-    items = []
-    order = []
-    for start, hs in groups.items():
-        sent = hs[0].sent
-        items.append((blank_heading_colons(norm[sent.start : sent.end]), [Target(h.label, h.start - start, h.end - start) for h in hs]))
-        order.append(hs)
-    for hs, row in zip(order, eng.assess(items), strict=True):
-        for h, a in zip(hs, row, strict=True):
-            h.assertion = a
+            judge.add(h)
+    return judge
 
 
 def _findings(hs: Sequence[_Hit]) -> list[_Hit]:
@@ -123,9 +183,8 @@ def _t_stage(text: str, norm: str, by: dict[str, list[_Hit]], res: Extraction) -
     found: list[tuple[int, int, str, _Hit]] = []
     history: list[str] = []
     for h in by.get("T", []):
-        chunk = norm[h.sent.start : h.sent.end]
-        m = R.T_STAGE.match(chunk, h.start - h.sent.start)
-        got = R.staging_of(chunk, m) if m else None
+        m = R.T_STAGE.match(norm, h.start)
+        got = R.staging_of(norm, m) if m else None
         if got is None or m is None:
             continue
         pre, cat = got
@@ -380,40 +439,56 @@ def _is_imaging(norm: str) -> bool:
 
 
 def _site(
-    text: str, norm: str, sents: Sequence[Sentence], by: dict[str, list[_Hit]], res: Extraction
+    text: str,
+    norm: str,
+    locate: _Locator,
+    by: dict[str, list[_Hit]],
+    res: Extraction,
+    judge: _Judge,
 ) -> None:
-    malig = [h for h in by.get("MALIG", []) if h.assertion.affirmed and not h.assertion.historical]
-    found_malig = [h for h in malig if h.sent.section.kind == "finding"]
-    negated_malig = [h for h in _findings(by.get("MALIG", [])) if h.assertion.negated]
+    def affirmed(h: _Hit) -> bool:
+        return h.assertion.affirmed and not h.assertion.historical
+
     staged = bool(res.facts.get("t_stage"))
-    malig_sents = {h.sent.start for h in malig}
+    mentions: list[tuple[float | None, str, tuple[int, int, Sentence]]] = []
+    for site, pattern in R.SITE_PATTERNS:
+        for m in pattern.finditer(norm):
+            s = locate(m.start(), m.end())
+            if s is None or (site == "anus" and "verge" in norm[m.end() : m.end() + 8].lower()):
+                continue
+            if site == "colon" and norm[max(0, m.start() - 6) : m.start()].lower().endswith(("recto", "recto-")):
+                continue  # "rectosigmoid" is its own site
+            line_start = max(norm.rfind("\n", 0, m.start()) + 1, s.start)
+            label = R.SITE_LABEL.search(norm, line_start, m.start())
+            base = None
+            if label:
+                base = 3.0 if norm[label.end() : m.start()].strip() == "" else 2.5
+            mentions.append((base, site, (m.start(), m.end(), s)))
+    labelled = any(b is not None and b >= 0 and sp[2].section.kind == "finding" for b, _, sp in mentions)
     candidates: list[tuple[float, int, str, tuple[int, int, Sentence]]] = []
-    for s in sents:
-        chunk = norm[s.start : s.end]
-        label = R.SITE_LABEL.search(chunk)
-        for site, pattern in R.SITE_PATTERNS:
-            for m in pattern.finditer(chunk):
-                if site == "anus" and "verge" in chunk[m.end() : m.end() + 8].lower():
-                    continue
-                span = (s.start + m.start(), s.start + m.end(), s)
-                if label and m.start() > label.end() - 1 and chunk[label.end() : m.start()].strip() == "":
-                    weight = 3.0
-                elif label:
-                    weight = 2.5
-                elif s.start in malig_sents:
-                    weight = 2.0
-                elif chunk.rstrip().endswith(":") and m.start() < 3:
-                    weight = 1.5
-                else:
-                    weight = 1.0
-                if s.section.kind == "history":
-                    weight -= 10
-                candidates.append((weight, s.start + m.start(), site, span))
+    for base, site, span in mentions:
+        s = span[2]
+        weight = base
+        if weight is None:
+            if labelled and s.section.kind == "finding":
+                continue  # a "Tumor Site:" line outranks every other mention
+            if any(affirmed(h) for h in judge.in_sentence(s.start, "MALIG")):
+                weight = 2.0
+            elif norm[s.start : s.end].rstrip().endswith(":") and span[0] - s.start < 3:
+                weight = 1.5
+            else:
+                weight = 1.0
+        if s.section.kind == "history":
+            weight -= 10
+        candidates.append((weight, span[0], site, span))
     if not candidates:
         return
     top = max(c[0] for c in candidates)
+    malig = by.get("MALIG", [])
+    found_malig = any(affirmed(h) for h in _findings(malig))
     if top < 0:  # only a history section names a site
-        if found_malig or negated_malig or not malig:
+        negated = any(h.assertion.negated for h in _findings(malig))
+        if found_malig or negated or not any(affirmed(h) for h in malig):
             return
         conf = 0.6
         res.warn("site_from_history", "the site is read from a history section", "tumor_site")

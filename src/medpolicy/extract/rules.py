@@ -10,25 +10,24 @@ from __future__ import annotations
 import re
 
 __all__ = [
-    "DISTANT_WORDS", "M_STAGE", "MALIGNANCY", "MARGIN_WORD", "METASTASIS", "NODE_WORDS", "RECURRENCE",
+    "DISTANT_WORDS", "M_STAGE", "MALIGNANCY", "is_m_stage", "MARGIN_WORD", "METASTASIS", "NODE_WORDS", "RECURRENCE",
     "R_CLASS", "SITE_PATTERNS", "T_NARRATIVE", "T_STAGE", "ocr_normalize", "staging_of",
 ]  # fmt: skip
 
 # --- OCR: misread characters in words and numbers, replaced one for one (offsets unchanged) ---
-_OCR_SUBS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?<=\d)[Oo](?=[\d.,]|\s*[cm]m\b)|(?<![A-Za-z])[Oo](?=[.,]\d)"), "0"),
-    (re.compile(r"(?<=[a-z]{2})(?<![ptnmTNM])1(?=[a-z]|\b)|(?<![A-Za-z0-9])1(?=[a-z]{2})"), "l"),
-    (re.compile(r"(?<=[a-z])0(?=[a-z])"), "o"),
-    (re.compile(r"(?<=[A-Z]{2})0(?=[A-Z])|(?<=[A-Z])0(?=[A-Z]{2})"), "O"),
-    (re.compile(r"(?<=[A-Z])[1l](?=[A-Z]{2})|(?<=[A-Z]{2})[1l](?=[A-Z])"), "I"),
+_OCR = re.compile(
+    r"(?P<zero>(?<=\d)[Oo](?=[\d.,]|\s*[cm]m\b)|(?<![A-Za-z])[Oo](?=[.,]\d))"
+    r"|(?P<ell>(?<=[a-z]{2})(?<![ptnmTNM])1(?=[a-z]|\b)|(?<![A-Za-z0-9])1(?=[a-z]{2}))"
+    r"|(?P<o>(?<=[a-z])0(?=[a-z]))"
+    r"|(?P<O>(?<=[A-Z]{2})0(?=[A-Z])|(?<=[A-Z])0(?=[A-Z]{2}))"
+    r"|(?P<I>(?<=[A-Z])[1l](?=[A-Z]{2})|(?<=[A-Z]{2})[1l](?=[A-Z]))"
 )
+_OCR_REPL = {"zero": "0", "ell": "l", "o": "o", "O": "O", "I": "I"}
 
 
 def ocr_normalize(text: str) -> str:
     """Undo the commonest OCR misreadings (0/O, 1/l/I inside words and numbers), same length."""
-    for pattern, repl in _OCR_SUBS:
-        text = pattern.sub(repl, text)
-    return text
+    return _OCR.sub(lambda m: _OCR_REPL[m.lastgroup or "zero"], text)
 
 
 # --- T category: "pT4a", "ypT3", "rpT4b", "cT4b N1c", "ypT4bN1aM0", "mrT4b", OCR "ypT 3" ---
@@ -41,9 +40,13 @@ _T_LABEL = re.compile(
     r"(?i)(?:primary tumou?r|t category|t stage|stage|category|classification|post-?treatment|ajcc)[^.\n]{0,20}$"
 )
 _NODE_OR_META = re.compile(r"\s?N[0-3X]")
-M_STAGE = re.compile(
-    r"(?:(?<![A-Za-z0-9])|(?<=N[0-3X])|(?<=N[0-3][a-c]))(?:[yY]?[pPcC])?M(?P<cat>[01][a-c]?)(?![0-9])"
-)
+M_STAGE = re.compile(r"(?:[yY]?[pPcC])?M(?P<cat>[01][a-c]?)(?![0-9])")
+_M_AFTER = re.compile(r"(?:^|[^A-Za-z0-9]|N[0-3X][a-c]?)$")
+
+
+def is_m_stage(text: str, m: re.Match[str]) -> bool:
+    """An M category stands alone ("pM1a", "M0") or ends a TNM string ("ypT4bN1aM0")."""
+    return bool(_M_AFTER.search(text[max(0, m.start() - 3) : m.start()]))
 #: The CAP line that names the M category ("Distant Metastasis (pM): Not applicable ...").
 M_LINE = re.compile(r"(?i)distant metastasis\s*\((?:p|c|yp)?M\)|\((?:p|c)M\)\s*:")
 #: Margins of a metastasectomy specimen are not the primary tumour's margins.
@@ -125,7 +128,7 @@ IMAGING_MARGIN = re.compile(r"(?i)threaten|mesorectal fascia|\bMRF\b|predicted")
 
 # --- concepts judged in context ---
 MALIGNANCY = re.compile(
-    r"(?i)\b(?:\w*carcinoma|cancer|malignan\w*|neoplasm|sarcoma|tumou?r|mass|lesion|primary)\b"
+    r"(?i)(?:carcinoma|sarcoma|\bcancer|\bmalignan\w*|\bneoplasm|\btumou?r|\bmass|\blesion|\bprimary)s?\b"
 )
 RECURRENCE = re.compile(r"(?i)\b(?:recurr\w*|relaps\w*)\b")
 NOT_CANCER = re.compile(
@@ -155,9 +158,9 @@ SITE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "colon",
         re.compile(
-            r"(?i)\bc(?:a)?ecum\b|\bc(?:a)?ecal\b|\bascending colon\b|\bhepatic flexure\b|\btransverse colon\b|"
-            r"\bsplenic flexure\b|\bdescending colon\b|(?<!recto)(?<!recto-)\bsigmoid\b|\bcolon\b|\bcolonic\b|"
-            r"\bhemicolectomy\b|\bsigmoidectomy\b|\bappendi(?:x|ceal) (?:adeno)?carcinoma"
+            r"(?i)\b(?:ca?ecum|ca?ecal|ascending colon|hepatic flexure|transverse colon|splenic flexure|"
+            r"descending colon|sigmoid|colon|colonic|hemicolectomy|sigmoidectomy|"
+            r"appendi(?:x|ceal) (?:adeno)?carcinoma)\b"
         ),
     ),
     ("stomach", re.compile(r"(?i)\bstomach\b|\bgastric\b|\bgastrectomy\b|\bantrum\b")),
