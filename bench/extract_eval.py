@@ -57,7 +57,8 @@ def evaluate(part: str, show: bool) -> dict[str, Any]:
                 print(f"  {part}/{name}: {f} gold={g!r} got={p!r}")
         gt = bool(gold["t_stage"]) and any(s.lstrip("ycpra").startswith("T4") for s in gold["t_stage"])
         pt = bool(got["t_stage"]) and any(s.lstrip("ycpra").startswith("T4") for s in got["t_stage"])
-        t4["tp" if gt and pt else "fp" if pt else "fn" if gt else "tp"] += (gt or pt) and 1 or 0
+        if gt or pt:
+            t4["tp" if gt and pt else "fp" if pt else "fn"] += 1
         if gold["t_stage"] and got["t_stage"]:
             prefix["n"] += 1
             gp = gold["t_stage"][0][: -len(_cat(gold["t_stage"]) or "")].replace("rp", "r").replace("rc", "r")

@@ -159,10 +159,10 @@ class MedspacyContext:
                 doc = proc(doc)
             by_pos = {(e.start, e.end): e for e in doc.ents}
             row: list[Assertion] = []
-            for s in spans:
-                e = by_pos.get((s.start, s.end)) if s is not None else None
+            for target, span in zip(targets, spans, strict=True):
+                e = by_pos.get((span.start, span.end)) if span is not None else None
                 if e is None:  # overlapping another target: judged by the builtin rules
-                    row.append(BuiltinContext()._one(doc.text.lower(), _target_of(s, targets, spans)))
+                    row.append(_FALLBACK._one(text.lower(), target))
                     continue
                 row.append(
                     Assertion(
@@ -199,10 +199,7 @@ def _trigger_prefilter(rules: Sequence[Any]) -> re.Pattern[str] | None:
     return re.compile(rf"(?i)(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])")
 
 
-def _target_of(span: Any, targets: Sequence[Target], spans: Sequence[Any]) -> Target:
-    return targets[list(spans).index(span)]
-
-
+_FALLBACK = BuiltinContext()
 _engine: ContextEngine | None = None
 
 

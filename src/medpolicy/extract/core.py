@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from medpolicy.extract import rules as R
+from medpolicy.extract import rules as rx
 from medpolicy.extract.context import Assertion, BuiltinContext, ContextEngine, Target, default_engine
 from medpolicy.extract.model import Evidence, Extraction
 from medpolicy.extract.sections import Sentence, blank_heading_colons, sections, sentences
@@ -44,7 +44,7 @@ class _Hit:
         if self.judged is None:
             if self.judge is None:
                 return Assertion()
-            self.judge.run(self.sent.start)
+            self.judge.run(self.sent.start, self.label in _STRUCTURED)
         assert self.judged is not None
         return self.judged
 
@@ -67,24 +67,23 @@ class _Judge:
         h.judge = self
         self.by_sentence.setdefault(h.sent.start, []).append(h)
 
-    def run(self, key: int) -> None:
+    def run(self, key: int, structured: bool) -> None:
+        """Judge the candidates of one sentence: those on structured lines with the builtin rules, the
+        others with the engine (each group only when one of its candidates is asked about)."""
         hs = self.by_sentence[key]
-        sent = hs[0].sent
-        text = blank_heading_colons(self.norm[sent.start : sent.end])
-        for engine, group in ((self.engine, [h for h in hs if h.label not in _STRUCTURED]),
-                              (_BUILTIN, [h for h in hs if h.label in _STRUCTURED])):  # fmt: skip
-            if not group:
-                continue
-            # ConText's reach, like NegEx's, is a few words: a window around the candidates, cut at
-            # white space, instead of a long run-on "sentence" of a synoptic block.
-            lo = min(h.start for h in group) - key
-            hi = max(h.end for h in group) - key
-            a = max(0, text.rfind(" ", 0, max(0, lo - _REACH)) + 1) if lo > _REACH else 0
-            b = text.find(" ", hi + _REACH)
-            b = len(text) if b < 0 else b
-            targets = [Target(h.label, h.start - key - a, h.end - key - a) for h in group]
-            for h, judged in zip(group, engine.assess([(text[a:b], targets)])[0], strict=True):
-                h.judged = judged
+        group = [h for h in hs if (h.label in _STRUCTURED) == structured]
+        engine = _BUILTIN if structured else self.engine
+        text = blank_heading_colons(self.norm[hs[0].sent.start : hs[0].sent.end])
+        # ConText's reach, like NegEx's, is a few words: a window around the candidates, cut at white
+        # space, instead of a long run-on "sentence" of a synoptic block.
+        lo = min(h.start for h in group) - key
+        hi = max(h.end for h in group) - key
+        a = max(0, text.rfind(" ", 0, max(0, lo - _REACH)) + 1) if lo > _REACH else 0
+        b = text.find(" ", hi + _REACH)
+        b = len(text) if b < 0 else b
+        targets = [Target(h.label, h.start - key - a, h.end - key - a) for h in group]
+        for h, judged in zip(group, engine.assess([(text[a:b], targets)])[0], strict=True):
+            h.judged = judged
 
     def in_sentence(self, key: int, label: str) -> list[_Hit]:
         return [h for h in self.by_sentence.get(key, ()) if h.label == label]
@@ -106,11 +105,11 @@ def extract(
     if not text.strip():
         result.warn("empty_document", "the document has no text")
         return result
-    norm = R.ocr_normalize(text)
+    norm = rx.ocr_normalize(text)
     secs = sections(norm)
     sents = sentences(norm, secs)
     locate = _Locator(sents)
-    hits = _find(norm, locate)
+    hits = _find(norm, rx.ascii_lower(norm), locate)
     judge = _judge(norm, hits, eng)
     by_label: dict[str, list[_Hit]] = {}
     for h in hits:
@@ -146,20 +145,27 @@ class _Locator:
         return s if end <= s.end else None
 
 
-def _find(norm: str, locate: _Locator) -> list[_Hit]:
+def _find(norm: str, low: str, locate: _Locator) -> list[_Hit]:
     hits: list[_Hit] = []
-    patterns: list[tuple[str, re.Pattern[str]]] = [
-        ("M", R.M_STAGE), ("RECUR", R.RECURRENCE), ("MET", R.METASTASIS), ("MALIG", R.MALIGNANCY),
-        ("MARGIN", R.MARGIN_WORD), *(("NARR_" + cat, p) for cat, p in R.T_NARRATIVE),
-    ]  # fmt: skip
-    for m in R.T_STAGE.finditer(norm):
+    for m in rx.T_STAGE.finditer(norm):
+        got = rx.staging_of(norm, m)
+        s = locate(got[2], m.end()) if got is not None else None
+        if got is not None and s is not None:
+            hits.append(_Hit("T", got[2], m.end(), s))
+    for m in rx.M_STAGE.finditer(norm):
         s = locate(m.start(), m.end())
-        if s is not None and R.staging_of(norm, m) is not None:
-            hits.append(_Hit("T", m.start(), m.end(), s))
-    for label, pattern in patterns:
-        for m in pattern.finditer(norm):
+        if s is not None and rx.is_m_stage(norm, m):
+            hits.append(_Hit("M", m.start(), m.end(), s))
+    scans: list[tuple[str, re.Pattern[str], bool]] = [
+        ("RECUR", rx.RECURRENCE, True), ("MET", rx.METASTASIS, True), ("MALIG", rx.MALIGNANCY, False),
+        ("MARGIN", rx.MARGIN_WORD, True), *(("NARR_" + cat, p, True) for cat, p in rx.T_NARRATIVE),
+    ]  # fmt: skip
+    for label, pattern, bounded in scans:
+        for m in pattern.finditer(low):
+            if bounded and not rx.at_word_start(low, m.start()):
+                continue
             s = locate(m.start(), m.end())
-            if s is not None and (label != "M" or R.is_m_stage(norm, m)):
+            if s is not None:
                 hits.append(_Hit(label, m.start(), m.end(), s))
     return hits
 
@@ -183,13 +189,15 @@ def _t_stage(text: str, norm: str, by: dict[str, list[_Hit]], res: Extraction) -
     found: list[tuple[int, int, str, _Hit]] = []
     history: list[str] = []
     for h in by.get("T", []):
-        m = R.T_STAGE.match(norm, h.start)
-        got = R.staging_of(norm, m) if m else None
-        if got is None or m is None:
+        m = rx.T_STAGE.search(norm, h.start, h.end)
+        got = rx.staging_of(norm, m) if m else None
+        if got is None:
             continue
-        pre, cat = got
+        pre, cat, _ = got
         if cat in ("T3a", "T3b", "T3c", "T3d", "T1a", "T1b", "T1c", "T2a", "T2b", "T2c"):
-            res.warn("substage_dropped", f"{pre}{cat} is not an AJCC 8 colorectal category; read as {cat[:2]}")
+            res.warn(
+                "substage_dropped", f"{pre}{cat} is not an AJCC 8 colorectal category; read as {cat[:2]}"
+            )
             cat = cat[:2]
         value = pre + cat
         if h.sent.section.kind == "history":
@@ -202,7 +210,9 @@ def _t_stage(text: str, norm: str, by: dict[str, list[_Hit]], res: Extraction) -
         rank = 0 if ("primary tumor" in line or "(pt)" in line or "t category" in line) else 1
         found.append((rank, h.start, value, h))
     if not found:
-        narrative = [h for k in ("NARR_T4b", "NARR_T4a", "NARR_T3", "NARR_T2", "NARR_T1") for h in by.get(k, [])]
+        narrative = [
+            h for k in ("NARR_T4b", "NARR_T4a", "NARR_T3", "NARR_T2", "NARR_T1") for h in by.get(k, [])
+        ]
         narrative = [h for h in _findings(narrative) if h.assertion.affirmed]
         if narrative and _PATHOLOGY.search(norm):
             h = narrative[0]
@@ -261,13 +271,13 @@ def _metastatic(text: str, norm: str, by: dict[str, list[_Hit]], res: Extraction
         (pos if cat.startswith("1") else neg).append(h)
     for h in by.get("MET", []):
         line_start = norm.rfind("\n", 0, h.start) + 1
-        if R.M_LINE.search(norm[line_start : h.end + 8]):
+        if rx.M_LINE.search(norm[line_start : h.end + 8]):
             continue  # the CAP pM line: its category (above) says it, "not applicable" is not a finding
         window = _context_window(norm, h)
         local = norm[max(h.sent.start, h.start - 60) : min(h.sent.end, h.end + 80)]
-        if R.NODE_WORDS.search(local) and not R.DISTANT_WORDS.search(local):
+        if rx.NODE_WORDS.search(local) and not rx.DISTANT_WORDS.search(local):
             continue  # nodal metastases are regional (N), not distant (M)
-        if not R.DISTANT_WORDS.search(window) and not re.search(r"(?i)metastatic disease|metastases", local):
+        if not rx.DISTANT_WORDS.search(window) and not re.search(r"(?i)metastatic disease|metastases", local):
             continue
         a = h.assertion
         if a.negated:
@@ -293,18 +303,18 @@ def _metastatic(text: str, norm: str, by: dict[str, list[_Hit]], res: Extraction
 # --- recurrence ---
 
 
-def _recurrent(
-    text: str, norm: str, by: dict[str, list[_Hit]], stagings: list[str], res: Extraction
-) -> None:
+def _recurrent(text: str, norm: str, by: dict[str, list[_Hit]], stagings: list[str], res: Extraction) -> None:
     local: list[_Hit] = []
     distant: list[_Hit] = []
     negated: list[_Hit] = []
     for h in by.get("RECUR", []):
         after = norm[h.end : min(h.sent.end, h.end + 40)]
-        if R.NOT_CANCER.match(after):
+        if rx.NOT_CANCER.match(after):
             continue
         window = norm[max(h.sent.start, h.start - 40) : min(h.sent.end, h.end + 50)]
-        if not R.LOCAL_RECURRENCE.search(window) and not R.MALIGNANCY.search(norm[h.sent.start : h.sent.end]):
+        if not rx.LOCAL_RECURRENCE.search(window) and not rx.MALIGNANCY.search(
+            norm[h.sent.start : h.sent.end].lower()
+        ):
             continue
         a = h.assertion
         if a.hypothetical or a.uncertain:
@@ -314,7 +324,7 @@ def _recurrent(
             continue
         if h.sent.section.kind != "finding":
             continue
-        is_distant = R.DISTANT_RECURRENCE.search(window) and not re.search(
+        is_distant = rx.DISTANT_RECURRENCE.search(window) and not re.search(
             r"(?i)local|pelvi|presacral|anastomo|sacr|sidewall", window
         )
         (distant if is_distant else local).append(h)
@@ -354,40 +364,40 @@ def _margins(
     distances: list[tuple[float, bool, tuple[int, int, Sentence]]] = []  # mm, radial?, span
     seen: set[int] = set()
     for h in _findings(by.get("MARGIN", [])):
-        if h.sent.start in seen or not h.assertion.affirmed and not h.assertion.negated:
+        if h.sent.start in seen or (not h.assertion.affirmed and not h.assertion.negated):
             continue
         seen.add(h.sent.start)
         s = h.sent
         chunk = norm[s.start : s.end]
-        if R.IMAGING_MARGIN.search(chunk) or R.DISTANT_SPECIMEN.search(_context_window(norm, h)):
+        if rx.IMAGING_MARGIN.search(chunk) or rx.DISTANT_SPECIMEN.search(_context_window(norm, h)):
             continue
         if h.assertion.hypothetical:
             continue
-        if R.MARGIN_CLOSE.search(chunk) and not R.DISTANCE.search(chunk):
+        if rx.MARGIN_CLOSE.search(chunk) and not rx.DISTANCE.search(chunk):
             statuses.append(("close", h))
-        elif R.MARGIN_NEGATIVE.search(chunk):
+        elif rx.MARGIN_NEGATIVE.search(chunk):
             statuses.append(("negative", h))
-        elif R.MARGIN_POSITIVE.search(chunk):
+        elif rx.MARGIN_POSITIVE.search(chunk):
             statuses.append(("positive", h))
-        for m in R.DISTANCE.finditer(chunk):
+        for m in rx.DISTANCE.finditer(chunk):
             tail = chunk[m.end() : m.end() + 30].lower()
             head = chunk[max(0, m.start() - 30) : m.start()].lower()
             if "verge" in tail or re.search(r"size|measur|dimension|length|diameter|depth", head):
                 continue
             value = float(m.group(1).replace(",", "."))
             mm = value * 10 if m.group(2).lower() == "cm" else value
-            kinds = [k.group(1).lower() for k in R.MARGIN_KIND.finditer(chunk[: m.start()])]
-            kinds += [k.group(1).lower() for k in R.MARGIN_KIND.finditer(chunk[m.end() :])][:1]
-            radial = bool(kinds) and kinds[-1] in R.RADIAL_KINDS
+            kinds = [k.group(1).lower() for k in rx.MARGIN_KIND.finditer(chunk[: m.start()])]
+            kinds += [k.group(1).lower() for k in rx.MARGIN_KIND.finditer(chunk[m.end() :])][:1]
+            radial = bool(kinds) and kinds[-1] in rx.RADIAL_KINDS
             distances.append((mm, radial, (s.start + m.start(), s.start + m.end(), s)))
     r_classes: list[tuple[str, _Hit]] = []
     for s in sents:
         if s.section.kind != "finding":
             continue
         chunk = norm[s.start : s.end]
-        for m in R.R_CLASS.finditer(chunk):
+        for m in rx.R_CLASS.finditer(chunk):
             r_classes.append((m.group(1), _Hit("R", s.start + m.start(), s.start + m.end(), s)))
-        for m in R.GROSS_RESIDUAL.finditer(chunk):
+        for m in rx.GROSS_RESIDUAL.finditer(chunk):
             r_classes.append(("2", _Hit("R", s.start + m.start(), s.start + m.end(), s)))
     chosen = [d for d in distances if d[1]] or distances
     closest = min(chosen, key=lambda d: d[0]) if chosen else None
@@ -399,7 +409,9 @@ def _margins(
         evidence = [_ev(text, h) for r, h in r_classes if r == "2"][:2]
     elif any(st == "positive" for st, _ in statuses):
         status = "positive"
-        evidence = [_ev(text, (h.sent.start, h.sent.end, h.sent)) for st, h in statuses if st == "positive"][:2]
+        evidence = [_ev(text, (h.sent.start, h.sent.end, h.sent)) for st, h in statuses if st == "positive"][
+            :2
+        ]
         if closest is not None and closest[0] > pos_max:
             res.warn(
                 "margin_distance_conflict",
@@ -421,7 +433,9 @@ def _margins(
         evidence = [_ev(text, h) for r, h in r_classes if r == "1"][:1]
     elif statuses or any(r == "0" for r, _ in r_classes):
         status = "negative"
-        evidence = [_ev(text, (h.sent.start, h.sent.end, h.sent)) for st, h in statuses if st == "negative"][:2]
+        evidence = [_ev(text, (h.sent.start, h.sent.end, h.sent)) for st, h in statuses if st == "negative"][
+            :2
+        ]
         evidence += [_ev(text, h) for r, h in r_classes if r == "0"][:1]
         conf = 0.85
     if status is not None:
@@ -451,15 +465,20 @@ def _site(
 
     staged = bool(res.facts.get("t_stage"))
     mentions: list[tuple[float | None, str, tuple[int, int, Sentence]]] = []
-    for site, pattern in R.SITE_PATTERNS:
-        for m in pattern.finditer(norm):
+    low = rx.ascii_lower(norm)
+    for site, pattern in rx.SITE_PATTERNS:
+        for m in pattern.finditer(low):
+            if not rx.at_word_start(low, m.start()):
+                continue
             s = locate(m.start(), m.end())
             if s is None or (site == "anus" and "verge" in norm[m.end() : m.end() + 8].lower()):
                 continue
-            if site == "colon" and norm[max(0, m.start() - 6) : m.start()].lower().endswith(("recto", "recto-")):
+            if site == "colon" and norm[max(0, m.start() - 6) : m.start()].lower().endswith(
+                ("recto", "recto-")
+            ):
                 continue  # "rectosigmoid" is its own site
             line_start = max(norm.rfind("\n", 0, m.start()) + 1, s.start)
-            label = R.SITE_LABEL.search(norm, line_start, m.start())
+            label = rx.SITE_LABEL.search(norm, line_start, m.start())
             base = None
             if label:
                 base = 3.0 if norm[label.end() : m.start()].strip() == "" else 2.5
