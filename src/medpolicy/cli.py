@@ -15,9 +15,10 @@ import orjson
 import typer
 from rich.console import Console
 
-from medpolicy import __version__
+from medpolicy import __version__, cli_extract
 from medpolicy.engine import decide, decider
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
+from medpolicy.extract.proposal import case_and_sources
 from medpolicy.policy import PolicySet, load_policies
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
@@ -35,6 +36,7 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Inspect and check policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+cli_extract.register(app)  # medpolicy extract FILE...
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole: people grep and copy them
@@ -118,8 +120,9 @@ def decide_cmd(
         except OSError as e:
             err.print(f"[bold red]cannot read[/] {file}: {e.strerror}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+    raw, sources = case_and_sources(raw)  # an extraction record (medpolicy extract --json) as it is
     try:
-        d = decide(raw, policies, policy_id=policy_id)
+        d = decide(raw, policies, policy_id=policy_id, sources=sources)
     except CaseError as e:
         if as_json:
             print(json.dumps({"error": _error_json(e)}, indent=2))

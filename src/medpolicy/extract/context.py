@@ -60,7 +60,7 @@ _EXTRA_RULES: tuple[tuple[str, str, str], ...] = (
     ("indeterminate", "POSSIBLE_EXISTENCE", "BIDIRECTIONAL"),
     ("suspicious for", "POSSIBLE_EXISTENCE", "FORWARD"),
     ("concerning for", "POSSIBLE_EXISTENCE", "FORWARD"),
-    ("would require", "HYPOTHETICAL", "FORWARD"),
+    ("would require", "HYPOTHETICAL", "BIDIRECTIONAL"),
     ("would be", "HYPOTHETICAL", "FORWARD"),
     ("should", "HYPOTHETICAL", "FORWARD"),
     ("if", "HYPOTHETICAL", "FORWARD"),
@@ -82,7 +82,8 @@ _POST = {
     "neg": r"\b(?:not identified|not seen|is not seen|not present|absent|ruled out|excluded|negative)\b",
     "unc": r"\b(?:cannot be excluded|can ?not be excluded|cannot be ruled out|not excluded|"
     r"is suspected|questionable|indeterminate|uncertain|possible)\b",
-    "hyp": r"\b(?:will be considered|would be considered|is considered)\b",
+    "hyp": r"\b(?:will be considered|would be considered|is considered|would require|would be required|"
+    r"would need|would mean)\b",
     "hist": r"$^",
 }
 _TERMINATE = re.compile(r"\b(?:but|however|although|though|except|which|whereas|aside from|with)\b|[;:()]")
@@ -123,9 +124,13 @@ class MedspacyContext:
     def __init__(self) -> None:
         import logging
 
-        import medspacy.context  # noqa: F401  (registers the medspacy_context factory)
-        import spacy
-        from medspacy.context import ConTextRule
+        import warnings
+
+        with warnings.catch_warnings():  # spaCy's CLI module imports click's deprecated parser helpers
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import medspacy.context  # noqa: F401  (registers the medspacy_context factory)
+            import spacy
+            from medspacy.context import ConTextRule
 
         for noisy in ("medspacy", "PyRuSH"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

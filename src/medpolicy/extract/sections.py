@@ -23,7 +23,7 @@ _FINDING = {
     "diagnosis", "diagnoses", "final diagnosis", "final pathologic diagnosis", "pathologic diagnosis",
     "final pathological diagnosis", "synoptic report", "synoptic", "synoptic summary", "gross description",
     "gross", "microscopic description", "microscopic", "comment", "comments", "note", "impression",
-    "findings", "finding", "specimen", "specimens", "specimen(s)", "procedure", "procedures",
+    "findings", "finding", "specimen", "specimens", "specimen(s)",
     "preoperative diagnosis", "postoperative diagnosis", "pre-operative diagnosis", "post-operative diagnosis",
     "operative findings", "intraoperative findings", "assessment", "assessment and plan", "plan",
     "pathologic stage", "stage summary", "addendum", "description of procedure", "technique", "pathology",

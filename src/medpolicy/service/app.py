@@ -34,6 +34,7 @@ OPTIONAL_ROUTERS = (
     "medpolicy.service.dtr",
     "medpolicy.service.pas",
     "medpolicy.service.fhir",  # GET /fhir/metadata
+    "medpolicy.service.extractions",  # POST /v1/extractions
     "medpolicy.web",  # the reviewer workbench (pages at /)
 )
 REQUEST_ID_HEADER = "x-request-id"
