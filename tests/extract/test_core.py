@@ -64,7 +64,9 @@ def test_clinical_history_staging_is_not_a_finding() -> None:
 
 
 def test_hypothetical_category_in_a_comment_is_not_stated() -> None:
-    text = "Primary Tumor (pT): pT3\nNote: pT4a would require tumor through the visceral peritoneum, not seen.\n"
+    text = (
+        "Primary Tumor (pT): pT3\nNote: pT4a would require tumor through the visceral peritoneum, not seen.\n"
+    )
     assert facts(text)["t_stage"] == ["pT3"]
 
 
