@@ -123,7 +123,6 @@ class MedspacyContext:
 
     def __init__(self) -> None:
         import logging
-
         import warnings
 
         with warnings.catch_warnings():  # spaCy's CLI module imports click's deprecated parser helpers

@@ -80,7 +80,9 @@ def _text(data: bytes) -> DocumentText:
         except UnicodeDecodeError:
             pass
     nul = data.count(0)
-    if nul > max(8, _MAX_NUL_SHARE * len(data)) or len(_CONTROL.findall(data[:65536])) > 0.05 * min(len(data), 65536):
+    if nul > max(8, _MAX_NUL_SHARE * len(data)) or len(_CONTROL.findall(data[:65536])) > 0.05 * min(
+        len(data), 65536
+    ):
         doc.problem = DocumentProblem(
             "binary_file", "the document is not text (binary content); send a text file or a PDF"
         )
@@ -114,9 +116,7 @@ def _pdf(data: bytes) -> DocumentText:
         from pypdf import PdfReader
         from pypdf.errors import PyPdfError
     except ImportError:
-        doc.problem = DocumentProblem(
-            "pdf_unsupported", "reading PDFs needs pypdf: install medpolicy[nlp]"
-        )
+        doc.problem = DocumentProblem("pdf_unsupported", "reading PDFs needs pypdf: install medpolicy[nlp]")
         return doc
     try:
         reader = PdfReader(io.BytesIO(data))

@@ -19,7 +19,9 @@ from medpolicy.extract.documents import read_document
 __all__ = ["extraction_record"]
 
 
-def extraction_record(data: bytes, *, name: str | None = None, content_type: str | None = None) -> dict[str, Any]:
+def extraction_record(
+    data: bytes, *, name: str | None = None, content_type: str | None = None
+) -> dict[str, Any]:
     doc = read_document(data, content_type=content_type)
     record: dict[str, Any] = {"file": name} if name is not None else {}
     if doc.text is None:

@@ -19,7 +19,9 @@ EXTRACTED = "extracted"
 
 
 def is_extraction_record(raw: Any) -> bool:
-    return isinstance(raw, Mapping) and raw.get("source") == EXTRACTED and isinstance(raw.get("facts"), Mapping)
+    return (
+        isinstance(raw, Mapping) and raw.get("source") == EXTRACTED and isinstance(raw.get("facts"), Mapping)
+    )
 
 
 def case_and_sources(raw: Any) -> tuple[Any, dict[str, str] | None]:

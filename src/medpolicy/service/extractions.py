@@ -62,7 +62,9 @@ def _document(raw: bytes, content_type: str) -> tuple[bytes, str | None, str | N
     summary="Propose case facts from a clinical document (text or PDF), each with its evidence",
     responses={400: {}, 401: {}, 413: {}, 422: {}},
 )
-async def create_extraction(request: Request, _client: Annotated[Client, Depends(client_dep)]) -> JSONResponse:
+async def create_extraction(
+    request: Request, _client: Annotated[Client, Depends(client_dep)]
+) -> JSONResponse:
     raw = await request.body()
     data, content_type, name = _document(raw, request.headers.get("content-type", "").lower())
     record: dict[str, Any] = await run_in_threadpool(
@@ -70,5 +72,7 @@ async def create_extraction(request: Request, _client: Annotated[Client, Depends
     )
     if "error" in record:
         error = record["error"]
-        raise ApiError(413 if error["code"] == "too_large" else 422, error["code"], error["message"], field="document")
+        raise ApiError(
+            413 if error["code"] == "too_large" else 422, error["code"], error["message"], field="document"
+        )
     return JSONResponse(record)
