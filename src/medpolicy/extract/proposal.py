@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["EXTRACTED", "case_and_sources", "merge_extracted", "rests_on_unconfirmed"]
+__all__ = ["EXTRACTED", "case_and_sources", "extracted_facts", "merge_extracted", "rests_on_unconfirmed"]
 
 #: The source of a fact read from a document by :func:`medpolicy.extract.extract`, not yet confirmed.
 EXTRACTED = "extracted"
@@ -47,6 +47,14 @@ def merge_extracted(
             merged[name] = value
             sources[name] = EXTRACTED
     return merged, sources
+
+
+def extracted_facts(determination: Mapping[str, Any]) -> list[str]:
+    """The facts of a determination (as JSON) whose source is still ``extracted``."""
+    facts = determination.get("facts")
+    if not isinstance(facts, Mapping):
+        return []
+    return [k for k, f in facts.items() if isinstance(f, Mapping) and f.get("source") == EXTRACTED]
 
 
 def rests_on_unconfirmed(determination: Mapping[str, Any]) -> bool:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from medpolicy import PolicySet
+from medpolicy.extract.prefill import prefill_from_attachments
 from medpolicy.interop import dtr, pas
 from medpolicy.service.deps import get_policies, get_store, require_client
 from medpolicy.service.dtr import fhir_error, fhir_response, read_json
@@ -102,6 +103,9 @@ async def submit(
         policy, governed = pas.governed_items(parsed, policies)
         policy_for_case = policy or next(iter(policies))
         case = pas.claim_case(parsed, policy_for_case, policies)
+        case, sources, extraction = prefill_from_attachments(
+            parsed.claim, parsed.resources, case, policy_for_case
+        )
         try:
             pa_request, _created = store.create_pa_request(
                 case,
@@ -110,6 +114,8 @@ async def submit(
                 idempotency_key=pas.idempotency_key(parsed),
                 subject=parsed.patient_reference,
                 policy_id=policy_for_case.id,
+                sources=sources or None,
+                extraction=extraction,
             )
         except StoreError as exc:
             raise _store_error(exc) from None

@@ -170,15 +170,17 @@ def plan(
     return Transition(action, state, target)
 
 
-def engine_action(outcome: str) -> Action | None:
+def engine_action(outcome: str, *, rests_on_unconfirmed: bool = False) -> Action | None:
     """What the engine does with a determination: approve, pend for information, or route.
 
     The engine never denies: investigational and not medically necessary go to a physician with the
     engine's recommendation. `not_applicable` (no policy governs the request) leaves the request
-    `received`, for a reviewer to triage: returns None.
+    `received`, for a reviewer to triage: returns None. Neither does it approve on facts read from
+    documents that no person confirmed (`rests_on_unconfirmed`): the request stays `received` for a
+    reviewer, who confirms the facts and approves.
     """
     if outcome == CRITERIA_MET:
-        return Action.APPROVE
+        return None if rests_on_unconfirmed else Action.APPROVE
     if outcome == INFORMATION_NEEDED:
         return Action.REQUEST_INFORMATION
     if outcome in ADVERSE_OUTCOMES:

@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from medpolicy.extract.proposal import EXTRACTED, extracted_facts, rests_on_unconfirmed
 from medpolicy.store import lifecycle
 from medpolicy.store.db import Checkpointer, GroupCommitWriter, make_engine
 from medpolicy.store.errors import (
@@ -162,9 +163,12 @@ class Store:
         policies: PolicySet | None = None,
         clock: Callable[[], datetime] = utcnow,
         engine_version_label: str | None = None,
+        auto_approve_extracted: bool = False,
     ) -> None:
         self.engine = engine
         self.policies = policies
+        # The plan's choice: may the engine approve on facts read from documents that nobody confirmed?
+        self.auto_approve_extracted = auto_approve_extracted
         self.clock = clock
         self.engine_version = engine_version_label or engine_version()
         self.is_sqlite = engine.dialect.name == "sqlite"
@@ -224,13 +228,19 @@ class Store:
 
     # -- determinations -----------------------------------------------------------------------
 
-    def decide(self, case: Mapping[str, Any], *, policy_id: str | None = None) -> Determination:
+    def decide(
+        self,
+        case: Mapping[str, Any],
+        *,
+        policy_id: str | None = None,
+        sources: Mapping[str, str] | None = None,
+    ) -> Determination:
         """Run the engine on `case` with this store's policies (raises `medpolicy.CaseError`)."""
         if self.policies is None:
             raise StoreError("this store has no policies to decide with", code="no_policies", status=503)
         from medpolicy import decide
 
-        return decide(case, self.policies, policy_id=policy_id)
+        return decide(case, self.policies, policy_id=policy_id, sources=sources)
 
     def decide_and_save(
         self, case: Mapping[str, Any], *, client_id: str, policy_id: str | None = None
@@ -346,6 +356,8 @@ class Store:
         idempotency_key: str | None = None,
         subject: str | None = None,
         policy_id: str | None = None,
+        sources: Mapping[str, str] | None = None,
+        extraction: Mapping[str, Any] | None = None,
     ) -> tuple[PARequest, bool]:
         """Receive a request, decide it, and move it as the engine may. Returns (request, created).
 
@@ -366,9 +378,11 @@ class Store:
             if existing is not None:
                 return existing, False
 
-        determination = self.decide(case, policy_id=policy_id)  # CaseError: nothing stored
+        determination = self.decide(case, policy_id=policy_id, sources=sources)  # CaseError: nothing stored
         request_id = new_id("pa")
         det_row = self._determination_row(case, determination, client_id=submitter, pa_request_id=request_id)
+        if extraction:  # facts read from attached documents: their evidence stays with the determination
+            det_row.determination = {**det_row.determination, "extraction": _json_native(extraction)}
         now = self.clock()
         row = PARequestRow(
             id=request_id,
@@ -436,7 +450,11 @@ class Store:
 
     def _engine_step(self, row: PARequestRow, det_row: DeterminationRow, now: datetime) -> list[PAEventRow]:
         """What the engine does with its latest determination; updates `row.state`, returns events."""
-        action = lifecycle.engine_action(det_row.outcome)
+        action = lifecycle.engine_action(
+            det_row.outcome,
+            rests_on_unconfirmed=not self.auto_approve_extracted
+            and rests_on_unconfirmed(det_row.determination),
+        )
         current = State(row.state)
         if action is None:
             return []
@@ -555,7 +573,14 @@ class Store:
         det_row: DeterminationRow | None = None
         if case_update:
             new_case = {**current.case, **case_update}
-            determination = self.decide(new_case, policy_id=current.policy_id)  # CaseError: nothing changes
+            still_extracted = {  # a fact read from a document stays unconfirmed until a person gives it
+                k: EXTRACTED
+                for k in extracted_facts(current.determination.determination if current.determination else {})
+                if k not in case_update
+            }
+            determination = self.decide(  # CaseError: nothing changes
+                new_case, policy_id=current.policy_id, sources=still_extracted or None
+            )
             det_row = self._determination_row(
                 new_case, determination, client_id=current.submitter, pa_request_id=request_id
             )
