@@ -25,6 +25,9 @@ _NEOADJUVANT = re.compile(
     r"after (?:chemo|radiation)|total neoadjuvant|short-course|long-course"
 )
 _PATHOLOGY = re.compile(r"(?i)\b(?:surgical pathology|pathology report|final diagnosis|diagnosis|specimen)\b")
+#: An operative note: a surgeon's "adherent to the bladder" is not a pathologist's T4b (adhesion may be
+#: inflammatory), so narrative T categories are read from pathology reports only.
+_OPERATIVE = re.compile(r"(?i)operative (?:report|note)|description of (?:the )?procedure|estimated blood loss|\bEBL\b")
 _IMAGING = re.compile(r"(?i)^\W*(?:MRI|MR|CT|PET|ultrasound|radiology)\b.{0,80}$", re.MULTILINE)
 
 
@@ -214,7 +217,7 @@ def _t_stage(text: str, norm: str, by: dict[str, list[_Hit]], res: Extraction) -
             h for k in ("NARR_T4b", "NARR_T4a", "NARR_T3", "NARR_T2", "NARR_T1") for h in by.get(k, [])
         ]
         narrative = [h for h in _findings(narrative) if h.assertion.affirmed]
-        if narrative and _PATHOLOGY.search(norm):
+        if narrative and _PATHOLOGY.search(norm) and not _OPERATIVE.search(norm):
             h = narrative[0]
             pre = "yp" if _NEOADJUVANT.search(norm) else "p"
             value = pre + h.label.removeprefix("NARR_")
