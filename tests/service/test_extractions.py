@@ -102,3 +102,12 @@ def test_pdf_without_text_layer_is_422(live_server: LiveServer) -> None:
     r = post(live_server, buf.getvalue(), "application/pdf")
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "pdf_no_text_layer"
+
+
+def test_plan_setting_for_approval_on_extracted_facts() -> None:
+    from medpolicy.service.settings import Settings, SettingsError
+
+    assert Settings.from_env({}).auto_approve_extracted is False
+    assert Settings.from_env({"MEDPOLICY_AUTO_APPROVE_EXTRACTED": "true"}).auto_approve_extracted is True
+    with pytest.raises(SettingsError, match="MEDPOLICY_AUTO_APPROVE_EXTRACTED"):
+        Settings.from_env({"MEDPOLICY_AUTO_APPROVE_EXTRACTED": "maybe"})

@@ -27,7 +27,9 @@ _NEOADJUVANT = re.compile(
 _PATHOLOGY = re.compile(r"(?i)\b(?:surgical pathology|pathology report|final diagnosis|diagnosis|specimen)\b")
 #: An operative note: a surgeon's "adherent to the bladder" is not a pathologist's T4b (adhesion may be
 #: inflammatory), so narrative T categories are read from pathology reports only.
-_OPERATIVE = re.compile(r"(?i)operative (?:report|note)|description of (?:the )?procedure|estimated blood loss|\bEBL\b")
+_OPERATIVE = re.compile(
+    r"(?i)operative (?:report|note)|description of (?:the )?procedure|estimated blood loss|\bEBL\b"
+)
 _IMAGING = re.compile(r"(?i)^\W*(?:MRI|MR|CT|PET|ultrasound|radiology)\b.{0,80}$", re.MULTILINE)
 
 

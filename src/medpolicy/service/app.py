@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         store = Store.open(settings.resolved_database_url, policies=policies)
     elif store.policies is None:
         store.policies = policies
+    store.auto_approve_extracted = settings.auto_approve_extracted  # facts read from documents
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

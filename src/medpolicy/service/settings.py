@@ -62,6 +62,8 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     cors_origins: tuple[str, ...] = ("*",)
     policies_dir: Path | None = None
+    # The plan's choice: may the engine approve on facts read from documents nobody confirmed? (default no)
+    auto_approve_extracted: bool = False
 
     @property
     def resolved_database_url(self) -> str:
@@ -92,6 +94,11 @@ class Settings(BaseModel):
             )
         if env.get("MEDPOLICY_POLICIES_DIR"):
             values["policies_dir"] = Path(env["MEDPOLICY_POLICIES_DIR"])
+        if env.get("MEDPOLICY_AUTO_APPROVE_EXTRACTED"):
+            raw = env["MEDPOLICY_AUTO_APPROVE_EXTRACTED"].strip().lower()
+            if raw not in {"0", "1", "true", "false", "yes", "no"}:
+                raise SettingsError("MEDPOLICY_AUTO_APPROVE_EXTRACTED must be true or false")
+            values["auto_approve_extracted"] = raw in {"1", "true", "yes"}
         return cls.model_validate(values)
 
 
