@@ -1,5 +1,6 @@
 # One command surface for people and CI. Every target sets up .venv from nothing when needed.
 PYTHON ?= python3
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -14,9 +15,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## run: start the determination service on 127.0.0.1 with an embedded SQLite store and demo data
+## run: start the determination service on 127.0.0.1:$(PORT) with an embedded SQLite store and demo data
 run: $(STAMP)
-	$(BIN)/medpolicy demo
+	$(BIN)/medpolicy demo --port $(PORT)
 
 ## test: lint, type-check, every policy's cases, and the whole test suite
 test: $(STAMP) lint typecheck

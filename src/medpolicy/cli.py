@@ -15,7 +15,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from medpolicy import __version__, cli_extract
+from medpolicy import __version__, cli_extract, cli_help
 from medpolicy.engine import decide, decider
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
 from medpolicy.extract.proposal import case_and_sources
@@ -34,6 +34,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+cli_help.install()  # --help shows FILE and HOST, not <str> and <bool>
+
 policy_app = typer.Typer(help="Inspect and check policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 cli_extract.register(app)  # medpolicy extract FILE...
@@ -336,8 +338,17 @@ def demo_cmd(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     policies_dir: PoliciesOpt = None,
 ) -> None:
-    """What `make run` does: decide the bundled example cases, then serve on 127.0.0.1 with demo data."""
-    examples(policies_dir)
+    """What `make run` does: check the bundled example cases, then serve on 127.0.0.1 with demo data
+    (the addresses and demo credentials are printed last; `medpolicy examples` prints the table)."""
+    from collections import Counter
+
+    from medpolicy.checking import run_cases
+
+    counts: Counter[str] = Counter()
+    for p in _load(policies_dir):
+        for r in run_cases(p):
+            counts["passed" if r.ok else "failed"] += 1
+    out.print(f"example cases: {counts['passed']} decided as their files expect, {counts['failed']} not")
     serve_cmd("127.0.0.1", port, None, demo=True, workers=1)
 
 

@@ -70,7 +70,7 @@ def test_serve_migrates_seeds_and_prints_address_and_tokens(
         states = {r["state"] for r in items}
         assert len(items) >= 6
         assert {"approved", "pending_physician_review", "denied", "information_needed", "withdrawn"} <= states
-        assert all(r["subject"].startswith("demo: ") for r in items)
+        assert all(re.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+ \(M-\d{6}\)", r["subject"]) for r in items)
         assert httpx.get(f"{base}/v1/prior-auth", headers=ehr).status_code == 200
         assert httpx.get(f"{base}/v1/prior-auth").status_code == 401
         assert (folder / "data" / "medpolicy.db").exists()
@@ -94,9 +94,12 @@ def test_serve_migrates_seeds_and_prints_address_and_tokens(
         proc.terminate()
         out, err = proc.communicate(timeout=30)
     assert f"medpolicy service on {base}" in out
-    assert "username nurse      password nurse-demo-password" in out
+    assert "nurse / nurse-demo-password" in out
     for client in DEMO_CLIENTS:
         assert client.token in out
+    # the addresses and credentials come last and briefly: nothing but uvicorn's own lines after them
+    tail = out[out.index("medpolicy service on") :].splitlines()
+    assert len(tail) < 20
     assert "Traceback" not in err
 
 
@@ -144,7 +147,7 @@ def test_the_readmes_cds_hooks_call_works_against_the_demo(
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
-    assert "demo CDS Hooks client" in out
+    assert "CDS Hooks  Authorization: Bearer $(.venv/bin/medpolicy cds-token" in out
 
 
 def test_demo_cases_come_from_the_policies() -> None:

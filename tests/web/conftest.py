@@ -1,6 +1,6 @@
 """Fixtures of the workbench tests: a real service on loopback with a real SQLite store, reviewers'
 accounts, helpers to create requests and to sign in over HTTP, and headless Chromium for the browser
-tests (Debian's `chromium`; skipped with a reason locally when it is absent, a failure when CI=true)."""
+tests (found by `find_chromium`; skipped with a reason locally when absent, a failure when CI=true)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,28 @@ from medpolicy.web.users import UserStore
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 DOC_SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+
+def find_chromium() -> str | None:
+    """Where Chromium is: $MEDPOLICY_CHROMIUM, else the first of CHROMIUM_NAMES on the PATH (Debian's
+    /usr/bin/chromium, Ubuntu's chromium-browser, Chrome), else Playwright's own download (None: the
+    tests skip, or fail under CI=true)."""
+    explicit = os.environ.get("MEDPOLICY_CHROMIUM")
+    if explicit:
+        return explicit if Path(explicit).is_file() else None
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    cache = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
+    for candidate in sorted(cache.glob("chromium*/chrome-linux*/chrome"), reverse=True):
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+CHROMIUM = find_chromium()
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -135,10 +156,10 @@ def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+    if CHROMIUM is None:
         reason = (
-            "Chromium is not installed (/usr/bin/chromium): `apt-get install -y chromium` "
-            "(.ci/run installs it)"
+            "Chromium was not found (MEDPOLICY_CHROMIUM, chromium or chromium-browser on the PATH, or "
+            "Playwright's download): `apt-get install -y chromium` (.ci/run installs it)"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(f"browser tests must run in CI: {reason}")

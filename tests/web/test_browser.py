@@ -172,7 +172,7 @@ def test_answering_missing_facts_until_a_decision(workbench: Workbench, page: An
     assert "recommended" in approve.inner_text()
     screenshot(page, "request-criteria-met", docs=True)
 
-    approve.get_by_role("checkbox").check()
+    approve.get_by_role("checkbox", name=re.compile("I confirm")).check()
     with page.expect_navigation():
         approve.get_by_role("button", name="Approve").click()
     assert page.locator("#state").inner_text() == "Approved"

@@ -45,6 +45,7 @@ from medpolicy.interop.dtr import CANONICAL_BASE, FhirInputError, Problem
 
 __all__ = [
     "CASE_FACT_SYSTEM",
+    "DENIAL_REASON_SYSTEM",
     "MISSING_FACT_EXT",
     "REVIEW_ACTION_CODE_EXT",
     "REVIEW_ACTION_EXT",
@@ -78,6 +79,8 @@ X12_306 = "https://codesystem.x12.org/005010/306"
 ADJUDICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/adjudication"
 #: ``Claim.supportingInfo.category`` system whose codes are medpolicy fact names (value[x] = the fact).
 CASE_FACT_SYSTEM = f"{CANONICAL_BASE}/CodeSystem/case-fact"
+#: ``reviewAction.reasonCode`` system of a physician's structured denial reason (see web/denials.py)
+DENIAL_REASON_SYSTEM = f"{CANONICAL_BASE}/CodeSystem/denial-reason"
 #: Extension on ``ClaimResponse.item``: one per fact still needed (valueString = fact name).
 MISSING_FACT_EXT = f"{CANONICAL_BASE}/StructureDefinition/missing-fact"
 
@@ -498,6 +501,7 @@ class RequestState:
     missing: tuple[tuple[str, str], ...]  # (fact name, question)
     decision_reason: str | None
     human_reviewed: bool
+    denial_code: str | None = None  # the structured denial reason (DENIAL_REASON_SYSTEM)
 
 
 @dataclass(frozen=True)
@@ -524,7 +528,7 @@ def item_actions(request: PasRequest, state: RequestState, governed: Mapping[int
             note = f"Not certified after physician review: {state.decision_reason or state.summary}"
         elif state.state == "withdrawn":
             code, note = "C", "Cancelled: the request was withdrawn by its submitter."
-        elif not is_governed:
+        elif state.state == "closed_not_governed" or not is_governed:
             code = "NA"
             note = f"No action required: no policy of this payer requires prior authorization of {codes}."
         elif state.state == "information_needed":
@@ -546,10 +550,17 @@ def item_actions(request: PasRequest, state: RequestState, governed: Mapping[int
     return actions
 
 
-def review_action_extension(code: str, number: str | None) -> dict[str, Any]:
+def review_action_extension(code: str, number: str | None, reason: str | None = None) -> dict[str, Any]:
     subs: list[dict[str, Any]] = []
     if number:
         subs.append({"url": "number", "valueString": number})
+    if reason:
+        subs.append(
+            {
+                "url": "reasonCode",
+                "valueCodeableConcept": {"coding": [{"system": DENIAL_REASON_SYSTEM, "code": reason}]},
+            }
+        )
     subs.append(
         {
             "url": REVIEW_ACTION_CODE_EXT,
@@ -616,7 +627,11 @@ def response_bundle(
         item["noteNumber"] = [len(notes)]
         item["adjudication"] = [
             {
-                "extension": [review_action_extension(action.code, state.id)],
+                "extension": [
+                    review_action_extension(
+                        action.code, state.id, state.denial_code if action.code == "A3" else None
+                    )
+                ],
                 "category": {"coding": [{"system": ADJUDICATION_SYSTEM, "code": "submitted"}]},
             }
         ]

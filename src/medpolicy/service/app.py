@@ -35,6 +35,7 @@ OPTIONAL_ROUTERS = (
     "medpolicy.service.pas",
     "medpolicy.service.fhir",  # GET /fhir/metadata
     "medpolicy.service.extractions",  # POST /v1/extractions
+    "medpolicy.service.v1_documents",  # /v1/prior-auth/{id}/documents
     "medpolicy.web",  # the reviewer workbench (pages at /)
 )
 REQUEST_ID_HEADER = "x-request-id"

@@ -24,6 +24,7 @@ from medpolicy.interop import dtr, pas
 from medpolicy.service.deps import get_policies, get_store, require_client
 from medpolicy.service.dtr import fhir_error, fhir_response, read_json
 from medpolicy.service.errors import ApiError
+from medpolicy.service.pas_extras import record_extras, submission_extras
 from medpolicy.store import Store
 from medpolicy.store.store import PARequest, StoreError
 
@@ -70,6 +71,7 @@ def request_state(store: Store, pa: PARequest) -> pas.RequestState:
         missing=tuple(missing),
         decision_reason=pa.decision_reason,
         human_reviewed=human,
+        denial_code=store.get_casework(pa.id).denial_code if pa.state == "denied" else None,
     )
 
 
@@ -103,20 +105,23 @@ async def submit(
         policy, governed = pas.governed_items(parsed, policies)
         policy_for_case = policy or next(iter(policies))
         case = pas.claim_case(parsed, policy_for_case, policies)
+        parties, documents = submission_extras(parsed)
         case, sources, extraction = prefill_from_attachments(
             parsed.claim, parsed.resources, case, policy_for_case
         )
         try:
-            pa_request, _created = store.create_pa_request(
+            pa_request, created = store.create_pa_request(
                 case,
                 submitter=client_id,
                 urgency=parsed.urgency,
                 idempotency_key=pas.idempotency_key(parsed),
-                subject=parsed.patient_reference,
+                subject=parties.member.label() if parties.member else parsed.patient_reference,
                 policy_id=policy_for_case.id,
                 sources=sources or None,
                 extraction=extraction,
             )
+            if created:
+                record_extras(store, pa_request.id, parties, documents, client_id)
         except StoreError as exc:
             raise _store_error(exc) from None
         state = request_state(store, pa_request)

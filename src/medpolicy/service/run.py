@@ -18,6 +18,7 @@ import yaml
 
 from medpolicy.errors import MedpolicyError
 from medpolicy.service.app import create_app
+from medpolicy.service.demo_people import DEMO_AGES, demo_parties, demo_pathology_report
 from medpolicy.service.settings import ClientConfig, Settings
 from medpolicy.store import Action, LifecycleError, Role, Store, StoreError
 
@@ -73,29 +74,34 @@ def serve(host: str, port: int, database_url: str | None, demo: bool, workers: i
         )
     app = create_app(settings)
     store: Store = app.state.medpolicy.store
-    if demo:
-        seeded = seed_demo(store)
-        if seeded:
-            print(f"seeded {seeded} demo prior-authorization requests", file=sys.stderr)
     url = f"http://{host}:{port}"
+    lines = [f"medpolicy service on {url}  (store: {_safe_url(settings)})"]
     if demo:
-        from medpolicy.web.cli import seed_demo_users
+        import io
 
-        print(f"reviewer workbench: {url}/  (demo accounts, loopback only; change them anywhere else)")
-        seed_demo_users(store)
-    print(f"medpolicy service on {url}  (OpenAPI: {url}/docs, store: {_safe_url(settings)})", flush=True)
+        from medpolicy.web.cli import DEMO_USERS, seed_demo_users
+
+        seeded = seed_demo(store)
+        seed_demo_users(store, out=io.StringIO())
+        if seeded:
+            lines.append(f"  {seeded} demo prior-authorization requests")
+        lines.append(f"  workbench  {url}/   (demo accounts, loopback only)")
+        lines += [f"    {role.label:<20} {user} / {password}" for user, password, role, _n in DEMO_USERS]
+    lines.append(f"  OpenAPI    {url}/docs    reports {url}/reports")
     if demo and settings.clients == DEMO_CLIENTS:
         for client in DEMO_CLIENTS:
             roles = "+".join(sorted(client.roles))
-            print(f"  demo client {client.client_id:<15} {roles:<20} Authorization: Bearer {client.token}")
+            lines.append(
+                f"  API client {client.client_id:<15} {roles:<10} Authorization: Bearer {client.token}"
+            )
     elif not settings.clients:
-        print("  no API clients configured (MEDPOLICY_CLIENTS): every /v1 call answers 401", flush=True)
+        lines.append("  no API clients configured (MEDPOLICY_CLIENTS): every /v1 call answers 401")
     if demo_cds_key is not None:
-        print(
-            f"  demo CDS Hooks client  iss medpolicy-demo-ehr, ES384 key in {demo_cds_key}\n"
-            f"    Authorization: Bearer $(medpolicy cds-token {url}/cds-services/medpolicy-crd-order-sign)",
-            flush=True,
+        lines.append(
+            "  CDS Hooks  Authorization: Bearer $(.venv/bin/medpolicy cds-token "
+            f"{url}/cds-services/medpolicy-crd-order-sign)"
         )
+    print("\n".join(lines), flush=True)
     if workers > 1:
         # Migrated and seeded once, here; the workers share the store and the settings, by environment.
         store.close()
@@ -216,22 +222,41 @@ def seed_demo(store: Store, policies_dir: Path | None = None) -> int:
         if not candidates:
             continue
         demo = candidates.pop(0)
+        parties = demo_parties(index)
+        real_clock = store.clock
+        if index in DEMO_AGES:  # received a while ago: the queue shows amber and red clocks
+            received = real_clock() - DEMO_AGES[index]
+            store.clock = lambda received=received: received  # type: ignore[misc]
         try:
             request, _ = store.create_pa_request(
                 demo.case,
                 submitter="demo-ehr",
                 urgency="expedited" if index % 3 == 0 else "standard",
                 idempotency_key=f"demo-{index}",
-                subject=f"demo: {demo.name}"[:200],
+                subject=parties.member.label() if parties.member else None,
             )
+            store.clock = real_clock
+            store.set_parties(request.id, parties)
+            if outcome in ("information_needed", "investigational") and then is None:
+                name = parties.member.name if parties.member else "demo"
+                store.add_document(
+                    request.id,
+                    demo_pathology_report(name or "demo"),
+                    title="Surgical pathology report",
+                    filename="pathology-report.txt",
+                    added_by="demo-ehr",
+                    source="pas",
+                )
             created += 1
             if then == "deny" and request.state == "pending_physician_review":
-                store.apply_action(
+                store.peer_to_peer(request.id, "offer", actor="physician", role=Role.PHYSICIAN.value)
+                store.deny_with_code(
                     request.id,
-                    Action.DENY,
-                    "Dr. Demo Reviewer",
-                    Role.PHYSICIAN,
-                    reason=f"the policy's criteria are not met; the engine recommended {request.recommendation}",
+                    code="investigational",
+                    label="The service is investigational for this condition under the medical policy",
+                    words="The records show no criterion of the policy that would make it medically necessary.",
+                    actor="physician",
+                    role=Role.PHYSICIAN.value,
                 )
             elif then == "withdraw" and request.state == "information_needed":
                 store.apply_action(
@@ -239,6 +264,8 @@ def seed_demo(store: Store, policies_dir: Path | None = None) -> int:
                 )
         except (StoreError, LifecycleError, MedpolicyError) as exc:
             log.warning("demo case %r not seeded: %s", demo.name, type(exc).__name__)
+        finally:
+            store.clock = real_clock
     return created
 
 

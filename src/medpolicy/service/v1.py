@@ -9,6 +9,8 @@ A thin face: parse, call the core (through the store, which records what it deci
     GET  /v1/prior-auth/{id}                one request, with its latest determination
     POST /v1/prior-auth/{id}/actions        act on a request (reviewers, or the submitter)
     GET  /v1/prior-auth/{id}/events         the request's audit trail
+    POST /v1/prior-auth/{id}/documents      attach a clinical document (PDF or text; v1_documents)
+    GET  /v1/prior-auth/{id}/documents      the request's documents (metadata)
     GET  /healthz                           liveness (no authentication)
 
 Every endpoint but /healthz needs a bearer token. A client sees only its own records unless it has
@@ -91,6 +93,13 @@ class PARequestInV1(BaseModel):
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=200, description="or the Idempotency-Key header"
     )
+    member: dict[str, Any] | None = Field(
+        default=None, description="member_id (required), name, birth_date (YYYY-MM-DD), plan, group"
+    )
+    requesting_provider: dict[str, Any] | None = Field(
+        default=None, description="name, npi (check digit verified), organization, organization_npi, tin"
+    )
+    servicing_provider: dict[str, Any] | None = Field(default=None, description="as requesting_provider")
 
 
 class PARequestV1(BaseModel):
@@ -110,6 +119,9 @@ class PARequestV1(BaseModel):
     decision_reason: str | None
     version: int
     determination: dict[str, Any] | None
+    member: dict[str, Any] | None = Field(default=None, description="on submit and read (not in lists)")
+    requesting_provider: dict[str, Any] | None = None
+    servicing_provider: dict[str, Any] | None = None
 
 
 class PARequestListV1(BaseModel):
@@ -259,21 +271,27 @@ def submit_prior_auth(
             value=body.idempotency_key,
         )
     key = idempotency_key or body.idempotency_key
+    from medpolicy.parties import parse_parties
+
+    parties = parse_parties(body.member, body.requesting_provider, body.servicing_provider)
     try:
         request, created = store.create_pa_request(
             body.case,
             submitter=client.client_id,
             urgency=body.urgency,
             idempotency_key=key,
-            subject=body.subject,
+            subject=body.subject or (parties.member.label() if parties.member else None),
             policy_id=body.policy_id,
         )
+        if created and not parties.empty:
+            store.set_parties(request.id, parties)
     except (StoreError, LifecycleError) as exc:
         raise _store_error(exc) from None
     headers = {"Location": f"/v1/prior-auth/{request.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(request.to_dict(), status_code=201 if created else 200, headers=headers)
+    body = {**request.to_dict(), **store.get_casework(request.id).parties.to_dict()}
+    return JSONResponse(body, status_code=201 if created else 200, headers=headers)
 
 
 @router.get(
@@ -309,7 +327,8 @@ def list_prior_auth(
     summary="A prior-authorization request",
 )
 def read_prior_auth(request_id: str, store: StoreDep, client: ClientDep) -> JSONResponse:
-    return JSONResponse(_load_request(store, client, request_id).to_dict())
+    request = _load_request(store, client, request_id)
+    return JSONResponse({**request.to_dict(), **store.get_casework(request.id).parties.to_dict()})
 
 
 @router.post(

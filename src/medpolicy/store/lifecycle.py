@@ -10,6 +10,9 @@ States::
                ├─ route_to_physician ──▶ pending_physician_review
                └─ deny (physician) ───────────────▶ denied        (final)
     any open state ── withdraw (the submitter) ──▶ withdrawn     (final)
+    received (no code of the policy) ── close_not_governed ──▶ closed_not_governed (final, no decision)
+    information_needed ── a reviewer's answers make the outcome definite ──▶ ready_to_approve
+                                                                          or pending_physician_review
 
 Who may do what:
 
@@ -39,6 +42,8 @@ class State(StrEnum):
     APPROVED = "approved"
     DENIED = "denied"
     WITHDRAWN = "withdrawn"
+    READY_TO_APPROVE = "ready_to_approve"
+    CLOSED_NOT_GOVERNED = "closed_not_governed"
 
 
 class Action(StrEnum):
@@ -48,6 +53,7 @@ class Action(StrEnum):
     DENY = "deny"
     WITHDRAW = "withdraw"
     PROVIDE_INFORMATION = "provide_information"
+    CLOSE_NOT_GOVERNED = "close_not_governed"
 
 
 class Role(StrEnum):
@@ -62,9 +68,12 @@ class Urgency(StrEnum):
     STANDARD = "standard"
 
 
-FINAL_STATES = frozenset({State.APPROVED, State.DENIED, State.WITHDRAWN})
+FINAL_STATES = frozenset({State.APPROVED, State.DENIED, State.WITHDRAWN, State.CLOSED_NOT_GOVERNED})
 OPEN_STATES = frozenset(State) - FINAL_STATES
-REVIEW_STATES = frozenset({State.RECEIVED, State.INFORMATION_NEEDED, State.PENDING_PHYSICIAN_REVIEW})
+REVIEW_STATES = frozenset(
+    {State.RECEIVED, State.INFORMATION_NEEDED, State.PENDING_PHYSICIAN_REVIEW, State.READY_TO_APPROVE}
+)
+NOT_APPLICABLE = "not_applicable"
 
 # Outcome strings of medpolicy.Outcome (kept as strings: this module does not import the core).
 CRITERIA_MET = "medically_necessary"
@@ -75,22 +84,34 @@ INFORMATION_NEEDED = "information_needed"
 _TARGETS: dict[Action, tuple[frozenset[State], State | None]] = {
     Action.APPROVE: (REVIEW_STATES, State.APPROVED),
     Action.REQUEST_INFORMATION: (
-        frozenset({State.RECEIVED, State.PENDING_PHYSICIAN_REVIEW, State.INFORMATION_NEEDED}),
+        frozenset(
+            {
+                State.RECEIVED,
+                State.PENDING_PHYSICIAN_REVIEW,
+                State.INFORMATION_NEEDED,
+                State.READY_TO_APPROVE,
+            }
+        ),
         State.INFORMATION_NEEDED,
     ),
     Action.ROUTE_TO_PHYSICIAN: (
-        frozenset({State.RECEIVED, State.INFORMATION_NEEDED}),
+        frozenset({State.RECEIVED, State.INFORMATION_NEEDED, State.READY_TO_APPROVE}),
         State.PENDING_PHYSICIAN_REVIEW,
     ),
     Action.DENY: (REVIEW_STATES, State.DENIED),
     Action.WITHDRAW: (OPEN_STATES, State.WITHDRAWN),
     Action.PROVIDE_INFORMATION: (REVIEW_STATES, None),
+    Action.CLOSE_NOT_GOVERNED: (frozenset({State.RECEIVED}), State.CLOSED_NOT_GOVERNED),
 }
 
 _PERMITTED: dict[Role, frozenset[Action]] = {
     Role.SYSTEM: frozenset({Action.APPROVE, Action.REQUEST_INFORMATION, Action.ROUTE_TO_PHYSICIAN}),
-    Role.NURSE: frozenset({Action.APPROVE, Action.REQUEST_INFORMATION, Action.ROUTE_TO_PHYSICIAN}),
-    Role.PHYSICIAN: frozenset({Action.APPROVE, Action.DENY, Action.REQUEST_INFORMATION}),
+    Role.NURSE: frozenset(
+        {Action.APPROVE, Action.REQUEST_INFORMATION, Action.ROUTE_TO_PHYSICIAN, Action.CLOSE_NOT_GOVERNED}
+    ),
+    Role.PHYSICIAN: frozenset(
+        {Action.APPROVE, Action.DENY, Action.REQUEST_INFORMATION, Action.CLOSE_NOT_GOVERNED}
+    ),
     Role.SUBMITTER: frozenset({Action.WITHDRAW, Action.PROVIDE_INFORMATION}),
 }
 
@@ -165,6 +186,10 @@ def plan(
         raise ActionNotPermittedError(
             "a nurse may approve only when the criteria are met; route the request to a physician"
         )
+    if action is Action.CLOSE_NOT_GOVERNED and outcome != NOT_APPLICABLE:
+        raise InvalidTransitionError(
+            "only a request with no code this policy governs can be closed as not governed"
+        )
     if action is Action.APPROVE and role is Role.SYSTEM and outcome != CRITERIA_MET:
         raise ActionNotPermittedError("the engine may approve only when the criteria are met")
     return Transition(action, state, target)
@@ -185,6 +210,16 @@ def engine_action(outcome: str, *, rests_on_unconfirmed: bool = False) -> Action
         return Action.REQUEST_INFORMATION
     if outcome in ADVERSE_OUTCOMES:
         return Action.ROUTE_TO_PHYSICIAN
+    return None
+
+
+def follow_determination(outcome: str) -> State | None:
+    """Where a reviewer's answers lead once they make the outcome definite: `ready_to_approve` when
+    the criteria are met, `pending_physician_review` when adverse; None while information is needed."""
+    if outcome == CRITERIA_MET:
+        return State.READY_TO_APPROVE
+    if outcome in ADVERSE_OUTCOMES:
+        return State.PENDING_PHYSICIAN_REVIEW
     return None
 
 

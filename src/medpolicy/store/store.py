@@ -39,6 +39,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from medpolicy.extract.proposal import EXTRACTED, extracted_facts, rests_on_unconfirmed
 from medpolicy.store import lifecycle
+from medpolicy.store.casework import CaseworkMixin
 from medpolicy.store.db import Checkpointer, GroupCommitWriter, make_engine
 from medpolicy.store.errors import (
     ConcurrentUpdateError,
@@ -149,7 +150,7 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-class Store:
+class Store(CaseworkMixin):
     """Determinations, prior-authorization requests and their audit, in SQLite or PostgreSQL.
 
     `policies` is the `PolicySet` used when the store must decide (new requests, new facts).
@@ -486,6 +487,39 @@ class Store:
             )
         ]
 
+    def _follow_determination(
+        self, row: PARequestRow, det_row: DeterminationRow, now: datetime
+    ) -> list[PAEventRow]:
+        """After a reviewer's answers make the outcome definite, the state follows it: ready to
+        approve (criteria met) or routed to a physician (adverse). The engine's event records it."""
+        target = lifecycle.follow_determination(det_row.outcome)
+        current = row.state
+        if target is None or current != State.INFORMATION_NEEDED.value:
+            return []
+        row.state = target.value
+        reason = (
+            "the answers meet the policy's criteria; ready for a reviewer's approval"
+            if target is State.READY_TO_APPROVE
+            else f"the engine recommends {det_row.outcome.replace('_', ' ')}; only a physician may deny"
+        )
+        return [
+            PAEventRow(
+                request_id=row.id,
+                at=now,
+                actor="medpolicy",
+                role=Role.SYSTEM.value,
+                action=(
+                    Action.ROUTE_TO_PHYSICIAN.value
+                    if target is State.PENDING_PHYSICIAN_REVIEW
+                    else "ready_to_approve"
+                ),
+                from_state=current,
+                to_state=target.value,
+                reason=reason,
+                determination_id=det_row.id,
+            )
+        ]
+
     def get_pa_request(self, request_id: str) -> PARequest:
         with self._read() as session:
             row = session.get(PARequestRow, request_id)
@@ -631,6 +665,8 @@ class Store:
                 )
             if transition.to_state is None and det_row is not None:
                 events += self._engine_step(row, det_row, now)
+            elif det_row is not None and role in (Role.NURSE, Role.PHYSICIAN):
+                events += self._follow_determination(row, det_row, now)
             row.updated_at = now
             session.add_all(events)
             try:

@@ -31,6 +31,8 @@ STATE_LABELS = {
     "approved": "Approved",
     "denied": "Denied",
     "withdrawn": "Withdrawn",
+    "ready_to_approve": "Ready to approve",
+    "closed_not_governed": "Closed: not governed by this policy",
 }
 ACTION_LABELS = {
     "submit": "Submitted",
@@ -40,6 +42,16 @@ ACTION_LABELS = {
     "deny": "Deny",
     "withdraw": "Withdraw",
     "provide_information": "Provide information",
+    "ready_to_approve": "Ready to approve",
+    "close_not_governed": "Close: not governed by this policy",
+    "assign": "Assign",
+    "note": "Note",
+    "document_added": "Document attached",
+    "document_viewed": "Document viewed",
+    "fact_cited": "Fact cited from a document",
+    "peer_to_peer_offered": "Peer-to-peer offered",
+    "peer_to_peer_scheduled": "Peer-to-peer scheduled",
+    "peer_to_peer_held": "Peer-to-peer held",
 }
 ROLE_LABELS = {
     "system": "engine",
@@ -76,6 +88,12 @@ class FactRow:
     detail: str
 
 
+def _local(when: Any) -> str:
+    from medpolicy.web.plan import load_plan
+
+    return load_plan().when(when)
+
+
 def fact_sources(store: Store, pa: PARequest, events: Sequence[AuditEvent]) -> dict[str, tuple[str, str]]:
     """fact name -> (source, detail) for the facts of the request's current case."""
     by_det = {e.determination_id: e for e in events if e.determination_id and e.role != "system"}
@@ -96,13 +114,13 @@ def fact_sources(store: Store, pa: PARequest, events: Sequence[AuditEvent]) -> d
                 elif event.role == "submitter":
                     sources[key] = (
                         "questionnaire",
-                        f"answered by {event.actor}, {event.at:%d %b %Y %H:%M} UTC",
+                        f"answered by {event.actor}, {_local(event.at)}",
                     )
                 else:
                     role = ROLE_LABELS.get(event.role, event.role)
                     sources[key] = (
                         "entered",
-                        f"entered by {event.actor} ({role}), {event.at:%d %b %Y %H:%M} UTC",
+                        f"entered by {event.actor} ({role}), {_local(event.at)}",
                     )
         previous = case
     for key in pa.case:

@@ -33,9 +33,12 @@ from medpolicy.store import (
 )
 from medpolicy.store.lifecycle import FINAL_STATES, allowed_actions
 from medpolicy.web import present
+from medpolicy.web.assignment import CASEWORK_MESSAGES, QueueFilters, apply_filters
 from medpolicy.web.clock import AMBER_WITHIN, due_clock
 from medpolicy.web.letters import LetterError, build_letter, letter_pdf
+from medpolicy.web.plan import PlanTemplateLoader, load_plan
 from medpolicy.web.policy_view import build_policy_view, criterion_anchor
+from medpolicy.web.reviewer_context import casework_context, field_messages
 from medpolicy.web.settings import WebSettings
 from medpolicy.web.users import SignIn, User, UserError, UserStore, WebRole, csrf_matches
 
@@ -60,11 +63,17 @@ SECURITY_HEADERS = {
 
 # queue views: (key, label, states)
 VIEWS: tuple[tuple[str, str, tuple[State, ...]], ...] = (
-    ("open", "All open", (State.RECEIVED, State.INFORMATION_NEEDED, State.PENDING_PHYSICIAN_REVIEW)),
+    (
+        "open",
+        "All open",
+        (State.RECEIVED, State.INFORMATION_NEEDED, State.PENDING_PHYSICIAN_REVIEW, State.READY_TO_APPROVE),
+    ),
+    ("mine", "My work", tuple(s for s in State if s not in FINAL_STATES)),
     ("information_needed", "Information needed", (State.INFORMATION_NEEDED,)),
+    ("ready", "Ready to approve", (State.READY_TO_APPROVE,)),
     ("physician", "Pending physician review", (State.PENDING_PHYSICIAN_REVIEW,)),
     ("received", "Received (triage)", (State.RECEIVED,)),
-    ("decided", "Decided", (State.APPROVED, State.DENIED, State.WITHDRAWN)),
+    ("decided", "Decided", (State.APPROVED, State.DENIED, State.WITHDRAWN, State.CLOSED_NOT_GOVERNED)),
 )
 SORTS = {"due": "Due time (soonest first)", "received": "Received (newest first)", "urgency": "Urgency"}
 QUEUE_LIMIT = 500
@@ -74,12 +83,14 @@ DONE_MESSAGES = {
     "request_information": "Information is requested; the request waits in the information-needed queue.",
     "route_to_physician": "The request is routed to a physician reviewer.",
     "answers": "Your answers are recorded and the policy has been applied again.",
+    "close_not_governed": "The request is closed: this policy governs none of its codes. No decision was made.",
+    **CASEWORK_MESSAGES,
 }
 
 router = APIRouter(include_in_schema=False)
 
 _env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+    loader=PlanTemplateLoader(HERE / "templates"),
     autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
@@ -91,8 +102,10 @@ _env.globals.update(
     action_labels=present.ACTION_LABELS,
     role_labels=present.ROLE_LABELS,
 )
-_env.filters["when"] = lambda d: "" if d is None else d.strftime("%d %b %Y %H:%M UTC")
-_env.filters["day"] = lambda d: "" if d is None else d.strftime("%d %b %Y")
+_env.filters["when"] = lambda d: load_plan().when(d)  # the plan's time zone (MEDPOLICY_TIMEZONE)
+_env.filters["day"] = lambda d: (
+    "" if d is None else (load_plan().local(d) if isinstance(d, datetime) else d).strftime("%d %b %Y")
+)
 _env.filters["paragraphs"] = lambda text: [
     " ".join(block.split()) for block in str(text or "").split("\n\n") if block.strip()
 ]
@@ -246,6 +259,11 @@ def static(name: str) -> Response:
     )
 
 
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return static("favicon.svg")
+
+
 # -- sign-in -------------------------------------------------------------------------------------
 
 
@@ -342,6 +360,7 @@ class QueueRow:
     pa: PARequest
     clock: Any
     member: str
+    casework: Any = None
 
 
 def queue_rows(
@@ -371,7 +390,15 @@ def queue_rows(
 
 @router.get("/")
 def queue(
-    request: Request, view: str = "open", q: str = "", urgency: str = "", sort: str = "due"
+    request: Request,
+    view: str = "open",
+    q: str = "",
+    urgency: str = "",
+    sort: str = "due",
+    policy: str = "",
+    provider: str = "",
+    state: str = "",
+    due: str = "",
 ) -> Response:
     auth = _signed_in(request)
     if auth is None:
@@ -385,10 +412,24 @@ def queue(
     store = _store(request)
     now = web_state(request).clock()
     rows = queue_rows(store, views[view][1], search=q.strip()[:100], urgency=urgency, sort=sort, now=now)
+    filters = QueueFilters.of(
+        policy=policy, provider=provider, state=state, due=due, mine=user.username if view == "mine" else ""
+    )
+    rows = apply_filters(store, rows, filters, now=now, tz=load_plan().zone)
     counts = {
         key: sum(1 for s in states for _ in store.list_pa_requests(state=s, limit=QUEUE_LIMIT))
         for key, _l, states in VIEWS
+        if key != "mine"
     }
+    counts["mine"] = len(
+        apply_filters(
+            store,
+            queue_rows(store, views["mine"][1], search=None, urgency=None, sort="due", now=now),
+            QueueFilters.of(mine=user.username),
+            now=now,
+            tz=load_plan().zone,
+        )
+    )
     return render(
         request,
         "queue.html",
@@ -405,6 +446,9 @@ def queue(
         sorts=SORTS,
         now=now,
         amber=AMBER_WITHIN,
+        filters=filters,
+        policies=list(_policies(request) or []),
+        states=[(s.value, present.STATE_LABELS.get(s.value, s.value)) for s in State],
     )
 
 
@@ -428,8 +472,9 @@ def _request_context(request: Request, pa: PARequest, user: User) -> dict[str, A
     labels = policy.governs.labels if policy is not None else {}
     for code in pa.case.get("procedure_codes") or []:
         procedures.append((str(code), labels.get(str(code), "not governed by this policy")))
-    names = {u.username: u.display_name for u in web_state(request).users.list_users()}
-    return {
+    users = web_state(request).users.list_users()
+    names = {u.username: u.display_name for u in users}
+    context = {
         "pa": pa,
         "det": det,
         "events": events,
@@ -447,6 +492,21 @@ def _request_context(request: Request, pa: PARequest, user: User) -> dict[str, A
         "procedures": procedures,
         "anchor": (lambda cid: criterion_anchor(str((det.get("policy") or {}).get("version")), cid)),
     }
+    context.update(
+        casework_context(
+            pa,
+            casework=store.get_casework(pa.id),
+            documents=store.list_documents(pa.id),
+            notes=store.list_notes(pa.id),
+            events=events,
+            determination=det,
+            facts=context["facts"],
+            reviewers=[
+                (u.username, u.display_name) for u in users if u.lifecycle_role is not None and not u.disabled
+            ],
+        )
+    )
+    return context
 
 
 def _recommended(outcome: str | None, allowed: list[str]) -> str | None:
@@ -456,7 +516,7 @@ def _recommended(outcome: str | None, allowed: list[str]) -> str | None:
         "information_needed": ["request_information"],
         "investigational": ["deny", "route_to_physician"],
         "not_medically_necessary": ["deny", "route_to_physician"],
-        "not_applicable": ["route_to_physician", "request_information"],
+        "not_applicable": ["close_not_governed", "route_to_physician", "request_information"],
     }.get(outcome or "", [])
     return next((a for a in wanted if a in allowed), None)
 
@@ -502,6 +562,7 @@ def request_page(request: Request, request_id: str, done: str = "") -> Response:
         done=DONE_MESSAGES.get(done),
         problem=None,
         field_errors=[],
+        field_messages={},
         answers={},
         **_request_context(request, pa, user),
     )
@@ -527,6 +588,7 @@ def _request_problem(
         done=None,
         problem=problem,
         field_errors=field_errors or [],
+        field_messages=field_messages(field_errors or []),
         answers=answers or {},
         **_request_context(request, pa, user),
     )
@@ -563,11 +625,34 @@ async def answer_missing(request: Request, request_id: str) -> Response:
         )
     except CaseError as exc:
         return _request_problem(
-            request, auth, pa, 422, "Some answers are not valid.", field_errors=list(exc.errors), answers=form
+            request,
+            auth,
+            pa,
+            422,
+            "Some answers are not valid: see the messages beside the questions.",
+            field_errors=list(exc.errors),
+            answers=form,
         )
     except (LifecycleError, StoreError) as exc:
         status = int(getattr(exc, "status", 409))
         return _request_problem(request, auth, pa, status, str(getattr(exc, "message", exc)))
+    if form.get("cite_document"):
+        try:
+            await run_in_threadpool(
+                lambda: _store(request).cite_document(
+                    pa.id,
+                    list(answers),
+                    form.get("cite_document") or "",
+                    page=form.get("cite_page"),
+                    quote=form.get("cite_quote"),
+                    actor=user.username,
+                    role=role.value,
+                )
+            )
+        except StoreError as exc:
+            return _request_problem(
+                request, auth, pa, exc.status, exc.message[:1].upper() + exc.message[1:] + "."
+            )
     return _redirect(f"/requests/{quote(pa.id)}?done=answers#determination")
 
 
@@ -633,8 +718,41 @@ async def take_action(request: Request, request_id: str) -> Response:
             "Tick the confirmation box: this decision is final and cannot be undone.",
         )
     reason = (form.get("reason") or "").strip()[:2000] or None
+    store = _store(request)
     try:
-        await run_in_threadpool(_store(request).apply_action, pa.id, action, user.username, role, reason)
+        if action == Action.DENY.value and form.get("denial_code"):
+            det = pa.determination.determination if pa.determination else {}
+            from medpolicy.web.denials import denial_reasons
+
+            chosen = {r.code: r for r in denial_reasons(det)}.get(form.get("denial_code") or "")
+            if chosen is None:
+                return _request_problem(
+                    request, auth, pa, 422, "Choose a reason for the denial from the list."
+                )
+            await run_in_threadpool(
+                lambda: store.deny_with_code(
+                    pa.id,
+                    code=chosen.code,
+                    label=chosen.label,
+                    words=reason or "",
+                    actor=user.username,
+                    role=role,
+                )
+            )
+        elif action == Action.APPROVE.value and reason and form.get("letter_reason") != "yes":
+            # an approval note stays on the request; the letter prints it only when chosen as the reason
+            await run_in_threadpool(store.apply_action, pa.id, action, user.username, role, None)
+            await run_in_threadpool(
+                lambda: store.add_note(pa.id, reason, author=user.username, role=role.value)
+            )
+        else:
+            await run_in_threadpool(store.apply_action, pa.id, action, user.username, role, reason)
+            if action == Action.ROUTE_TO_PHYSICIAN.value and reason:
+                await run_in_threadpool(
+                    lambda: store.add_note(
+                        pa.id, reason, author=user.username, role=role.value, for_physician=True
+                    )
+                )
     except (LifecycleError, StoreError) as exc:
         status = int(getattr(exc, "status", 409))
         message = str(getattr(exc, "message", exc))
@@ -656,7 +774,11 @@ def _letter(request: Request, request_id: str) -> tuple[Any, tuple[User, str] | 
     try:
         names = {u.username: u.display_name for u in web_state(request).users.list_users()}
         letter = build_letter(
-            pa, _store(request).list_audit(pa.id), _policy(request, pa.policy_id), names=names
+            pa,
+            _store(request).list_audit(pa.id),
+            _policy(request, pa.policy_id),
+            names=names,
+            casework=_store(request).get_casework(pa.id),
         )
     except LetterError as exc:
         return None, auth, _error(request, 404, "No letter", str(exc).capitalize() + ".", auth)
