@@ -290,8 +290,8 @@ def submit_prior_auth(
     headers = {"Location": f"/v1/prior-auth/{request.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    body = {**request.to_dict(), **store.get_casework(request.id).parties.to_dict()}
-    return JSONResponse(body, status_code=201 if created else 200, headers=headers)
+    answer = {**request.to_dict(), **store.get_casework(request.id).parties.to_dict()}
+    return JSONResponse(answer, status_code=201 if created else 200, headers=headers)
 
 
 @router.get(

@@ -3,7 +3,9 @@
 SQLAlchemy 2 with Alembic migrations (run on `Store.open`). SQLite by default (WAL mode);
 PostgreSQL when the URL names one. Modules: `store` (the `Store` API), `records` (what it returns), `errors`,
 `lifecycle` (the states of a request and who may move it, pure), `db` (engines, group commit, WAL
-checkpoints), `models` (tables) and `migrations` (Alembic).
+checkpoints), `models` (tables) and `migrations` (Alembic); `casework` (members and providers,
+assignment, notes, peer-to-peer, structured denials, citations) and `documents` (clinical
+documents), both mixed into `Store`.
 """
 
 from medpolicy.store.db import make_engine
