@@ -44,7 +44,9 @@ def _read(path: str) -> tuple[bytes | None, dict[str, str] | None]:
 
 
 def extract_cmd(
-    files: Annotated[list[str], typer.Argument(help="Report files: text (any common encoding) or PDF.")],
+    files: Annotated[
+        list[str], typer.Argument(metavar="FILE", help="Report files: text (any common encoding) or PDF.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file per line.")] = False,
 ) -> None:
     """Propose IORT case facts (site, T category, margins, recurrence, metastases) from reports, each
