@@ -1,12 +1,15 @@
 """PAS prefill: reports attached to a Claim/$submit (supportingInfo valueAttachment, or a
-DocumentReference in the Bundle) fill the facts the Claim lacks, marked extracted; the engine does not
-approve on them alone, and the stored determination keeps their evidence."""
+DocumentReference in the Bundle) are read. By default (MEDPOLICY_PAS_PREFILL=propose) the facts they
+state are kept beside the request, with their evidence, for a reviewer to accept; with `case` they fill
+the facts the Claim lacks, marked extracted, and the engine does not approve on them alone."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from test_pas_http import SUBMIT, claim_response, iort_bundle, post, review_actions
 
 from medpolicy.service import testing as service_testing
@@ -70,9 +73,28 @@ def stored(server: service_testing.LiveServer) -> dict[str, Any]:
     return pa.determination.determination  # type: ignore[no-any-return]
 
 
+@pytest.fixture(scope="module")
+def prefilling_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[service_testing.LiveServer]:
+    settings = service_testing.settings_for_tests(tmp_path_factory.mktemp("prefill"), pas_prefill="case")
+    with service_testing.running_server(settings) as live:
+        yield live
+
+
+def test_by_default_the_case_is_what_the_claim_gave(server: service_testing.LiveServer) -> None:
+    r = post(server, SUBMIT, with_attachment(iort_bundle(GIVEN), REPORT))
+    assert r.status_code == 200, r.text
+    pa = server.store.get_pa_request(r.json()["entry"][0]["resource"]["id"].replace("-", "_"))
+    assert pa.determination is not None
+    det = pa.determination.determination
+    assert det["outcome"] == "information_needed"  # margin status and T category are not given
+    assert "t_stage" not in det["facts"]
+    assert "extraction" not in det  # the reviewer sees the proposals on the document's page
+
+
 def test_attached_report_fills_the_facts_and_the_request_waits_for_a_reviewer(
-    server: service_testing.LiveServer,
+    prefilling_server: service_testing.LiveServer,
 ) -> None:
+    server = prefilling_server
     r = post(server, SUBMIT, with_attachment(iort_bundle(GIVEN), REPORT))
     assert r.status_code == 200, r.text
     assert review_actions(claim_response(r)) == ["A4"]  # pended, not certified: nobody confirmed the facts
@@ -84,7 +106,8 @@ def test_attached_report_fills_the_facts_and_the_request_waits_for_a_reviewer(
     assert det["extraction"]["documents"] == ["pathology.txt"]
 
 
-def test_a_given_fact_wins_over_the_report(server: service_testing.LiveServer) -> None:
+def test_a_given_fact_wins_over_the_report(prefilling_server: service_testing.LiveServer) -> None:
+    server = prefilling_server
     bundle = with_attachment(iort_bundle({**GIVEN, "t_stage": "pT3"}), REPORT, as_document_reference=True)
     r = post(server, SUBMIT, bundle)
     assert r.status_code == 200, r.text

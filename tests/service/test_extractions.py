@@ -111,3 +111,7 @@ def test_plan_setting_for_approval_on_extracted_facts() -> None:
     assert Settings.from_env({"MEDPOLICY_AUTO_APPROVE_EXTRACTED": "true"}).auto_approve_extracted is True
     with pytest.raises(SettingsError, match="MEDPOLICY_AUTO_APPROVE_EXTRACTED"):
         Settings.from_env({"MEDPOLICY_AUTO_APPROVE_EXTRACTED": "maybe"})
+    assert Settings.from_env({}).pas_prefill == "propose"
+    assert Settings.from_env({"MEDPOLICY_PAS_PREFILL": "case"}).pas_prefill == "case"
+    with pytest.raises(SettingsError, match="MEDPOLICY_PAS_PREFILL"):
+        Settings.from_env({"MEDPOLICY_PAS_PREFILL": "always"})

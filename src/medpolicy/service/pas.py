@@ -106,9 +106,14 @@ async def submit(
         policy_for_case = policy or next(iter(policies))
         case = pas.claim_case(parsed, policy_for_case, policies)
         parties, documents = submission_extras(parsed)
-        case, sources, extraction = prefill_from_attachments(
-            parsed.claim, parsed.resources, case, policy_for_case
-        )
+        sources: dict[str, str] = {}
+        extraction = None
+        if request.app.state.medpolicy.settings.pas_prefill == "case":
+            # The facts read from attached reports enter the case, marked extracted (by default they are
+            # proposed to the reviewer on the document's page instead, read when it is opened).
+            case, sources, extraction = prefill_from_attachments(
+                parsed.claim, parsed.resources, case, policy_for_case
+            )
         try:
             pa_request, created = store.create_pa_request(
                 case,

@@ -22,6 +22,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -64,6 +65,9 @@ class Settings(BaseModel):
     policies_dir: Path | None = None
     # The plan's choice: may the engine approve on facts read from documents nobody confirmed? (default no)
     auto_approve_extracted: bool = False
+    # Reports attached to a PAS submission: "propose" (default) keeps the facts read from them beside the
+    # request for a reviewer to accept; "case" also puts them in the case, marked extracted.
+    pas_prefill: Literal["propose", "case"] = "propose"
 
     @property
     def resolved_database_url(self) -> str:
@@ -99,6 +103,10 @@ class Settings(BaseModel):
             if raw not in {"0", "1", "true", "false", "yes", "no"}:
                 raise SettingsError("MEDPOLICY_AUTO_APPROVE_EXTRACTED must be true or false")
             values["auto_approve_extracted"] = raw in {"1", "true", "yes"}
+        if env.get("MEDPOLICY_PAS_PREFILL"):
+            if env["MEDPOLICY_PAS_PREFILL"] not in ("propose", "case"):
+                raise SettingsError("MEDPOLICY_PAS_PREFILL must be propose or case")
+            values["pas_prefill"] = env["MEDPOLICY_PAS_PREFILL"]
         return cls.model_validate(values)
 
 
