@@ -294,6 +294,9 @@ def test_queue_filters_and_my_work(workbench: Workbench) -> None:
     page = nurse.get("/?view=mine").text
     assert mine.id in page
     assert other.id not in page
+    assert "Nora Nurse, RN" in page  # the assignee by name
+    tabs = nurse.get("/?view=open&provider=Moreno&due=week").text
+    assert "view=physician&amp;provider=Moreno&amp;due=week" in tabs  # the tabs keep the filters
     page = nurse.get("/?view=open&state=information_needed&due=week&policy=bluekc-iort").text
     assert mine.id in page
     assert other.id in page

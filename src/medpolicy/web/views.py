@@ -447,6 +447,7 @@ def queue(
         now=now,
         amber=AMBER_WITHIN,
         filters=filters,
+        names={u.username: u.display_name for u in web_state(request).users.list_users()},
         policies=list(_policies(request) or []),
         states=[(s.value, present.STATE_LABELS.get(s.value, s.value)) for s in State],
     )
