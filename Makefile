@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check bench serve clean setup
+.PHONY: run test lint typecheck check bench serve clean setup eval
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,9 +35,13 @@ typecheck: $(STAMP)
 ## ratios against a baseline or target measured in the same run; all run, then any miss fails)
 bench: $(STAMP)
 	@status=0; \
-	for b in engine_bench.py cli_bench.py "load_service.py" "load_service.py --cds-alg RS384" screen_bench.py; do \
+	for b in engine_bench.py cli_bench.py "load_service.py" "load_service.py --cds-alg RS384" screen_bench.py extract_eval.py extract_bench.py; do \
 	  echo "== bench/$$b"; $(BIN)/python bench/$$b || status=1; \
 	done; exit $$status
+
+## eval: extraction quality per fact on the report corpus (development and held-out parts; docs/extraction.md)
+eval: $(STAMP)
+	$(BIN)/python bench/extract_eval.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -14,10 +14,11 @@ from typing import Annotated, Any, BinaryIO
 import typer
 from rich.console import Console
 
-from medpolicy import __version__, cli_help, cli_screen, strictjson
+from medpolicy import __version__, cli_extract, cli_help, cli_screen, strictjson
 from medpolicy.cli_audit import audit_app
 from medpolicy.engine import decide, decider
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
+from medpolicy.extract.proposal import case_and_sources
 from medpolicy.policy import PolicySet, load_policies
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
@@ -37,6 +38,7 @@ cli_help.install()  # --help shows FILE and HOST, not <str> and <bool>
 
 policy_app = typer.Typer(help="Inspect, check, scaffold and compare policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+cli_extract.register(app)  # medpolicy extract FILE...
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole: people grep and copy them
@@ -122,8 +124,9 @@ def decide_cmd(
         except OSError as e:
             err.print(f"[bold red]cannot read[/] {file}: {e.strerror}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+    raw, sources = case_and_sources(raw)  # an extraction record (medpolicy extract --json) as it is
     try:
-        d = decide(raw, policies, policy_id=policy_id)
+        d = decide(raw, policies, policy_id=policy_id, sources=sources)
     except CaseError as e:
         if as_json:
             print(strictjson.dumps_safe({"error": _error_json(e)}, indent=2))

@@ -37,6 +37,7 @@ OPTIONAL_ROUTERS = (
     "medpolicy.service.dtr",
     "medpolicy.service.pas",
     "medpolicy.service.fhir",  # GET /fhir/metadata
+    "medpolicy.service.extractions",  # POST /v1/extractions
     "medpolicy.service.v1_documents",  # /v1/prior-auth/{id}/documents
     "medpolicy.web",  # the reviewer workbench (pages at /)
 )
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         store = Store.open(settings.resolved_database_url, policies=policies)
     elif store.policies is None:
         store.policies = policies
+    store.auto_approve_extracted = settings.auto_approve_extracted  # facts read from documents
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from medpolicy import PolicySet
+from medpolicy.extract.prefill import prefill_from_attachments
 from medpolicy.interop import dtr, pas
 from medpolicy.service.deps import get_policies, get_store, require_client
 from medpolicy.service.dtr import fhir_error, fhir_response, read_json
@@ -105,6 +106,14 @@ async def submit(
         policy_for_case = policy or next(iter(policies))
         case = pas.claim_case(parsed, policy_for_case, policies)
         parties, documents = submission_extras(parsed)
+        sources: dict[str, str] = {}
+        extraction = None
+        if request.app.state.medpolicy.settings.pas_prefill == "case":
+            # The facts read from attached reports enter the case, marked extracted (by default they are
+            # proposed to the reviewer on the document's page instead, read when it is opened).
+            case, sources, extraction = prefill_from_attachments(
+                parsed.claim, parsed.resources, case, policy_for_case
+            )
         try:
             pa_request, created = store.create_pa_request(
                 case,
@@ -113,6 +122,8 @@ async def submit(
                 idempotency_key=pas.idempotency_key(parsed),
                 subject=parties.member.label() if parties.member else parsed.patient_reference,
                 policy_id=policy_for_case.id,
+                sources=sources or None,
+                extraction=extraction,
             )
             if created:
                 record_extras(store, pa_request.id, parties, documents, client_id)

@@ -23,6 +23,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -71,6 +72,11 @@ class Settings(BaseModel):
     cors_origins: tuple[str, ...] = ()
     date_horizon_days: int = Field(default=730, ge=0)
     policies_dir: Path | None = None
+    # The plan's choice: may the engine approve on facts read from documents nobody confirmed? (default no)
+    auto_approve_extracted: bool = False
+    # Reports attached to a PAS submission: "propose" (default) keeps the facts read from them beside the
+    # request for a reviewer to accept; "case" also puts them in the case, marked extracted.
+    pas_prefill: Literal["propose", "case"] = "propose"
 
     @property
     def resolved_database_url(self) -> str:
@@ -108,6 +114,15 @@ class Settings(BaseModel):
             values["date_horizon_days"] = int(raw)
         if env.get("MEDPOLICY_POLICIES_DIR"):
             values["policies_dir"] = Path(env["MEDPOLICY_POLICIES_DIR"])
+        if env.get("MEDPOLICY_AUTO_APPROVE_EXTRACTED"):
+            raw = env["MEDPOLICY_AUTO_APPROVE_EXTRACTED"].strip().lower()
+            if raw not in {"0", "1", "true", "false", "yes", "no"}:
+                raise SettingsError("MEDPOLICY_AUTO_APPROVE_EXTRACTED must be true or false")
+            values["auto_approve_extracted"] = raw in {"1", "true", "yes"}
+        if env.get("MEDPOLICY_PAS_PREFILL"):
+            if env["MEDPOLICY_PAS_PREFILL"] not in ("propose", "case"):
+                raise SettingsError("MEDPOLICY_PAS_PREFILL must be propose or case")
+            values["pas_prefill"] = env["MEDPOLICY_PAS_PREFILL"]
         return cls.model_validate(values)
 
 

@@ -245,18 +245,23 @@ def rests_on_conflict(determination: Mapping[str, Any] | None) -> bool:
     return bool(determination) and CONFLICT_FLAG in (determination or {}).get("flags", ())
 
 
-def engine_action(outcome: str, *, conflict: bool = False) -> Action | None:
+def engine_action(
+    outcome: str, *, conflict: bool = False, rests_on_unconfirmed: bool = False
+) -> Action | None:
     """What the engine does with a determination: approve, pend for information, or route.
 
     The engine never denies: investigational and not medically necessary go to a physician with the
     engine's recommendation. Criteria met on conflicting facts (`conflict`) go to a physician too, with
     the conflict shown: the engine approves nothing that rests on a conflict. `not_applicable` (no
     policy governs the request) leaves the request `received`, for a reviewer to triage: returns None.
+    Neither does it approve on facts read from documents that no person confirmed
+    (`rests_on_unconfirmed`): the request stays `received` for a reviewer, who confirms the facts and
+    approves.
     """
     if outcome == CRITERIA_MET and conflict:
         return Action.ROUTE_TO_PHYSICIAN
     if outcome == CRITERIA_MET:
-        return Action.APPROVE
+        return None if rests_on_unconfirmed else Action.APPROVE
     if outcome == INFORMATION_NEEDED:
         return Action.REQUEST_INFORMATION
     if outcome in ADVERSE_OUTCOMES:

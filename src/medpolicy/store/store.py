@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from medpolicy.extract.proposal import EXTRACTED, extracted_facts, rests_on_unconfirmed
 from medpolicy.store import audit_chain, corrections, lifecycle
 from medpolicy.store.casework import CaseworkMixin
 from medpolicy.store.db import Checkpointer, GroupCommitWriter, make_engine
@@ -164,9 +165,12 @@ class Store(CaseworkMixin):
         policies: PolicySet | None = None,
         clock: Callable[[], datetime] = utcnow,
         engine_version_label: str | None = None,
+        auto_approve_extracted: bool = False,
     ) -> None:
         self.engine = engine
         self.policies = policies
+        # The plan's choice: may the engine approve on facts read from documents that nobody confirmed?
+        self.auto_approve_extracted = auto_approve_extracted
         self.clock = clock
         self.engine_version = engine_version_label or engine_version()
         self.is_sqlite = engine.dialect.name == "sqlite"
@@ -227,13 +231,19 @@ class Store(CaseworkMixin):
 
     # -- determinations -----------------------------------------------------------------------
 
-    def decide(self, case: Mapping[str, Any], *, policy_id: str | None = None) -> Determination:
+    def decide(
+        self,
+        case: Mapping[str, Any],
+        *,
+        policy_id: str | None = None,
+        sources: Mapping[str, str] | None = None,
+    ) -> Determination:
         """Run the engine on `case` with this store's policies (raises `medpolicy.CaseError`)."""
         if self.policies is None:
             raise StoreError("this store has no policies to decide with", code="no_policies", status=503)
         from medpolicy import decide
 
-        return decide(case, self.policies, policy_id=policy_id)
+        return decide(case, self.policies, policy_id=policy_id, sources=sources)
 
     def decide_and_save(
         self, case: Mapping[str, Any], *, client_id: str, policy_id: str | None = None
@@ -352,6 +362,8 @@ class Store(CaseworkMixin):
         subject: str | None = None,
         policy_id: str | None = None,
         principal: str | None = None,
+        sources: Mapping[str, str] | None = None,
+        extraction: Mapping[str, Any] | None = None,
     ) -> tuple[PARequest, bool]:
         """Receive a request, decide it, and move it as the engine may. Returns (request, created).
 
@@ -372,9 +384,11 @@ class Store(CaseworkMixin):
             if existing is not None:
                 return existing, False
 
-        determination = self.decide(case, policy_id=policy_id)  # CaseError: nothing stored
+        determination = self.decide(case, policy_id=policy_id, sources=sources)  # CaseError: nothing stored
         request_id = new_id("pa")
         det_row = self._determination_row(case, determination, client_id=submitter, pa_request_id=request_id)
+        if extraction:  # facts read from attached documents: their evidence stays with the determination
+            det_row.determination = {**det_row.determination, "extraction": _json_native(extraction)}
         now = self.clock()
         row = PARequestRow(
             id=request_id,
@@ -446,7 +460,12 @@ class Store(CaseworkMixin):
     ) -> list[PAEventRow]:
         """What the engine does with its latest determination; updates `row.state`, returns events."""
         conflict = lifecycle.rests_on_conflict(det_row.determination)
-        action = lifecycle.engine_action(det_row.outcome, conflict=conflict)
+        action = lifecycle.engine_action(
+            det_row.outcome,
+            conflict=conflict,
+            rests_on_unconfirmed=not self.auto_approve_extracted
+            and rests_on_unconfirmed(det_row.determination),
+        )
         current = State(row.state)
         if action is None:
             return []
@@ -649,7 +668,14 @@ class Store(CaseworkMixin):
                     code="nothing_to_correct",
                 )
             new_case = {**current.case, **case_update}
-            determination = self.decide(new_case, policy_id=current.policy_id)  # CaseError: nothing changes
+            still_extracted = {  # a fact read from a document stays unconfirmed until a person gives it
+                k: EXTRACTED
+                for k in extracted_facts(current.determination.determination if current.determination else {})
+                if k not in case_update
+            }
+            determination = self.decide(  # CaseError: nothing changes
+                new_case, policy_id=current.policy_id, sources=still_extracted or None
+            )
             det_row = self._determination_row(
                 new_case, determination, client_id=current.submitter, pa_request_id=request_id
             )
