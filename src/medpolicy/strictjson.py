@@ -19,6 +19,8 @@ import math
 import re
 from typing import Any
 
+import orjson
+
 from medpolicy.limits import LIMITS
 
 __all__ = ["JsonInputError", "dumps_safe", "loads"]
@@ -77,28 +79,72 @@ _DECODER = json.JSONDecoder(
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """Parse strict JSON; raise ``JsonInputError`` for anything else."""
-    if isinstance(data, str):
-        text = data
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise JsonInputError("the text holds a lone surrogate, which is not Unicode", exc.start) from None
-    else:
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise JsonInputError("the body is not valid UTF-8", exc.start) from None
+    """Parse strict JSON; raise ``JsonInputError`` for anything else.
+
+    Fast path: orjson (itself strict about NaN, infinities, surrogates and UTF-8), then one pass over
+    the result that checks what orjson lets through: a duplicate key (every ``:`` of the text is a key
+    separator or inside a string, so the counts differ), an integer past 64 bits (orjson makes it a
+    float), a NUL, deep nesting. Any doubt goes to the slow path, the standard library's parser with
+    strict hooks, which says why."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _slow(raw)
+    if b"\\u0000" in raw or not _plain(value, raw.count(b":")):
+        return _slow(raw)
+    return value
+
+
+def _plain(value: Any, colons: int) -> bool:
+    """Whether orjson's `value` is what the strict parser gives (see `loads`)."""
+    t = type(value)
+    if t is str:
+        return bool(value.count(":") == colons)
+    if t is not dict and t is not list:
+        return colons == 0 and not (t is float and value.is_integer() and abs(value) >= 2**63)
+    limit = LIMITS.max_json_depth
+    seen = 0  # colons accounted for: key separators, and colons inside keys and strings
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        if type(node) is dict:
+            seen += len(node)
+            for key in node:
+                if ":" in key:
+                    seen += key.count(":")
+            children: Any = node.values()
+        else:
+            children = node
+        for child in children:
+            t = type(child)
+            if t is str:
+                if ":" in child:
+                    seen += child.count(":")
+            elif t is dict or t is list:
+                stack.append((child, depth + 1))
+            elif t is float and child.is_integer() and abs(child) >= 2**63:
+                return False
+    return seen == colons
+
+
+def _slow(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JsonInputError("the body is not valid UTF-8", exc.start) from None
     try:
         value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise JsonInputError(exc.msg[:1].lower() + exc.msg[1:], exc.pos) from None
     except RecursionError:
         raise JsonInputError(f"nested deeper than {LIMITS.max_json_depth} levels") from None
-    check_surrogates = "\\u" in text and (_SURROGATE_ESCAPE.search(text) is not None or "\\u0000" in text)
+    check_strings = "\\u" in text and (_SURROGATE_ESCAPE.search(text) is not None or "\\u0000" in text)
     deep = text.count("[") + text.count("{") > LIMITS.max_json_depth
-    if check_surrogates or deep:
-        _walk(value, check_surrogates)
+    if check_strings or deep:
+        _walk(value, check_strings)
     return value
 
 

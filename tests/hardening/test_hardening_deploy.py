@@ -119,7 +119,7 @@ def test_cds_clients_need_a_public_base_url(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(
         "MEDPOLICY_CDS_CLIENTS", '{"https://ehr.example": {"jwks_url": "https://ehr.example/jwks"}}'
     )
-    monkeypatch.delenv("MEDPOLICY_CDS_BASE_URL", raising=False)
+    monkeypatch.setenv("MEDPOLICY_CDS_BASE_URL", "")  # unset now; restored (absent) after the test
     with pytest.raises(SettingsError, match="public base URL"):
         check_deployment("10.0.0.5", 8000, False, Deployment())
     check_deployment("10.0.0.5", 8000, False, Deployment(public_base_url="https://pa.payer.example/"))

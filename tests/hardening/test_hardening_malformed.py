@@ -6,6 +6,8 @@ reach the database and fail there)."""
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -142,3 +144,19 @@ def test_many_invalid_codes_answer_a_bounded_error(http: httpx.Client) -> None:
     codes = {**MEDICALLY_NECESSARY, "diagnosis_codes": ["Q99.999"] * 200}
     error = _check(http.post("/v1/determinations", json={"case": codes}))["error"]
     assert error["errors"][0]["code"] == "limit_exceeded"
+
+
+def test_an_overlong_pas_patient_reference_is_4xx(server: LiveServer, http: httpx.Client) -> None:
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "pas" / "conformant_pas_bundle_v110.json"
+    bundle = json.loads(path.read_text(encoding="utf-8"))
+    claim = bundle["entry"][0]["resource"]
+    for reference in ("Patient/" + "p" * 300, 12345, "Patient/a\u0000b"):
+        bundle["identifier"]["value"] = uuid.uuid4().hex
+        claim["identifier"][0]["value"] = uuid.uuid4().hex
+        claim["patient"] = {"reference": reference}
+        response = http.post(
+            "/fhir/Claim/$submit",
+            content=json.dumps(bundle).encode(),
+            headers={"Content-Type": "application/fhir+json"},
+        )
+        _check(response, fhir=True)
