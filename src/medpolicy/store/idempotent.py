@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
+from medpolicy.store import audit_chain
 from medpolicy.store.errors import IdempotencyConflictError
 from medpolicy.store.models import DeterminationKeyRow, DeterminationRow
 from medpolicy.store.records import DeterminationRecord
@@ -59,7 +60,9 @@ def save(
     values = store._determination_values(case, determination, client_id=client_id, pa_request_id=None)
     try:
         with store._write_lock or nullcontext(), store._write_engine.begin() as conn:
-            conn.execute(insert(DeterminationRow), [values])
+            row = dict(values)  # the stored row also carries its place in the audit hash chain
+            audit_chain.seal_values(conn, "determinations", [row])
+            conn.execute(insert(DeterminationRow), [row])
             conn.execute(
                 insert(DeterminationKeyRow),
                 [
