@@ -292,3 +292,22 @@ def test_rows_written_before_the_chain_existed_are_sealed_by_the_migration(store
         assert (reports["pa_events"].length, reports["determinations"].length) == (2, 1)
     finally:
         engine.dispose()
+
+
+def test_keyed_determinations_join_the_chain(store: Store, policies: PolicySet) -> None:
+    """`POST /v1/determinations` with an Idempotency-Key writes through its own transaction
+    (`store.idempotent`); those rows are sealed into the same chain as the group-commit ones."""
+    from medpolicy import decide
+    from medpolicy.store import idempotent
+
+    store.decide_and_save(MEDICALLY_NECESSARY, client_id="ehr-2")
+    digest = idempotent.fingerprint(MEDICALLY_NECESSARY, None)
+    determination = decide(MEDICALLY_NECESSARY, policies)
+    _record, created = idempotent.save(
+        store, MEDICALLY_NECESSARY, determination, client_id="ehr-2", key="k-1", digest=digest
+    )
+    assert created
+    store.decide_and_save(INVESTIGATIONAL, client_id="ehr-2")
+    report = _report(store)["determinations"]
+    assert report.length == 3
+    assert report.broken is None
