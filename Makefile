@@ -31,8 +31,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: engine vs hand-written rule, CLI end to end, service load over loopback (each prints its
-## ratios against a baseline or target measured in the same run; all run, then any miss fails)
+## bench: engine/hand-written, validated/engine, CLI/orjson copy, service/bare endpoint, screening/scan,
+## extraction (each a ratio to a baseline measured in the same run, or a rate, printed with the absolute
+## figures and load; all run, then a ratio below its target fails)
 bench: $(STAMP)
 	@status=0; \
 	for b in engine_bench.py cli_bench.py "load_service.py" "load_service.py --cds-alg RS384" screen_bench.py extract_eval.py extract_bench.py; do \

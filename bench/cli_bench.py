@@ -1,9 +1,13 @@
-"""Benchmark (b): end to end through `medpolicy decide`, JSON lines in and determinations out, on one core.
+"""Benchmark (b): end to end through `medpolicy decide`, JSON lines in and determinations out, on one core,
+as a ratio to a bare JSON-lines copy measured beside it.
 
-Generates 100,000 mixed cases (every version, unknowns, several sites), times the real command as a
-subprocess (process start-up included) and, in the same run, a baseline: a bare Python loop that only
-reads each line as JSON and writes it back (the floor of any JSON-lines tool in Python). Target: at
-least 50,000 cases a second.
+Generates 100,000 mixed cases (every version, unknowns, several sites) and times, alternately, the real
+command as a subprocess and a baseline subprocess that only reads each line as JSON and writes it back
+with the JSON library the CLI uses (orjson), process start-up included in both (the floor of any
+JSON-lines tool in Python). Each keeps its best of ``REPEAT`` runs. Target: medpolicy at least 0.60 of
+the copy's rate, counted in cases per CPU second of each process (on a shared machine a process that
+waits for a busy core is not slower; the wall-clock ratio is printed beside it). Absolute rates, the
+machine and its load average are printed too.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from gen import cases
 
-N = 100_000
+N = int(os.environ.get("BENCH_N", "100000"))
 REPEAT = 3
-TARGET = 50_000
+TARGET = 0.60  # medpolicy decide / orjson copy
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE = "import json,sys\nw=sys.stdout.write\nfor line in open(sys.argv[1],'rb'):\n    w(json.dumps(json.loads(line)));w('\\n')\n"
+BASELINE = (
+    "import sys\nfrom orjson import dumps, loads\nw = sys.stdout.buffer.write\n"
+    "for line in open(sys.argv[1], 'rb'):\n    w(dumps(loads(line)) + b'\\n')\n"
+)
 
 
 def pin() -> None:
@@ -34,69 +41,84 @@ def pin() -> None:
 
 
 def timed(cmd: list[str], out: Path) -> tuple[float, float]:
-    """Best wall time and best CPU time (user + system) of the child over REPEAT runs. On a shared
-    machine wall time also counts waiting for the core; CPU time does not."""
-    best, best_cpu = float("inf"), float("inf")
-    for _ in range(REPEAT):
-        with out.open("w") as sink:
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            t = time.perf_counter()
-            r = subprocess.run(
-                cmd, stdout=sink, stderr=subprocess.PIPE, text=True, preexec_fn=pin, check=False
-            )
-            best = min(best, time.perf_counter() - t)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            best_cpu = min(best_cpu, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-        if r.returncode != 0:
-            raise SystemExit(f"{cmd[:3]} failed ({r.returncode}): {r.stderr[-500:]}")
-    return best, best_cpu
+    """Wall time and CPU time (user + system) of one run of the child. On a shared machine wall time
+    also counts waiting for the core; CPU time does not."""
+    with out.open("w") as sink:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        r = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE, text=True, preexec_fn=pin, check=False)
+        secs = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if r.returncode != 0:
+        raise SystemExit(f"{cmd[:3]} failed ({r.returncode}): {r.stderr[-500:]}")
+    return secs, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def main() -> int:
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp, "cases.jsonl"), Path(tmp, "out.jsonl")
         with src.open("w") as f:
             for c in cases(N):
                 f.write(json.dumps(c) + "\n")
         medpolicy = [sys.executable, "-m", "medpolicy", "decide", str(src)]
-        secs, cpu = timed(medpolicy, out)
+        copy = [sys.executable, "-c", BASELINE, str(src)]
+        runs: dict[str, list[tuple[float, float]]] = {"copy": [], "medpolicy": []}
+        for _ in range(REPEAT):
+            runs["copy"].append(timed(copy, Path(tmp, "base.jsonl")))
+            runs["medpolicy"].append(timed(medpolicy, out))
         lines = out.read_text().splitlines()
         outcomes = [json.loads(x).get("outcome", "error") for x in lines]
         if len(lines) != N or "error" in outcomes:
             print(f"FAIL: {len(lines)} lines out for {N} in, {outcomes.count('error')} errors")
             return 1
-        base, base_cpu = timed([sys.executable, "-c", BASELINE, str(src)], Path(tmp, "base.jsonl"))
+        copied = Path(tmp, "base.jsonl").read_bytes().count(b"\n")
+        if copied != N:
+            print(f"FAIL: the baseline copied {copied} lines of {N}")
+            return 1
+    secs, cpu = min(s for s, _ in runs["medpolicy"]), min(c for _, c in runs["medpolicy"])
+    base, base_cpu = min(s for s, _ in runs["copy"]), min(c for _, c in runs["copy"])
     rate, base_rate, cpu_rate = N / secs, N / base, N / cpu
+    ratio = base_cpu / cpu  # (N / cpu) / (N / base_cpu): cases per CPU second over the copy's lines
+    wall_ratio = rate / base_rate
+    load_after = os.getloadavg()
     result = {
         "cases": N,
         "seconds": round(secs, 3),
         "cases_per_s": round(rate),
         "cases_per_cpu_s": round(cpu_rate),
-        "load_average_1min": round(os.getloadavg()[0], 2),
-        "target_per_s": TARGET,
-        "ratio_to_target": round(rate / TARGET, 3),
-        "json_copy_baseline_per_s": round(base_rate),
-        "ratio_to_json_copy": round(rate / base_rate, 3),
-        "meets_target": rate >= TARGET,
+        "copy_baseline_per_s": round(base_rate),
+        "copy_baseline_per_cpu_s": round(N / base_cpu),
+        "ratio_to_copy_cpu": round(ratio, 3),
+        "ratio_to_copy_wall_clock": round(wall_ratio, 3),
+        "target_ratio": TARGET,
+        "meets_target": ratio >= TARGET,
+        "load_average": [load_before, load_after],
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, pinned to one",
     }
     print(
-        f"(b) end to end: medpolicy decide on {N:,} JSON lines (all versions, mixed), one core, best of {REPEAT}"
-    )
-    print(f"    medpolicy decide     : {rate:>10,.0f} cases/s  ({secs:.2f} s, start-up included)")
-    print(f"    per CPU second       : {cpu_rate:>10,.0f} cases/s  (load average {os.getloadavg()[0]:.2f})")
-    print(
-        f"    JSON copy baseline   : {base_rate:>10,.0f} lines/s  (read + write only; {N / base_cpu:,.0f} per CPU second)"
+        f"(b) end to end: medpolicy decide on {N:,} JSON lines (all versions, mixed), one core, best of {REPEAT} "
+        "alternating runs"
     )
     print(
-        f"    ratio to target      : {rate / TARGET:.2f}   (target {TARGET:,}/s)   {'MET' if rate >= TARGET else 'NOT MET'}"
+        f"    machine: {result['machine']}, Python {platform.python_version()}; load average "
+        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )
-    print(f"    ratio to JSON copy   : {rate / base_rate:.2f}")
+    print(
+        f"    medpolicy decide     : {rate:>10,.0f} cases/s  ({secs:.2f} s, start-up included; {cpu_rate:,.0f} per CPU second)"
+    )
+    print(
+        f"    orjson copy baseline : {base_rate:>10,.0f} lines/s  ({base:.2f} s, read + write only; {N / base_cpu:,.0f} per CPU second)"
+    )
+    print(
+        f"    RATIO decide/copy    : {ratio:.3f}   target >= {TARGET:.2f}   {'MET' if ratio >= TARGET else 'NOT MET'}"
+        f"   (per CPU second; by wall clock: {wall_ratio:.3f})"
+    )
     outdir = Path(__file__).parent / "out"
     outdir.mkdir(exist_ok=True)
     (outdir / "cli.json").write_text(json.dumps(result, indent=2))
-    return 0 if rate >= TARGET else 1
+    return 0 if ratio >= TARGET else 1
 
 
 if __name__ == "__main__":

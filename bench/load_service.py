@@ -1,20 +1,26 @@
-"""Load benchmark of the HTTP service over loopback, every determination persisted.
+"""Load benchmark of the HTTP service over loopback, every answer persisted, as ratios to a bare endpoint.
 
-    .venv/bin/python bench/load_service.py [--requests 5000] [--rate 500] [--concurrency 16]
+    .venv/bin/python bench/load_service.py [--cds-alg ES384|RS384] [--closed-requests 3000] [--rounds 2]
 
-Starts `medpolicy.service.run.serve` in its own process on 127.0.0.1 with a fresh SQLite store (in a
-temporary folder), then drives it from this process with a light asyncio HTTP/1.1 client over
-keep-alive connections:
+Starts two servers on 127.0.0.1, each in its own process with the same uvicorn settings and a fresh
+SQLite store (WAL, ``synchronous=FULL``, the store's group commit): medpolicy's service
+(`medpolicy.service.run.serve`), and the bare baseline of `bench/bare_service.py`, a FastAPI endpoint
+that parses the same body and commits one row. One light asyncio HTTP/1.1 client drives both over
+keep-alive connections, for each endpoint pair in turn:
 
-1. `POST /v1/determinations`, open loop at `--rate` requests per second (latency measured from the
-   time each request was due, so a stalled server cannot hide its queue), then closed loop at
-   `--concurrency` connections for the sustained maximum;
-2. CDS Hooks `order-sign` (the CRD face), the same two phases, with a signed JWT per request, when
-   the CRD face is present; otherwise that half is skipped with a message.
+1. ``POST /v1/determinations`` against ``POST /bare/determinations``;
+2. CDS Hooks ``order-sign`` (the CRD face, a freshly signed JWT per request) against
+   ``POST /bare/order-sign``, which checks the same JWT.
 
-Afterwards it counts the rows in the store: every 2xx answer must be one stored determination, no
-request lost and none duplicated. Prints throughput, p50, p99 and the ratio to the target
-(500 determinations per second sustained, p99 under 50 ms, SQLite store).
+For each pair: closed loop at ``--concurrency`` connections on the bare server and on medpolicy's,
+alternating, ``--rounds`` times each (the best round of each is its maximum); then an open loop on
+medpolicy's at ``--open-fraction`` (60%) of its own maximum, latency measured from the time each
+request was due (a stalled server cannot hide its queue). Afterwards the rows in both stores are
+counted: every 2xx answer must be one stored row, none lost or duplicated.
+
+Targets: medpolicy's throughput >= 0.60 x the bare endpoint's; p99 under 20 ms in the open loop;
+nothing lost or duplicated. Absolute figures, server CPU per request, the machine and its load
+average are printed too.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -37,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_RATE = 500.0
-TARGET_P99_MS = 50.0
+TARGET_RATIO = 0.60
+TARGET_P99_MS = 20.0
 TOKEN = "bench-client-token-0123456789abcdef"  # noqa: S105 - a throwaway token for a loopback benchmark
 
 
@@ -61,21 +68,16 @@ class Phase:
         index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
         return ordered[index]
 
-    def report(self, target_rate: float | None = None) -> str:
+    def report(self) -> str:
         rate = self.ok / self.wall_s if self.wall_s else 0.0
         worst = max(self.latencies_ms, default=0.0)
         line = (
-            f"{self.name:<44} {len(self.latencies_ms):>6} req  {rate:8.1f} req/s  "
+            f"{self.name:<52} {len(self.latencies_ms):>6} req  {rate:8.1f} req/s  "
             f"p50 {self.pct(50):7.2f} ms  p99 {self.pct(99):7.2f} ms  max {worst:7.1f} ms"
         )
         errors = {s: n for s, n in self.statuses.items() if not 200 <= s < 300}
         if errors:
             line += f"  NON-2xx {errors}"
-        if target_rate:
-            line += (
-                f"\n{'':<44} ratio to target: throughput {rate / target_rate:.2f}x, "
-                f"p99 {TARGET_P99_MS / self.pct(99):.2f}x (over 1 is better than the target)"
-            )
         return line
 
 
@@ -194,7 +196,7 @@ def free_port() -> int:
 
 
 def start_server(
-    data_dir: Path, port: int, extra_env: dict[str, str], workers: int = 1
+    data_dir: Path, port: int, extra_env: dict[str, str], workers: int = 1, database_url: str | None = None
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -203,23 +205,30 @@ def start_server(
         **extra_env,
     }
     env.pop("DATABASE_URL", None)
+    if database_url:
+        env["DATABASE_URL"] = database_url
     code = f"import sys; from medpolicy.service.run import serve; serve('127.0.0.1', {port}, None, False, {workers})"
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir
     )
+    wait_up(proc, port, data_dir / "server.log", "/healthz")
+    return proc
+
+
+def wait_up(proc: subprocess.Popen[bytes], port: int, log: Path, path: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the server exited: see {data_dir / 'server.log'}")
+            raise SystemExit(f"a server exited: see {log}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as r:
                 if r.status == 200:
-                    return proc
+                    return
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise SystemExit("the server did not start within 60 s")
+    raise SystemExit("a server did not start within 60 s")
 
 
 def count_rows(db: Path, table: str, where: str = "") -> int:
@@ -239,7 +248,7 @@ def example_cases() -> list[dict[str, Any]]:
 
 def order_sign_setup(
     port: int, alg: str = "ES384"
-) -> tuple[dict[str, str], Callable[[int], RequestMaker], IdReader] | str:
+) -> tuple[dict[str, str], Callable[[int], RequestMaker], Callable[[int], RequestMaker]] | str:
     """Environment for the server and a request maker for CRD order-sign, or why it cannot run."""
     sys.path.insert(0, str(ROOT / "tests" / "interop"))
     try:
@@ -270,180 +279,277 @@ def order_sign_setup(
         )
     ).encode()
 
-    def prepare(count: int) -> RequestMaker:
-        # Sign every JWT (fresh jti each) before the clock starts: the client's signing must not
-        # take the server's CPU on a 2-core machine.
-        raw = [http_post(path, body, {"Authorization": f"Bearer {client.token(aud)}"}) for _ in range(count)]
-        return raw.__getitem__
+    def maker(target: str) -> Callable[[int], RequestMaker]:
+        def prepare(count: int) -> RequestMaker:
+            # Sign every JWT (fresh jti each) before the clock starts: the client's signing must not
+            # take the server's CPU on a 2-core machine.
+            raw = [
+                http_post(target, body, {"Authorization": f"Bearer {client.token(aud)}"})
+                for _ in range(count)
+            ]
+            return raw.__getitem__
 
-    return env, prepare, lambda _body: None
+        return prepare
+
+    return env, maker(path), maker("/bare/order-sign")
 
 
 # -- main ----------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Target:
+    """One endpoint pair: medpolicy's and the bare baseline's, driven by the same client."""
+
+    name: str
+    make: Callable[[int], RequestMaker]  # count -> request maker (prepared before the clock starts)
+    bare_make: Callable[[int], RequestMaker]
+    read_id: IdReader
+    count_stored: Callable[[], int]  # rows medpolicy has stored for this endpoint so far
+    bare_count_stored: Callable[[], int]
+
+
+async def measure(
+    target: Target,
+    port: int,
+    bare_port: int,
+    pids: tuple[int, int],
+    args: argparse.Namespace,
+    failures: list[str],
+) -> dict[str, Any]:
+    """Closed loop on both, alternating (best of `rounds`), then medpolicy open loop at a fraction of
+    its own closed-loop maximum; rows counted on both stores."""
+    stored_before, bare_before = target.count_stored(), target.bare_count_stored()
+    phases: list[Phase] = []
+    bare_phases: list[Phase] = []
+    cpu: dict[str, list[float]] = {"medpolicy": [], "bare": []}
+    for who, p, make in (("medpolicy", port, target.make), ("bare", bare_port, target.bare_make)):
+        ph = await run_phase(p, Phase("warm-up"), make(300), target.read_id, 300, rate=None, concurrency=4)
+        (phases if who == "medpolicy" else bare_phases).append(ph)
+    best = {"medpolicy": 0.0, "bare": 0.0}
+    for r in range(args.rounds):
+        order = (
+            (("bare", bare_port), ("medpolicy", port))
+            if r % 2 == 0
+            else (("medpolicy", port), ("bare", bare_port))
+        )
+        for who, p in order:
+            make = target.make if who == "medpolicy" else target.bare_make
+            pid = pids[0] if who == "medpolicy" else pids[1]
+            c0 = cpu_seconds(pid)
+            ph = await run_phase(
+                p,
+                Phase(f"{who} {target.name} closed loop x{args.concurrency}"),
+                make(args.closed_requests),
+                target.read_id,
+                args.closed_requests,
+                rate=None,
+                concurrency=args.concurrency,
+            )
+            cpu[who].append((cpu_seconds(pid) - c0) / max(1, len(ph.latencies_ms)) * 1000)
+            (phases if who == "medpolicy" else bare_phases).append(ph)
+            best[who] = max(best[who], ph.ok / ph.wall_s)
+            print("  " + ph.report())
+    rate = args.open_fraction * best["medpolicy"]
+    c0 = cpu_seconds(pids[0])
+    opened = await run_phase(
+        port,
+        Phase(f"medpolicy {target.name} open loop {rate:.0f}/s"),
+        target.make(args.requests),
+        target.read_id,
+        args.requests,
+        rate=rate,
+        concurrency=64,
+    )
+    open_cpu = (cpu_seconds(pids[0]) - c0) / max(1, len(opened.latencies_ms)) * 1000
+    phases.append(opened)
+    print("  " + opened.report())
+    ratio = best["medpolicy"] / best["bare"] if best["bare"] else 0.0
+    sent_ok = sum(p.ok for p in phases)
+    ids = [i for p in phases for i in p.ids]
+    stored = target.count_stored() - stored_before
+    bare_stored = target.bare_count_stored() - bare_before
+    bare_ok = sum(p.ok for p in bare_phases)
+    print(
+        f"  server CPU per request: medpolicy {min(cpu['medpolicy']):.2f} ms, bare {min(cpu['bare']):.2f} ms "
+        f"(closed loop, best round); medpolicy open loop {open_cpu:.2f} ms"
+    )
+    print(
+        f"  persisted: medpolicy {stored} rows for {sent_ok} 2xx answers"
+        + (f" ({len(set(ids))} distinct ids of {len(ids)} returned)" if ids else "")
+        + f"; bare {bare_stored} rows for {bare_ok}"
+    )
+    sustained = opened.ok / opened.wall_s if opened.wall_s else 0.0
+    print(
+        f"  RATIO {target.name}: medpolicy {best['medpolicy']:,.0f}/s / bare {best['bare']:,.0f}/s = {ratio:.2f} "
+        f"(target >= {TARGET_RATIO:.2f}) {'MET' if ratio >= TARGET_RATIO else 'NOT MET'}; open loop at "
+        f"{args.open_fraction:.0%} of max: {sustained:,.0f}/s, p99 {opened.pct(99):.1f} ms (target < "
+        f"{TARGET_P99_MS:.0f} ms) {'MET' if opened.pct(99) < TARGET_P99_MS else 'NOT MET'}"
+    )
+    total = sum(len(p.latencies_ms) for p in phases)
+    if any(not 200 <= s < 300 for p in phases + bare_phases for s in p.statuses):
+        failures.append(f"{target.name}: non-2xx answers")
+    if not (stored == sent_ok == total) or (ids and not (len(set(ids)) == len(ids) == sent_ok)):
+        failures.append(f"{target.name}: {total} sent, {sent_ok} 2xx, {stored} stored: lost or duplicated")
+    if bare_stored != bare_ok:
+        failures.append(f"{target.name}: the bare baseline stored {bare_stored} rows for {bare_ok} answers")
+    if ratio < TARGET_RATIO:
+        failures.append(f"{target.name}: throughput ratio {ratio:.2f} < {TARGET_RATIO:.2f}")
+    if opened.pct(99) >= TARGET_P99_MS:
+        failures.append(
+            f"{target.name}: p99 {opened.pct(99):.1f} ms at {rate:.0f}/s is not under {TARGET_P99_MS:.0f} ms"
+        )
+    if sustained < 0.95 * rate:
+        failures.append(f"{target.name}: the open loop did not keep up with {rate:.0f}/s ({sustained:.0f}/s)")
+    return {
+        "medpolicy_per_s": round(best["medpolicy"]),
+        "bare_per_s": round(best["bare"]),
+        "ratio": round(ratio, 3),
+        "open_rate_per_s": round(rate),
+        "open_p50_ms": round(opened.pct(50), 2),
+        "open_p99_ms": round(opened.pct(99), 2),
+        "cpu_ms_per_request": {k: round(min(v), 3) for k, v in cpu.items()},
+    }
+
+
+def start_bare(data_dir: Path, port: int, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MEDPOLICY_DATA_DIR": str(data_dir), **extra_env}
+    log = (data_dir / "bare.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bare_service.py")), str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=data_dir,
+    )
+    wait_up(proc, port, data_dir / "bare.log", "/docs")
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=5000, help="requests per phase (default 5000)")
+    parser.add_argument("--requests", type=int, default=3000, help="requests of the open loop (default 3000)")
     parser.add_argument(
-        "--rate", type=float, default=TARGET_RATE, help="open-loop rate, requests/s (default 500)"
+        "--closed-requests", type=int, default=3000, help="requests per closed-loop round (default 3000)"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="closed-loop rounds on each server (default 2)")
+    parser.add_argument(
+        "--open-fraction",
+        type=float,
+        default=0.6,
+        help="open-loop rate as a fraction of medpolicy's closed-loop maximum (default 0.6)",
     )
     parser.add_argument(
         "--concurrency", type=int, default=8, help="connections of the closed loop (default 8)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
     parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="server processes (default 1; on SQLite more contend for its write lock)",
-    )
-    parser.add_argument(
         "--cds-alg",
         default="ES384",
         choices=["ES384", "RS384", "ES256"],
         help="signature algorithm of the CDS client's JWTs (default ES384)",
     )
+    parser.add_argument("--only", choices=["determinations", "order-sign"], help="measure one endpoint only")
     args = parser.parse_args()
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}; store: SQLite (WAL, synchronous=FULL) in a fresh temp folder; "
-        f"{args.workers} server process(es); load average before: {_load()} (other work on these cores "
-        "stretches the tail latencies)"
+        f"Python {platform.python_version()}; stores: SQLite (WAL, synchronous=FULL), fresh; one server "
+        f"process each; load average before: {_load()}"
     )
     data_dir = Path(tempfile.mkdtemp(prefix="medpolicy-bench-"))
-    db = data_dir / "medpolicy.db"
-    port = free_port()
+    db, bare_db = data_dir / "medpolicy.db", data_dir / "bare.db"
+    port, bare_port = free_port(), free_port()
     crd = order_sign_setup(port, args.cds_alg)
     extra_env = crd[0] if isinstance(crd, tuple) else {}
-    server = start_server(data_dir, port, extra_env, args.workers)
+    server = start_server(data_dir, port, extra_env)
+    bare = start_bare(data_dir, bare_port, extra_env)
     failures: list[str] = []
+    results: dict[str, Any] = {"load_average_before": os.getloadavg()}
     try:
         cases = [json.dumps({"case": c}).encode() for c in example_cases()]
         auth = {"Authorization": f"Bearer {TOKEN}"}
 
-        def make_det(i: int) -> bytes:
-            return http_post("/v1/determinations", cases[i % len(cases)], auth)
+        def det_maker(path: str) -> Callable[[int], RequestMaker]:
+            def prepare(_count: int) -> RequestMaker:
+                return lambda i: http_post(path, cases[i % len(cases)], auth)
+
+            return prepare
 
         def det_id(body: bytes) -> str | None:
             ident = json.loads(body).get("id")
             return ident if isinstance(ident, str) else None
 
-        async def determinations() -> list[Phase]:
-            warm = await run_phase(port, Phase("warm-up"), make_det, det_id, 300, rate=None, concurrency=4)
-            opened = await run_phase(
-                port,
-                Phase(f"POST /v1/determinations open loop {args.rate:.0f}/s"),
-                make_det,
-                det_id,
-                args.requests,
-                rate=args.rate,
-                concurrency=64,
+        targets: list[Target] = []
+        if args.only in (None, "determinations"):
+            targets.append(
+                Target(
+                    "POST /v1/determinations",
+                    det_maker("/v1/determinations"),
+                    det_maker("/bare/determinations"),
+                    det_id,
+                    lambda: count_rows(db, "determinations", "WHERE pa_request_id IS NULL"),
+                    lambda: count_rows(bare_db, "determinations"),
+                )
             )
-            closed = await run_phase(
-                port,
-                Phase(f"POST /v1/determinations closed loop x{args.concurrency}"),
-                make_det,
-                det_id,
-                args.requests,
-                rate=None,
-                concurrency=args.concurrency,
+        if args.only in (None, "order-sign"):
+            if isinstance(crd, str):
+                print(f"order-sign: skipped: {crd}")
+            else:
+                _, prepare_sign, prepare_bare = crd
+                targets.append(
+                    Target(
+                        f"CDS order-sign {args.cds_alg}",
+                        prepare_sign,
+                        prepare_bare,
+                        lambda _body: None,
+                        lambda: count_rows(db, "determinations"),
+                        lambda: count_rows(bare_db, "determinations"),
+                    )
+                )
+        for target in targets:
+            print(f"{target.name}:")
+            results[target.name] = asyncio.run(
+                measure(target, port, bare_port, (server.pid, bare.pid), args, failures)
             )
-            return [warm, opened, closed]
-
-        phases = asyncio.run(determinations())
-        sent_ok = sum(p.ok for p in phases)
-        ids = [i for p in phases for i in p.ids]
-        stored = count_rows(db, "determinations", "WHERE pa_request_id IS NULL")
-        distinct_stored = count_rows(db, "(SELECT DISTINCT id FROM determinations)")
-        for p in phases[1:]:
-            print(p.report(TARGET_RATE))
-        print(
-            f"persisted: {stored} determinations stored for {sent_ok} 2xx answers "
-            f"({len(set(ids))} distinct ids returned, {distinct_stored} distinct ids stored)"
-        )
-        if not (stored == sent_ok == len(set(ids)) == len(ids)):
-            failures.append("determinations lost or duplicated")
-        if any(s >= 300 for p in phases for s in p.statuses):
-            failures.append("non-2xx answers to POST /v1/determinations")
-        open_phase = phases[1]
-        if open_phase.pct(99) > TARGET_P99_MS:
-            failures.append(
-                f"p99 {open_phase.pct(99):.1f} ms at {args.rate:.0f}/s is over {TARGET_P99_MS} ms"
-            )
-        if phases[2].ok / phases[2].wall_s < TARGET_RATE:
-            failures.append("sustained throughput under 500/s")
-
-        if isinstance(crd, str):
-            print(f"order-sign: skipped: {crd}")
-        else:
-            _, prepare_sign, read_none = crd
-            before = count_rows(db, "determinations")
-
-            async def order_sign() -> list[Phase]:
-                warm = await run_phase(
-                    port, Phase("warm-up"), prepare_sign(200), read_none, 200, rate=None, concurrency=4
-                )
-                opened = await run_phase(
-                    port,
-                    Phase(f"CDS order-sign open loop {args.rate:.0f}/s"),
-                    prepare_sign(args.requests),
-                    read_none,
-                    args.requests,
-                    rate=args.rate,
-                    concurrency=64,
-                )
-                closed = await run_phase(
-                    port,
-                    Phase(f"CDS order-sign closed loop x{args.concurrency}"),
-                    prepare_sign(args.requests),
-                    read_none,
-                    args.requests,
-                    rate=None,
-                    concurrency=args.concurrency,
-                )
-                return [warm, opened, closed]
-
-            sign_phases = asyncio.run(order_sign())
-            for p in sign_phases[1:]:
-                print(p.report(TARGET_RATE))
-            added = count_rows(db, "determinations") - before
-            sign_ok = sum(p.ok for p in sign_phases)
-            print(f"order-sign persisted: {added} determinations stored for {sign_ok} 2xx answers")
-            if any(s >= 300 for p in sign_phases for s in p.statuses):
-                failures.append("non-2xx answers to order-sign")
-            if added < sign_ok:
-                failures.append("order-sign determinations lost")
-            # Sustained: the open loop keeps up with the target rate, with p99 under the target.
-            sign_open = sign_phases[1]
-            if sign_open.ok / sign_open.wall_s < 0.98 * args.rate:
-                failures.append(f"order-sign ({args.cds_alg}) does not sustain {args.rate:.0f}/s")
-            if sign_open.pct(99) > TARGET_P99_MS:
-                failures.append(
-                    f"order-sign ({args.cds_alg}) p99 {sign_open.pct(99):.1f} ms at {args.rate:.0f}/s is over {TARGET_P99_MS} ms"
-                )
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
+        stop(bare)
         if args.keep:
             print(f"data kept in {data_dir}")
         else:
-            for path in sorted(data_dir.glob("*"), reverse=True):
-                path.unlink()
-            data_dir.rmdir()
+            shutil.rmtree(data_dir, ignore_errors=True)
+    results["load_average_after"] = os.getloadavg()
     print(f"load average after: {_load()}")
+    out = Path(__file__).parent / "out"
+    out.mkdir(exist_ok=True)
+    suffix = "" if args.cds_alg == "ES384" else f"-{args.cds_alg}"
+    (out / f"service{suffix}.json").write_text(json.dumps(results, indent=2))
     if failures:
         print("BELOW TARGET: " + "; ".join(failures))
         return 1
     print(
-        "target met for POST /v1/determinations and order-sign: >= 500/s sustained, p99 < 50 ms, "
-        "none lost or duplicated"
+        f"every target met: throughput >= {TARGET_RATIO:.2f} x the bare endpoint's, p99 < {TARGET_P99_MS:.0f} ms "
+        f"at {args.open_fraction:.0%} of the maximum, nothing lost or duplicated"
     )
     return 0
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.screening.helpers import assert_equivalent, result_rows
+from screening_helpers import assert_equivalent, result_rows
 from typer.testing import CliRunner
 
 from medpolicy import decide, load_policies

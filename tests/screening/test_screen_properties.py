@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.screening.helpers import result_rows
+from screening_helpers import result_rows
 
 from medpolicy import decide, load_policies
 from medpolicy.errors import CaseError

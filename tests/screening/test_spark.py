@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.screening.helpers import assert_equivalent, result_rows
+from screening_helpers import assert_equivalent, result_rows
 
 from medpolicy.screening import screen
 from medpolicy.screening.generator import generate_claims, write_all

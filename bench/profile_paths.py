@@ -1,0 +1,164 @@
+"""Where the time goes: profiles of the validated path and of one `POST /v1/determinations` call.
+
+    .venv/bin/python bench/profile_paths.py [validated|v1|both] [--n 20000] [--top 25]
+
+- ``validated``: ``decider(policies)`` on generated current-version cases (raw dicts), after one
+  warm-up pass, under cProfile with the thread's CPU clock;
+- ``v1``: the ASGI app of `medpolicy.service.app.create_app` called in process (no sockets, no
+  uvicorn: what the bare baseline shares is left out) with the bench's request, SQLite store in a
+  temporary folder, under cProfile with the event-loop thread's CPU clock (the store's writer thread
+  commits in the background and is not counted).
+
+Prints the functions with the most own time, and the CPU time per call with and without the
+profiler. The figures in docs/benchmarks.md come from this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import io
+import json
+import os
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gen import cases
+
+TOKEN = "bench-client-token-0123456789abcdef"  # noqa: S105 - a throwaway token for an in-process benchmark
+
+
+def show(profile: cProfile.Profile, calls: int, top: int, sort: str = "tottime") -> None:
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out)
+    stats.sort_stats(sort).print_stats(top)
+    total = stats.total_tt  # type: ignore[attr-defined]
+    print(f"  profiled: {total / calls * 1e6:.1f} us CPU per call (the profiler's own cost included)")
+    print(out.getvalue().split("\n", 4)[-1])
+
+
+def validated(n: int, top: int) -> None:
+    from medpolicy import load_policies
+    from medpolicy.engine import decider
+
+    one = decider(load_policies())
+    raw = cases(n, current_only=True)
+    for c in raw:
+        one(c)
+    gc.collect()
+    t = time.thread_time()
+    for c in raw:
+        one(c).trace  # noqa: B018 -- as the engine bench measures it
+    plain = time.thread_time() - t
+    print(f"validated path (decider), {n:,} cases: {plain / n * 1e6:.2f} us CPU per case unprofiled")
+    profile = cProfile.Profile(time.thread_time)
+    profile.enable()
+    for c in raw:
+        one(c).trace  # noqa: B018
+    profile.disable()
+    show(profile, n, top)
+
+
+def v1(n: int, top: int) -> None:
+    tmp = tempfile.mkdtemp(prefix="medpolicy-profile-")
+    os.environ["MEDPOLICY_DATA_DIR"] = tmp
+    os.environ["MEDPOLICY_CLIENTS"] = json.dumps({"bench": TOKEN})
+    os.environ.pop("DATABASE_URL", None)
+    from medpolicy.service.app import create_app
+    from medpolicy.service.settings import Settings
+    from medpolicy.service.testing import INFORMATION_NEEDED, INVESTIGATIONAL, MEDICALLY_NECESSARY
+
+    app = create_app(Settings.from_env())
+    bodies = [
+        json.dumps({"case": c}).encode() for c in (MEDICALLY_NECESSARY, INVESTIGATIONAL, INFORMATION_NEEDED)
+    ]
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {TOKEN}".encode()),
+    ]
+    statuses: dict[int, int] = {}
+
+    async def call(body: bytes) -> None:
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/determinations",
+            "raw_path": b"/v1/determinations",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses[message["status"]] = statuses.get(message["status"], 0) + 1
+
+        await app(scope, receive, send)
+
+    async def run(count: int, profile: cProfile.Profile | None) -> float:
+        t = time.thread_time()
+        if profile is not None:
+            profile.enable()
+        for i in range(count):
+            await call(bodies[i % len(bodies)])
+        if profile is not None:
+            profile.disable()
+        return time.thread_time() - t
+
+    async def main() -> None:
+        async with app.router.lifespan_context(app):
+            await run(300, None)
+            plain = await run(n, None)
+            print(
+                f"POST /v1/determinations in process, {n:,} calls, one at a time: "
+                f"{plain / n * 1e6:.0f} us CPU per call on the event loop, unprofiled"
+            )
+            profile = cProfile.Profile(time.thread_time)
+            await run(n, profile)
+            show(profile, n, top)
+            show(profile, n, top, "cumulative")
+
+    asyncio.run(main())
+    print(f"  statuses: {statuses}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", nargs="?", default="both", choices=["validated", "v1", "both"])
+    parser.add_argument("--n", type=int, default=20000, help="cases (validated) or calls (v1; a tenth)")
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    if args.what in ("validated", "both"):
+        validated(args.n, args.top)
+    if args.what in ("v1", "both"):
+        v1(max(1, args.n // 10), args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
