@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from medpolicy.errors import MedpolicyError
 from medpolicy.policy import Policy, PolicySet, load_policies, load_policy
 from medpolicy.screening.classify import Plan
 from medpolicy.screening.fhir import read_fhir
@@ -117,9 +118,26 @@ def _policy(policies: PolicySet | Policy | None, policy_id: str | None) -> Polic
     ps = policies or load_policies()
     if policy_id is not None:
         return ps.get(policy_id)
-    if len(ps) != 1:
-        raise ScreeningError(f"{len(ps)} policies are loaded: name one with --policy")
-    return next(iter(ps))
+    if len(ps) == 1:
+        return next(iter(ps))
+    # Several policies: the claim formats read here carry no line of business, so a line is routed as
+    # `decide` routes a case without one (the plan's default, `policies/plan.yaml`). That must name
+    # exactly one policy for the codes the policies govern; otherwise the user names one.
+    routed: set[str] = set()
+    for candidate in ps:
+        for code in candidate.governs.codes:
+            try:
+                chosen = ps.for_order([code])
+            except MedpolicyError:
+                chosen = None
+            if chosen is not None:
+                routed.add(chosen.id)
+    if len(routed) != 1:
+        raise ScreeningError(
+            f"{len(ps)} policies are loaded and the plan's default routing names "
+            f"{len(routed)} of them for claims without a line of business: name one with --policy"
+        )
+    return ps.get(routed.pop())
 
 
 class _Inputs:

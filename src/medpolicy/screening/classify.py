@@ -170,12 +170,20 @@ class Plan:
         self.dx_facts = {DX} | {
             f.name for f in policy.facts if f.derive is not None and f.derive.source == DX
         }
-        derived_from = {
-            f.name: f.derive.source for f in policy.facts if f.derive is not None and f.name in index
-        }
+        # fact -> the raw columns it is derived from: its `derive` source, and the codes column when a
+        # code list implies it (C78-C79: distant metastases). Two sources that disagree leave it
+        # unknown, as `parse_case` does (sqlgen combines them).
+        derived_from: dict[str, set[str]] = {}
+        for f in policy.facts:
+            if f.derive is not None and f.name in index:
+                derived_from.setdefault(f.name, set()).add(f.derive.source)
+        for cl in policy.code_lists.values():
+            for implied in cl.implies:
+                if implied in index:
+                    derived_from.setdefault(implied, set()).add(DX)
         for fact, column in raw.items():
             given = (index[fact],) if fact in index else ()
-            derived = tuple(index[d] for d, src in derived_from.items() if src == fact)
+            derived = tuple(index[d] for d, sources in derived_from.items() if fact in sources)
             self.columns.append(ColumnPlan(column, fact, given, derived))
 
     # -- per distinct value

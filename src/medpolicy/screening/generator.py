@@ -49,6 +49,9 @@ DATES = (
 )
 MARGINS = ("negative", "close", "positive", "gross_residual", "R1")
 STAGES = ("pT3", "pT4b", "ypT4a", "rT3", "cT4", "pT2")
+# Sites whose AJCC 8 chapter has no T4a/T4b (anus, pancreas, soft tissue, cervix, ...): stagings of that
+# chapter, so that a generated case is valid input (`decide` refuses T4b on a pancreatic cancer).
+STAGES_NO_T4_SUBCATEGORY = ("pT3", "pT4", "rT3", "cT4", "pT2")
 
 
 @dataclass
@@ -100,7 +103,7 @@ def _date(rng: random.Random) -> dt.date:
     return start + dt.timedelta(days=rng.randrange(0, 1400))
 
 
-def _facts(rng: random.Random) -> dict[str, Any] | None:
+def _facts(rng: random.Random, dx: list[str]) -> dict[str, Any] | None:
     if rng.random() < 0.3:
         return None
     f: dict[str, Any] = {}
@@ -109,7 +112,8 @@ def _facts(rng: random.Random) -> dict[str, Any] | None:
     elif rng.random() < 0.5:
         f["margin_distance_mm"] = rng.choice((0.5, 1.0, 1.5, 2.0, 4.0))
     if rng.random() < 0.7:
-        f["t_stage"] = rng.choice(STAGES)
+        no_subcategory = any(c.startswith(("C21", "C25")) for c in dx)  # anus, pancreas chapters
+        f["t_stage"] = rng.choice(STAGES_NO_T4_SUBCATEGORY if no_subcategory else STAGES)
     if rng.random() < 0.3:
         f["recurrent"] = rng.random() < 0.5
     if rng.random() < 0.4:
@@ -148,7 +152,7 @@ def generate_claims(n: int, seed: int = 0, *, iort_share: float = 0.6) -> list[G
                 (dos, dos + dt.timedelta(days=rng.randint(0, 5))),
                 lines,
                 pcs,
-                _facts(rng) if iort else None,
+                _facts(rng, dx) if iort else None,
             )
         )
     return claims

@@ -151,7 +151,7 @@ class SqlGen:
         joins = ["LEFT JOIN mp_map_date dm ON dm.value = g.date_of_service"]
         aliases = ["dm"]
         given: dict[int, str] = {}
-        derived: dict[int, str] = {}
+        derived: dict[int, list[str]] = {}
         for n, col in enumerate(plan.columns):
             alias = f"m{n}"
             if col.column in ("procedure_code", DX):
@@ -165,7 +165,7 @@ class SqlGen:
             for i in col.given:
                 given[i] = f"{alias}.g{i}"
             for i in col.derived:
-                derived.setdefault(i, f"{alias}.d{i}")
+                derived.setdefault(i, []).append(f"{alias}.d{i}")
         if facts_key is not None:
             joins.insert(0, f"LEFT JOIN mp_facts f ON f.fact_key = g.{q(facts_key)}")
         err = {
@@ -176,7 +176,9 @@ class SqlGen:
         }
         classes = []
         for i in range(len(plan.ks.facts)):
-            parts = [p for p in (given.get(i), derived.get(i)) if p] + ["-1"]
+            parts = [p for p in (given.get(i), _agreed(derived.get(i), plan.ks.classify(i, None))) if p] + [
+                "-1"
+            ]
             classes.append(f"COALESCE({', '.join(parts)}) AS c{i}")
         inner = (
             "SELECT g.*, "
@@ -266,3 +268,21 @@ def key_expr(layout: KeyLayout) -> str:
         terms = [str(layout.offsets[v])] + [f"(k.c{i} + 1) * {stride}" for i, stride in pairs]
         branches.append(f"WHEN {v} THEN CAST({' + '.join(terms)} AS BIGINT)")
     return f"CASE k.vclass {' '.join(branches)} END"
+
+
+def _agreed(sources: list[str] | None, unknown: int) -> str | None:
+    """One derived class from several sources: a source that says nothing (`unknown` or NULL) defers
+    to the others; two that disagree leave the fact unknown (as `parse_case` does with a conflict
+    note)."""
+    if not sources:
+        return None
+    if len(sources) == 1:
+        return sources[0]
+    # a source from the facts table is NULL where the line has no facts row: it says nothing either
+    combined = f"COALESCE({sources[0]}, {unknown})"
+    for other in (f"COALESCE({s}, {unknown})" for s in sources[1:]):
+        combined = (
+            f"(CASE WHEN {combined} = {unknown} THEN {other} WHEN {other} = {unknown} THEN {combined} "
+            f"WHEN {combined} = {other} THEN {combined} ELSE {unknown} END)"
+        )
+    return combined
