@@ -42,6 +42,7 @@ from typing import Any
 from medpolicy import CaseError, FieldError, NoPolicyApplies, Policy, PolicySet
 from medpolicy.interop import dtr, fhir_case
 from medpolicy.interop.dtr import CANONICAL_BASE, FhirInputError, Problem
+from medpolicy.interop.dtr.facts import all_facts
 
 __all__ = [
     "CASE_FACT_SYSTEM",
@@ -387,7 +388,7 @@ def idempotency_key(request: PasRequest) -> str:
 
 
 def _policies(policies: PolicySet) -> list[Policy]:
-    return dtr._policies(policies)
+    return list(policies)
 
 
 def _supporting_resources(request: PasRequest) -> list[dict[str, Any]]:
@@ -443,7 +444,7 @@ def claim_case(request: PasRequest, policy: Policy | None, policies: PolicySet) 
         case["diagnosis_codes"] = list(dict.fromkeys(diagnoses))
     if "procedure_codes" not in case:
         case["procedure_codes"] = []
-    facts = {f.name: f for f in policy.facts} if policy is not None else dtr._all_facts(policies)
+    facts = {f.name: f for f in policy.facts} if policy is not None else all_facts(policies)
     for res in resources:
         if res.get("resourceType") == "QuestionnaireResponse":
             answers, _ = dtr.questionnaire_response_to_case(res, policy, known_facts=facts)
