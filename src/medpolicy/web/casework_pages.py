@@ -11,7 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from medpolicy.store import LifecycleError, StoreError
-from medpolicy.web.views import _open_for_action, _redirect, _request_problem, _store, web_state
+from medpolicy.web.request_pages import _request_problem
+from medpolicy.web.views import _open_for_action, _redirect, _store, web_state
 
 __all__ = ["router"]
 

@@ -18,13 +18,13 @@ from starlette.datastructures import UploadFile
 
 from medpolicy.store import NotFoundError, StoreError
 from medpolicy.store.casework import DOCUMENT_MAX_BYTES, Document
+from medpolicy.web.request_pages import _request_problem
 from medpolicy.web.users import User, csrf_matches
 from medpolicy.web.views import (
     _csrf_refused,
     _error,
     _load,
     _redirect,
-    _request_problem,
     _signed_in,
     _store,
     _to_login,
