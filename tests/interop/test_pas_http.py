@@ -439,6 +439,57 @@ def test_withdrawn_request_is_cancelled(server: service_testing.LiveServer) -> N
     assert review_actions(claim_response(post(server, INQUIRE, inquiry_for(bundle)))) == ["C"]
 
 
+def correction_notes(cr: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(text, {sub-extension url: value}) of each processNote stating a correction."""
+    out = []
+    for note in cr.get("processNote", []):
+        for ext in note.get("extension", []):
+            if ext["url"] == pas.FACT_CORRECTION_EXT:
+                values = {
+                    sub["url"]: next(v for k, v in sub.items() if k.startswith("value"))
+                    for sub in ext["extension"]
+                }
+                out.append((note["text"], values))
+    return out
+
+
+def test_inquiry_lists_the_corrections_of_the_submitted_facts(server: service_testing.LiveServer) -> None:
+    """Issue 8: a nurse rewrites the provider's diagnosis (C50.911 -> C20) as a correction; the
+    provider's $inquire shows it: old value, new value, who, when and why, in words and coded."""
+    bundle = iort_bundle({"t_stage": "pT4b", "margin_status": "positive"}, dx="C50.911")
+    request_id = pa_id(claim_response(post(server, SUBMIT, bundle)))
+    assert correction_notes(claim_response(post(server, INQUIRE, inquiry_for(bundle)))) == []
+    corrected = httpx.post(
+        server.url(f"/v1/prior-auth/{request_id}/corrections"),
+        json={
+            "facts": {"diagnosis_codes": ["C20"]},
+            "reason": "operative report: rectal primary",
+            "role": "nurse",
+            "on_behalf_of": "nurse.ann",
+        },
+        headers=server.headers(server.nurse_token),
+        timeout=30,
+    )
+    assert corrected.status_code == 200, corrected.text
+    cr = claim_response(post(server, INQUIRE, inquiry_for(bundle)))
+    found = correction_notes(cr)
+    text, values = found[0]
+    assert values["fact"] == "diagnosis_codes"
+    assert values["from"] == "C50.911"
+    assert values["to"] == "C20"
+    assert values["derived"] is False
+    assert (values["author"], values["role"]) == ("nurse.ann", "nurse")
+    assert values["reason"] == "operative report: rectal primary"
+    assert values["date"].endswith("Z")
+    assert "corrected by nurse.ann (nurse reviewer)" in text
+    assert "from C50.911 (submitted as that)" in text
+    assert "Reason: operative report: rectal primary." in text
+    # one request-level note, numbered after the item's note, which the item still points at
+    assert len(found) == 1
+    assert [n["number"] for n in cr["processNote"]] == [1, 2]
+    assert [i["noteNumber"] for i in cr["item"]] == [[1]]
+
+
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Any]:
     """A fresh server per test (the published fixtures share one Claim identifier)."""

@@ -10,7 +10,8 @@
   :mod:`medpolicy.interop.dtr`, or ``supportingInfo`` coded with :data:`CASE_FACT_SYSTEM`).
 * :func:`response_bundle` answers with a PAS response Bundle: a ClaimResponse whose items carry the
   ``reviewAction`` extension with an X12 306 code, ``processNote`` with the reason, and the facts
-  still missing.
+  still missing; one more ``processNote`` per reviewer's correction of the request's facts (old value,
+  new value, who, when, why), in words and in the :data:`FACT_CORRECTION_EXT` extension.
 
 Review actions (X12 306), per item:
 
@@ -47,15 +48,19 @@ from medpolicy.interop.dtr.facts import all_facts
 __all__ = [
     "CASE_FACT_SYSTEM",
     "DENIAL_REASON_SYSTEM",
+    "FACT_CORRECTION_EXT",
     "MISSING_FACT_EXT",
     "REVIEW_ACTION_CODE_EXT",
     "REVIEW_ACTION_EXT",
     "X12_306",
+    "FactCorrection",
     "ItemAction",
     "PasItem",
     "PasRequest",
     "RequestState",
     "claim_case",
+    "correction_extension",
+    "correction_text",
     "governed_items",
     "idempotency_key",
     "item_actions",
@@ -84,6 +89,10 @@ CASE_FACT_SYSTEM = f"{CANONICAL_BASE}/CodeSystem/case-fact"
 DENIAL_REASON_SYSTEM = f"{CANONICAL_BASE}/CodeSystem/denial-reason"
 #: Extension on ``ClaimResponse.item``: one per fact still needed (valueString = fact name).
 MISSING_FACT_EXT = f"{CANONICAL_BASE}/StructureDefinition/missing-fact"
+#: Extension on a ``ClaimResponse.processNote`` stating one reviewer's correction of a request's fact:
+#: ``fact`` (code), ``from`` / ``to`` (the values in words; absent: no value), ``derived``, ``author``
+#: (the registered reviewer), ``role``, ``date``, ``reason``. The note's text says the same in words.
+FACT_CORRECTION_EXT = f"{CANONICAL_BASE}/StructureDefinition/fact-correction"
 
 REVIEW_ACTION_DISPLAY = {
     "A1": "Certified in total",
@@ -518,6 +527,74 @@ class RequestState:
     decision_reason: str | None
     human_reviewed: bool
     denial_code: str | None = None  # the structured denial reason (DENIAL_REASON_SYSTEM)
+    #: Reviewers' corrections of the request's facts, oldest first (each a ``processNote``).
+    corrections: tuple[FactCorrection, ...] = ()
+
+
+@dataclass(frozen=True)
+class FactCorrection:
+    """A reviewer's correction of a fact the provider submitted (or the policy derived from them):
+    the store's audited correction event, as the PAS response states it."""
+
+    fact: str
+    old: Any  # the value before (None: it had none)
+    new: Any  # the corrected value (None: made unknown)
+    derived: bool  # the value before was derived by the policy, not submitted
+    by: str  # the registered reviewer
+    role: str  # nurse or physician
+    at: datetime
+    reason: str | None
+
+
+_ROLE_WORDS = {"nurse": "nurse reviewer", "physician": "physician reviewer"}
+
+
+def _shown(value: Any) -> str:
+    """A fact's value in words: codes comma-separated, yes/no, ``unknown`` for no value."""
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(_shown(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _utc(at: datetime) -> str:
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def correction_text(correction: FactCorrection) -> str:
+    """The correction in words, as the letter and the workbench say it ("corrected by ... from ...")."""
+    c = correction
+    was = "derived by the policy as" if c.derived else "submitted as"
+    return (
+        f"Correction of {c.fact.replace('_', ' ')}: {_shown(c.new)}, corrected by {c.by} "
+        f"({_ROLE_WORDS.get(c.role, c.role)}) on {_utc(c.at)[:10]} from {_shown(c.old)} ({was} that). "
+        f"Reason: {c.reason or 'not given'}."
+    )
+
+
+def correction_extension(correction: FactCorrection) -> dict[str, Any]:
+    """The :data:`FACT_CORRECTION_EXT` extension of a correction's ``processNote``."""
+    c = correction
+    subs: list[dict[str, Any]] = [{"url": "fact", "valueCode": c.fact}]
+    if c.old is not None:
+        subs.append({"url": "from", "valueString": _shown(c.old)})
+    if c.new is not None:
+        subs.append({"url": "to", "valueString": _shown(c.new)})
+    subs += [
+        {"url": "derived", "valueBoolean": c.derived},
+        {"url": "author", "valueString": c.by},
+        {"url": "role", "valueCode": c.role},
+        {"url": "date", "valueDateTime": _utc(c.at)},
+    ]
+    if c.reason:
+        subs.append({"url": "reason", "valueString": c.reason})
+    return {"url": FACT_CORRECTION_EXT, "extension": subs}
 
 
 @dataclass(frozen=True)
@@ -652,6 +729,15 @@ def response_bundle(
             }
         ]
         items.append(item)
+    for correction in state.corrections:  # request-level notes: no item points at them
+        notes.append(
+            {
+                "extension": [correction_extension(correction)],
+                "number": len(notes) + 1,
+                "type": "display",
+                "text": correction_text(correction),
+            }
+        )
     response: dict[str, Any] = {
         "resourceType": "ClaimResponse",
         "id": state.id.replace("_", "-"),

@@ -26,6 +26,7 @@ from medpolicy.service.dtr import fhir_error, fhir_response, read_json
 from medpolicy.service.errors import ApiError
 from medpolicy.service.pas_extras import record_extras, submission_extras
 from medpolicy.store import Store
+from medpolicy.store.lifecycle import CORRECT
 from medpolicy.store.store import PARequest, StoreError
 
 __all__ = ["FHIR_PATH_PREFIXES", "router"]
@@ -59,10 +60,22 @@ def request_state(store: Store, pa: PARequest) -> pas.RequestState:
         if isinstance(value, str) and value.strip():
             summary = value.strip()
             break
-    human = False
-    if pa.is_final:
-        events = store.list_audit(pa.id)
-        human = bool(events) and events[-1].role in _REVIEWER_ROLES
+    events = store.list_audit(pa.id)
+    human = pa.is_final and bool(events) and events[-1].role in _REVIEWER_ROLES
+    corrections = tuple(
+        pas.FactCorrection(
+            fact=str(e.details.get("fact")),
+            old=e.details.get("from"),
+            new=e.details.get("to"),
+            derived=bool(e.details.get("derived")),
+            by=e.actor,
+            role=e.role,
+            at=e.at,
+            reason=e.reason,
+        )
+        for e in events
+        if e.action == CORRECT and e.details
+    )
     return pas.RequestState(
         id=pa.id,
         state=pa.state,
@@ -72,6 +85,7 @@ def request_state(store: Store, pa: PARequest) -> pas.RequestState:
         decision_reason=pa.decision_reason,
         human_reviewed=human,
         denial_code=store.get_casework(pa.id).denial_code if pa.state == "denied" else None,
+        corrections=corrections,
     )
 
 
