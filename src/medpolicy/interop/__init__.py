@@ -4,4 +4,11 @@
 * :mod:`medpolicy.interop.crd` -- Determination -> Da Vinci CRD coverage-information extension and cards.
 * :mod:`medpolicy.interop.cdshooks` -- CDS Hooks 2.0 request parsing, discovery document, feedback shapes.
 * :mod:`medpolicy.interop.jwt_auth` -- CDS Hooks client JWT verification (asymmetric algorithms only).
+* :mod:`medpolicy.interop.dtr` -- Da Vinci DTR (package): questionnaires generated from the policy,
+  ``$questionnaire-package``, ``$next-question``, QuestionnaireResponse reading and ``$determine``,
+  ``$log-questionnaire-errors``, ``ValueSet/$expand``; its docstring lists its modules.
+* :mod:`medpolicy.interop.pas` -- Da Vinci PAS (package): request and inquiry Bundles -> case, the
+  response Bundle with X12 306 review actions and the reviewers' corrections.
+* :mod:`medpolicy.interop.parties_fhir` -- members, providers and clinical documents from PAS and CRD.
+* :mod:`medpolicy.interop.capability` -- the CapabilityStatement of the FHIR endpoints.
 """
