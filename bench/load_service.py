@@ -469,6 +469,12 @@ def main() -> int:
         help="signature algorithm of the CDS client's JWTs (default ES384)",
     )
     parser.add_argument("--only", choices=["determinations", "order-sign"], help="measure one endpoint only")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="medpolicy's server listens on PORT, the bare one on PORT+1 (default: two free ports)",
+    )
     args = parser.parse_args()
 
     print(
@@ -478,9 +484,11 @@ def main() -> int:
     )
     data_dir = Path(tempfile.mkdtemp(prefix="medpolicy-bench-"))
     db, bare_db = data_dir / "medpolicy.db", data_dir / "bare.db"
-    port, bare_port = free_port(), free_port()
+    port, bare_port = (args.port, args.port + 1) if args.port else (free_port(), free_port())
     crd = order_sign_setup(port, args.cds_alg)
-    extra_env = crd[0] if isinstance(crd, tuple) else {}
+    # `serve` outside --demo needs the public base URL it is called at (the CDS JWT audience)
+    extra_env = {"MEDPOLICY_CDS_BASE_URL": f"http://127.0.0.1:{port}"}
+    extra_env.update(crd[0] if isinstance(crd, tuple) else {})
     server = start_server(data_dir, port, extra_env)
     bare = start_bare(data_dir, bare_port, extra_env)
     failures: list[str] = []
