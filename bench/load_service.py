@@ -195,13 +195,23 @@ def free_port() -> int:
         return port
 
 
+def _own_source() -> dict[str, str]:
+    """PYTHONPATH for a server process: this tree's `src` first (servers run in the data folder, where
+    a relative PYTHONPATH, or an installed medpolicy of another tree, would measure other code)."""
+    rest = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": str(ROOT / "src") + (os.pathsep + rest if rest else "")}
+
+
 def start_server(
     data_dir: Path, port: int, extra_env: dict[str, str], workers: int = 1, database_url: str | None = None
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        **_own_source(),
         "MEDPOLICY_DATA_DIR": str(data_dir),
         "MEDPOLICY_CLIENTS": json.dumps({"bench": TOKEN}),
+        # `serve` outside --demo needs the public base URL it is called at (the CDS JWT audience)
+        "MEDPOLICY_CDS_BASE_URL": f"http://127.0.0.1:{port}",
         **extra_env,
     }
     env.pop("DATABASE_URL", None)
@@ -422,7 +432,7 @@ async def measure(
 
 
 def start_bare(data_dir: Path, port: int, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MEDPOLICY_DATA_DIR": str(data_dir), **extra_env}
+    env = {**os.environ, **_own_source(), "MEDPOLICY_DATA_DIR": str(data_dir), **extra_env}
     log = (data_dir / "bare.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("bare_service.py")), str(port)],
@@ -486,9 +496,7 @@ def main() -> int:
     db, bare_db = data_dir / "medpolicy.db", data_dir / "bare.db"
     port, bare_port = (args.port, args.port + 1) if args.port else (free_port(), free_port())
     crd = order_sign_setup(port, args.cds_alg)
-    # `serve` outside --demo needs the public base URL it is called at (the CDS JWT audience)
-    extra_env = {"MEDPOLICY_CDS_BASE_URL": f"http://127.0.0.1:{port}"}
-    extra_env.update(crd[0] if isinstance(crd, tuple) else {})
+    extra_env = crd[0] if isinstance(crd, tuple) else {}
     server = start_server(data_dir, port, extra_env)
     bare = start_bare(data_dir, bare_port, extra_env)
     failures: list[str] = []

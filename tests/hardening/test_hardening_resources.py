@@ -100,7 +100,16 @@ def test_distinct_maximum_size_cases_keep_memory_growth_under_50_mb(tmp_path: Pa
         "MEDPOLICY_SQLITE_SYNCHRONOUS": "OFF",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "medpolicy", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "medpolicy",
+            "serve",
+            "--port",
+            str(port),
+            "--public-base-url",
+            f"http://127.0.0.1:{port}",
+        ],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,

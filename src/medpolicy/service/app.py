@@ -92,7 +92,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.include_router(module.router)
 
     # request id, body limit, header and NUL guards, HSTS, catch-all 500, access log: one layer
-    app.add_middleware(ServiceMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        ServiceMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        hot={("POST", "/v1/determinations"): v1.fast_determination},  # see ServiceMiddleware
+        exception_handlers=app.exception_handlers,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -3,8 +3,6 @@
 * `StrictJSONRoute`: the route class of our JSON API. Bodies are read with `medpolicy.strictjson`
   (no NaN, no duplicate keys, no lone surrogates, bounded nesting); anything else answers 422
   `invalid_json` naming why. Large bodies are parsed in the thread pool, off the event loop.
-* `fast_path`: an endpoint's own handling of the common, well-formed request, tried before FastAPI's
-  handler, which still answers (and refuses) everything else.
 * the header-size, NUL, HSTS and catch-all guards are in `medpolicy.service.middleware`.
 * `bounded_problems`: the first `LIMITS.max_errors_listed` problems of an error, and how many there were.
 """
@@ -13,8 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -46,45 +44,14 @@ class StrictJSONRequest(Request):
         return self._json
 
 
-#: A route's fast path: the response for a request it can answer, or None to run the full handler.
-FastPath = Callable[[StrictJSONRequest], Awaitable[Response | None]]
-_FAST_PATH = "__medpolicy_fast_path__"
-_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
-
-
-def fast_path(fast: FastPath) -> Callable[[_Endpoint], _Endpoint]:
-    """Give an endpoint of a `StrictJSONRoute` a fast path, tried before FastAPI's handler.
-
-    FastAPI's handler (dependency injection, parameter and body validation, response handling) costs
-    more than many endpoints' own work. A fast path answers the common, well-formed request itself
-    and returns None for anything else: the full handler then runs on the same request (its body
-    already read and parsed, once), so every refusal, its order and its error shape stay FastAPI's.
-    A fast path must therefore have no effect before it commits to answering (no log line, no
-    security event), and must accept only what the endpoint's declared parameters accept. The
-    endpoint's signature still makes the OpenAPI document."""
-
-    def attach(endpoint: _Endpoint) -> _Endpoint:
-        setattr(endpoint, _FAST_PATH, fast)
-        return endpoint
-
-    return attach
-
-
 class StrictJSONRoute(APIRoute):
-    """Routes of this class read JSON bodies strictly (see `StrictJSONRequest`), and try the
-    endpoint's `fast_path`, if it has one, before FastAPI's handler."""
+    """Routes of this class read JSON bodies strictly (see `StrictJSONRequest`)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        fast: FastPath | None = getattr(self.endpoint, _FAST_PATH, None)
 
         async def strict(request: Request) -> Response:
-            strict_request = StrictJSONRequest(request.scope, request.receive)
-            if fast is not None:
-                response = await fast(strict_request)
-                if response is not None:
-                    return response
-            return await handler(strict_request)
+            return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return strict
 

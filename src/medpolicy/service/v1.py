@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from medpolicy.service.auth import Client
 from medpolicy.service.deps import ServiceState, authenticated, client_dep, store_dep
 from medpolicy.service.errors import ApiError
-from medpolicy.service.hardening import StrictJSONRequest, StrictJSONRoute, fast_path
+from medpolicy.service.hardening import StrictJSONRequest, StrictJSONRoute
 from medpolicy.service.principals import client_principal, resolve_reviewer
 from medpolicy.store import LifecycleError, PARequest, State, Store, StoreError, idempotent
 from medpolicy.store.lifecycle import CORRECT
@@ -236,11 +236,12 @@ def healthz() -> dict[str, str]:
 # -- determinations ----------------------------------------------------------------------------
 
 
-async def _fast_determination(request: StrictJSONRequest) -> JSONResponse | None:
-    """`create_determination` for the common call, without FastAPI's dependency injection and body
-    validation (a third of a call's CPU): a JSON body ``{"case": {...}[, "policy_id": str|null]}``,
-    a valid bearer token, no Idempotency-Key. Anything else (None) goes to the full handler, which
-    gives every refusal exactly as before; this accepts only what `DeterminationRequestV1` does."""
+async def fast_determination(request: StrictJSONRequest) -> JSONResponse | None:
+    """`create_determination` for the common call, without FastAPI's routing, dependency injection
+    and body validation (the fast path of `medpolicy.service.middleware`): a JSON body
+    ``{"case": {...}[, "policy_id": str|null]}``, a valid bearer token, no Idempotency-Key. Anything
+    else (None) goes to the full handler, which gives every refusal exactly as before; this accepts
+    only what `DeterminationRequestV1` does, and has no effect before it accepts."""
     content_type = authorization = None
     for name, value in request.scope["headers"]:
         if name == b"content-type":
@@ -278,7 +279,6 @@ async def _fast_determination(request: StrictJSONRequest) -> JSONResponse | None
     },
     summary="Decide a case and store the determination",
 )
-@fast_path(_fast_determination)
 async def create_determination(
     body: DeterminationRequestV1,
     store: StoreDep,
@@ -354,20 +354,33 @@ def read_determination(determination_id: str, store: StoreDep, client: ClientDep
         raise _store_error(exc) from None
     if not _visible(client, record.client_id):
         raise ApiError(404, "determination_not_found", f"no determination {determination_id!r}")
+    if record.pa_request_id is not None:
+        record_api_read(store, client, record.pa_request_id, "api determination")
     return JSONResponse(record.to_dict())
 
 
 # -- prior authorization -----------------------------------------------------------------------
 
 
-def _load_request(store: Store, client: Client, request_id: str) -> PARequest:
+def _load_request(store: Store, client: Client, request_id: str, *, read: str | None = None) -> PARequest:
+    """The request `client` may see (404 otherwise). `read`: what of its patient data the answer shows;
+    a reviewer client's read is recorded (`record_read`), as the workbench records a person's."""
     try:
         request = store.get_pa_request(request_id)
     except StoreError as exc:
         raise _store_error(exc) from None
     if not _visible(client, request.submitter):
         raise ApiError(404, "prior_auth_not_found", f"no prior-authorization request {request_id!r}")
+    if read is not None:
+        record_api_read(store, client, request.id, read)
     return request
+
+
+def record_api_read(store: Store, client: Client, request_id: str, what: str) -> None:
+    """HIPAA access accounting: a reviewer client (a UM platform) read `what` of a request's patient
+    data; recorded with the authenticated principal. The submitter reading what it sent is not."""
+    if client.is_reviewer:
+        store.record_read(request_id, principal=client_principal(client), actor=client.client_id, what=what)
 
 
 @router.post(
@@ -472,7 +485,7 @@ def _with_corrections(store: Store, request: PARequest) -> dict[str, Any]:
     summary="A prior-authorization request",
 )
 def read_prior_auth(request_id: str, store: StoreDep, client: ClientDep) -> JSONResponse:
-    request = _load_request(store, client, request_id)
+    request = _load_request(store, client, request_id, read="api request")
     return JSONResponse(
         {**_with_corrections(store, request), **store.get_casework(request.id).parties.to_dict()}
     )
@@ -547,5 +560,5 @@ def correct_prior_auth(
     summary="The audit trail of a request, oldest first",
 )
 def prior_auth_events(request_id: str, store: StoreDep, client: ClientDep) -> JSONResponse:
-    _load_request(store, client, request_id)
+    _load_request(store, client, request_id, read="api audit trail")
     return JSONResponse({"items": [e.to_dict() for e in store.list_audit(request_id)]})
