@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -93,7 +93,7 @@ class ServiceMiddleware:
             elif name == b"content-type":
                 content_type = value
         if not request_id or len(request_id) > 128 or not request_id.isprintable():
-            request_id = uuid.uuid4().hex
+            request_id = os.urandom(16).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         extra_headers = [(b"x-request-id", request_id.encode("latin-1"))]
