@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     app.include_router(v1.router)
     app.include_router(v1.health_router)
+    hot = dict(v1.HOT_ROUTES)  # routes with a fast path (see ServiceMiddleware)
     for name in OPTIONAL_ROUTERS:
         module = _optional_module(name)
         if module is None:
@@ -90,12 +91,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         for prefix in getattr(module, "FHIR_PATH_PREFIXES", ()):
             errors.register_fhir_prefix(prefix)
         app.include_router(module.router)
+        hot.update(getattr(module, "HOT_ROUTES", {}))
 
     # request id, body limit, header and NUL guards, HSTS, catch-all 500, access log: one layer
     app.add_middleware(
         ServiceMiddleware,
         max_body_bytes=settings.max_body_bytes,
-        hot={("POST", "/v1/determinations"): v1.fast_determination},  # see ServiceMiddleware
+        hot=hot,
         exception_handlers=app.exception_handlers,
     )
     if settings.cors_origins:

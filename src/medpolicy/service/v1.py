@@ -311,6 +311,10 @@ async def _determine(
     )
 
 
+#: (method, path) -> fast path, collected by `create_app` for `ServiceMiddleware`.
+HOT_ROUTES = {("POST", "/v1/determinations"): fast_determination}
+
+
 async def _keyed_determination(
     body: DeterminationRequestV1, store: Store, client: Client, key: str
 ) -> JSONResponse:
