@@ -195,13 +195,23 @@ def free_port() -> int:
         return port
 
 
+def _own_source() -> dict[str, str]:
+    """PYTHONPATH for a server process: this tree's `src` first (servers run in the data folder, where
+    a relative PYTHONPATH, or an installed medpolicy of another tree, would measure other code)."""
+    rest = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": str(ROOT / "src") + (os.pathsep + rest if rest else "")}
+
+
 def start_server(
     data_dir: Path, port: int, extra_env: dict[str, str], workers: int = 1, database_url: str | None = None
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        **_own_source(),
         "MEDPOLICY_DATA_DIR": str(data_dir),
         "MEDPOLICY_CLIENTS": json.dumps({"bench": TOKEN}),
+        # `serve` outside --demo needs the public base URL it is called at (the CDS JWT audience)
+        "MEDPOLICY_CDS_BASE_URL": f"http://127.0.0.1:{port}",
         **extra_env,
     }
     env.pop("DATABASE_URL", None)
@@ -422,7 +432,7 @@ async def measure(
 
 
 def start_bare(data_dir: Path, port: int, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MEDPOLICY_DATA_DIR": str(data_dir), **extra_env}
+    env = {**os.environ, **_own_source(), "MEDPOLICY_DATA_DIR": str(data_dir), **extra_env}
     log = (data_dir / "bare.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("bare_service.py")), str(port)],
@@ -469,6 +479,12 @@ def main() -> int:
         help="signature algorithm of the CDS client's JWTs (default ES384)",
     )
     parser.add_argument("--only", choices=["determinations", "order-sign"], help="measure one endpoint only")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="medpolicy's server listens on PORT, the bare one on PORT+1 (default: two free ports)",
+    )
     args = parser.parse_args()
 
     print(
@@ -478,7 +494,7 @@ def main() -> int:
     )
     data_dir = Path(tempfile.mkdtemp(prefix="medpolicy-bench-"))
     db, bare_db = data_dir / "medpolicy.db", data_dir / "bare.db"
-    port, bare_port = free_port(), free_port()
+    port, bare_port = (args.port, args.port + 1) if args.port else (free_port(), free_port())
     crd = order_sign_setup(port, args.cds_alg)
     extra_env = crd[0] if isinstance(crd, tuple) else {}
     server = start_server(data_dir, port, extra_env)

@@ -53,6 +53,7 @@ def main() -> int:
         "--requests", type=int, default=3000, help="requests of each closed loop (default 3000)"
     )
     parser.add_argument("--concurrency", type=int, default=16, help="connections (default 16)")
+    parser.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
     parser.add_argument("--database-url", default=os.environ.get("MEDPOLICY_BENCH_PG_URL", DEFAULT_URL))
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
@@ -79,7 +80,7 @@ def main() -> int:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
         url = make_url(args.database_url).update_query_dict({"options": f"-csearch_path={schema}"})
         data_dir = Path(tempfile.mkdtemp(prefix="medpolicy-bench-pg-"))
-        port = free_port()
+        port = args.port or free_port()
         server = start_server(data_dir, port, {}, n, url.render_as_string(hide_password=False))
         try:
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import socket
 import stat
 import subprocess
@@ -115,17 +116,46 @@ def test_demo_refuses_a_non_loopback_host() -> None:
     assert "loopback" in result.stderr
 
 
-def test_cds_clients_need_a_public_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_outside_demo_needs_a_public_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside --demo, `serve` refuses to start without the URL clients call (with or without CDS
+    clients configured): the CDS JWT audience must never come from a Host header."""
+    monkeypatch.setenv("MEDPOLICY_CDS_BASE_URL", "")  # unset now; restored (absent) after the test
+    monkeypatch.delenv("MEDPOLICY_CDS_CLIENTS", raising=False)
+    with pytest.raises(SettingsError, match="public base URL"):
+        check_deployment("10.0.0.5", 8000, False, Deployment())
+    with pytest.raises(SettingsError, match="public base URL"):
+        check_deployment("127.0.0.1", 8000, False, Deployment())  # loopback too: only --demo is exempt
     monkeypatch.setenv(
         "MEDPOLICY_CDS_CLIENTS", '{"https://ehr.example": {"jwks_url": "https://ehr.example/jwks"}}'
     )
-    monkeypatch.setenv("MEDPOLICY_CDS_BASE_URL", "")  # unset now; restored (absent) after the test
     with pytest.raises(SettingsError, match="public base URL"):
         check_deployment("10.0.0.5", 8000, False, Deployment())
+    with pytest.raises(SettingsError, match="https://"):
+        check_deployment("10.0.0.5", 8000, False, Deployment(public_base_url="pa.payer.example"))
     check_deployment("10.0.0.5", 8000, False, Deployment(public_base_url="https://pa.payer.example/"))
-    import os
-
     assert os.environ["MEDPOLICY_CDS_BASE_URL"] == "https://pa.payer.example"
+    monkeypatch.setenv("MEDPOLICY_CDS_BASE_URL", "https://api.payer.example")  # the environment does too
+    check_deployment("10.0.0.5", 8000, False, Deployment())
+    check_deployment("127.0.0.1", 8000, True, Deployment())  # --demo: its own loopback address
+    assert os.environ["MEDPOLICY_CDS_BASE_URL"] == "https://api.payer.example"
+
+
+def test_the_serve_command_refuses_to_start_without_a_public_base_url(tmp_path: Path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MEDPOLICY_CDS_BASE_URL", "MEDPOLICY_CDS_CLIENTS")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "medpolicy", "serve", "--port", "18190"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**env, "MEDPOLICY_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert result.returncode == 2
+    assert "cannot start" in result.stderr
+    assert "--public-base-url" in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was created
 
 
 def test_the_database_file_is_private(tmp_path: Path) -> None:

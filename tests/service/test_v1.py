@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -110,6 +111,49 @@ def test_an_unknown_policy_is_not_found(live_server: LiveServer) -> None:
 def test_request_validation_errors_take_the_one_shape(live_server: LiveServer, body: Any, field: str) -> None:
     error = error_of(post(live_server, "/v1/determinations", body), 422, "invalid_request")
     assert field in {item["field"] for item in error["errors"]}
+
+
+def test_the_fast_path_and_the_full_handler_answer_alike(live_server: LiveServer) -> None:
+    """A well-formed `POST /v1/determinations` is answered by its fast path (in the service
+    middleware); a JSON body under another JSON media type goes through FastAPI's full handler.
+    Both give the same answer, and the same refusals."""
+
+    def send(body: Any, media_type: str, **headers: str) -> httpx.Response:
+        return httpx.post(
+            live_server.url("/v1/determinations"),
+            content=json.dumps(body).encode(),
+            headers=live_server.headers(**{"Content-Type": media_type, **headers}),
+            timeout=30,
+        )
+
+    def comparable(response: httpx.Response) -> dict[str, Any]:
+        assert response.status_code == 201, response.text
+        record: dict[str, Any] = response.json()
+        assert response.headers["location"] == f"/v1/determinations/{record['id']}"
+        return {k: v for k, v in record.items() if k not in ("id", "created_at")}
+
+    for case in (MEDICALLY_NECESSARY, INVESTIGATIONAL, INFORMATION_NEEDED):
+        for body in (
+            {"case": case},
+            {"case": case, "policy_id": "bluekc-iort"},
+            {"case": case, "policy_id": None},
+        ):
+            fast = send(body, "application/json; charset=utf-8", **{"X-Request-ID": "fast-1"})
+            full = send(body, "application/merge-patch+json")
+            assert comparable(fast) == comparable(full)
+            assert fast.headers["x-request-id"] == "fast-1"
+    for bad, field in (({"case": {}, "policy_id": 5}, "body.policy_id"), ({"case": "C20"}, "body.case")):
+        for media_type in ("application/json", "application/merge-patch+json"):
+            error = error_of(send(bad, media_type), 422, "invalid_request")
+            assert field in {item["field"] for item in error["errors"]}
+    for media_type in ("application/json", "application/merge-patch+json"):
+        error_of(send({"case": INVALID}, media_type), 422, "invalid_case")
+        refused = httpx.post(
+            live_server.url("/v1/determinations"),
+            json={"case": MEDICALLY_NECESSARY},
+            headers={"Authorization": "Bearer not-a-valid-token-000000", "Content-Type": media_type},
+        )
+        error_of(refused, 401, "invalid_token")
 
 
 def test_a_body_that_is_not_json(live_server: LiveServer) -> None:

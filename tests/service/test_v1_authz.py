@@ -134,3 +134,32 @@ def test_every_access_log_line_names_the_principal_and_auth_failures_are_securit
     security = [r.getMessage() for r in caplog.records if r.name == "medpolicy.security"]
     assert "security event=api_auth_failed principal=- reason=invalid_token" in security
     assert not any("not-a-token" in r.getMessage() for r in caplog.records)
+
+
+def test_a_reviewer_clients_reads_of_patient_data_are_recorded(live_server: LiveServer) -> None:
+    """HIPAA access accounting: a reviewer client's reads of a request (the request, its audit trail,
+    its documents, a determination of it) are recorded with the authenticated principal, as the
+    workbench records a person's; the submitter reading what it sent is not."""
+    pa = _submit(live_server, INVESTIGATIONAL)
+    assert _get(live_server, f"/v1/prior-auth/{pa['id']}").status_code == 200  # the submitter
+    assert live_server.store.list_reads(pa["id"]) == []
+    nurse = live_server.nurse_token
+    assert _get(live_server, f"/v1/prior-auth/{pa['id']}", nurse).status_code == 200
+    assert _get(live_server, f"/v1/prior-auth/{pa['id']}/events", nurse).status_code == 200
+    assert _get(live_server, f"/v1/prior-auth/{pa['id']}/documents", nurse).status_code == 200
+    determination = _get(
+        live_server, f"/v1/determinations/{pa['determination_id']}", live_server.physician_token
+    )
+    assert determination.status_code == 200
+    reads = live_server.store.list_reads(pa["id"])
+    assert [(r["principal"], r["actor"], r["what"]) for r in reads] == [
+        ("client:test-nurse", "test-nurse", "api request"),
+        ("client:test-nurse", "test-nurse", "api audit trail"),
+        ("client:test-nurse", "test-nurse", "api documents"),
+        ("client:test-physician", "test-physician", "api determination"),
+    ]
+    assert all(r["at"].tzinfo is not None for r in reads)
+    # a refused read records nothing
+    assert _get(live_server, f"/v1/prior-auth/{pa['id']}", live_server.other_token).status_code == 404
+    assert _get(live_server, "/v1/prior-auth/pa_unknown", nurse).status_code == 404
+    assert len(live_server.store.list_reads(pa["id"])) == 4

@@ -161,7 +161,10 @@ def test_demo_cases_come_from_the_policies() -> None:
 
 def test_serve_with_two_workers_shares_the_port_and_the_store(tmp_path: Path) -> None:
     env = _env(tmp_path, MEDPOLICY_CLIENTS="ehr:ehr-token-0123456789abcdef")
-    code = "from medpolicy.service.run import serve; serve('127.0.0.1', {port}, None, False, 2)"
+    code = (
+        "from medpolicy.service.run import Deployment, serve; "
+        "serve('127.0.0.1', {port}, None, False, 2, Deployment(public_base_url='http://127.0.0.1:{port}'))"
+    )
     base, proc = _start(code, env, tmp_path)
     try:
         auth = {"Authorization": "Bearer ehr-token-0123456789abcdef"}

@@ -55,7 +55,15 @@ def _service(url: str, folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], 
     }
     log = (folder / f"server-{port}.log").open("wb")
     process = subprocess.Popen(
-        [*SERVE, "--port", str(port), "--workers", str(WORKERS)],
+        [
+            *SERVE,
+            "--port",
+            str(port),
+            "--workers",
+            str(WORKERS),
+            "--public-base-url",
+            f"http://127.0.0.1:{port}",
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

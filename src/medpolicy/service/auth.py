@@ -41,6 +41,17 @@ class TokenTable:
     def __len__(self) -> int:
         return len(self._by_digest)
 
+    def lookup(self, authorization: bytes | None) -> Client | None:
+        """The client of a valid `Bearer <token>` header, else None; no security event (a caller that
+        gets None and refuses must go through `authenticate`, which records the failure)."""
+        if not authorization:
+            return None
+        scheme, _, token = authorization.partition(b" ")
+        token = token.strip()
+        if scheme.lower() != b"bearer" or not token or not token.isascii():
+            return None  # (a non-ASCII token is left to `authenticate`, which reads headers as latin-1)
+        return self._by_digest.get(hashlib.sha256(token).digest())
+
     def authenticate(self, authorization: str | None) -> Client:
         """The client of an `Authorization: Bearer <token>` header; raises ApiError 401 otherwise."""
         if not authorization:

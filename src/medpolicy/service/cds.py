@@ -240,6 +240,18 @@ async def call_service(
     return Response(orjson.dumps(result), media_type="application/json")
 
 
+async def fast_call(request: Request) -> Response:
+    """`call_service` without FastAPI's routing and dependency injection (the fast path of
+    `medpolicy.service.middleware`, for ``POST /cds-services/{id}`` of each known service): the same
+    function, given the same service id and runtime the route would give it."""
+    service_id = request.scope["path"].rsplit("/", 1)[1]
+    return await call_service(service_id, request, await get_cds(request))
+
+
+#: (method, path) -> fast path, collected by `create_app` for `ServiceMiddleware`.
+HOT_ROUTES = {("POST", f"/cds-services/{service_id}"): fast_call for service_id in SERVICES}
+
+
 def _may_read_fhir_server(hook: HookRequest, service: CdsService, settings: CdsSettings) -> bool:
     """Whether answering may query the client's FHIR server: one we may ask is named, and the
     prefetch lacks a required key or an order the context refers to."""

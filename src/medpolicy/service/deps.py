@@ -71,9 +71,15 @@ def get_client(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> Client:
-    client = get_state(request).tokens.authenticate(request.headers.get("authorization"))
+    return authenticated(
+        request, get_state(request).tokens.authenticate(request.headers.get("authorization"))
+    )
+
+
+def authenticated(request: Request, client: Client) -> Client:
+    """Record `client` on the request: its id, and its principal for the access log."""
     request.state.client_id = client.client_id
-    request.state.principal = f"client:{client.client_id}"  # for the access log
+    request.state.principal = f"client:{client.client_id}"
     return client
 
 
@@ -91,7 +97,6 @@ async def client_dep(
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> Client:
     """`get_client` without a thread hop."""
-    client = get_state(request).tokens.authenticate(request.headers.get("authorization"))
-    request.state.client_id = client.client_id
-    request.state.principal = f"client:{client.client_id}"  # for the access log
-    return client
+    return authenticated(
+        request, get_state(request).tokens.authenticate(request.headers.get("authorization"))
+    )

@@ -161,6 +161,7 @@ class Deployment:
     so that the session cookie is Secure and HSTS is sent when the client spoke HTTPS.
     ssl_certfile/ssl_keyfile: terminate TLS in the service itself.
     public_base_url: the URL clients call (the CDS Hooks JWT audience); never taken from a Host header.
+    Required outside `--demo` (or MEDPOLICY_CDS_BASE_URL): `serve` refuses to start without it.
     """
 
     proxy_headers: bool = False
@@ -171,7 +172,8 @@ class Deployment:
 
 
 def check_deployment(host: str, port: int, demo: bool, deployment: Deployment) -> None:
-    """Refuse a start that would be unsafe; set the CDS audience (MEDPOLICY_CDS_BASE_URL) otherwise."""
+    """Refuse a start that would be unsafe (a demo off loopback, half a TLS pair, no public base URL
+    outside --demo); set the CDS audience (MEDPOLICY_CDS_BASE_URL) otherwise."""
     if demo and host not in LOOPBACK_HOSTS:
         raise SettingsError(
             f"--demo serves demo accounts and tokens: it listens on loopback only, not on {host!r}"
@@ -184,15 +186,15 @@ def check_deployment(host: str, port: int, demo: bool, deployment: Deployment) -
     base = deployment.public_base_url or os.environ.get("MEDPOLICY_CDS_BASE_URL")
     if not base and demo:
         base = f"{'https' if deployment.ssl_certfile else 'http'}://{host}:{port}"
-    if not base and os.environ.get("MEDPOLICY_CDS_CLIENTS"):
+    if not base:
         raise SettingsError(
-            "CDS Hooks clients are configured but no public base URL: set --public-base-url (or "
-            "MEDPOLICY_CDS_BASE_URL) to the URL EHRs call; the JWT audience is never taken from a Host header"
+            "no public base URL: set --public-base-url (or MEDPOLICY_CDS_BASE_URL) to the URL clients "
+            "call, for example https://pa.payer.example; the CDS Hooks JWT audience is never taken from "
+            "a Host header (only `medpolicy demo` and `serve --demo`, on loopback, use their own address)"
         )
-    if base:
-        if not base.startswith(("https://", "http://")):
-            raise SettingsError(f"the public base URL must start with https:// or http://, not {base!r}")
-        os.environ["MEDPOLICY_CDS_BASE_URL"] = base.rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        raise SettingsError(f"the public base URL must start with https:// or http://, not {base!r}")
+    os.environ["MEDPOLICY_CDS_BASE_URL"] = base.rstrip("/")
 
 
 def uvicorn_options(deployment: Deployment) -> dict[str, Any]:
@@ -229,12 +231,34 @@ def log_in_background(level: int = logging.INFO) -> QueueListener:
     listener = QueueListener(lines, handler)
     listener.start()
     logger = logging.getLogger("medpolicy")
-    queued = QueueHandler(lines)
+    queued = _LeanQueueHandler(lines)
     queued.setFormatter(SafeFormatter("%(message)s"))  # the queue bakes the message (and traceback) in
     logger.handlers = [queued]
     logger.setLevel(level)
     logger.propagate = False
     return listener
+
+
+_IMMUTABLE = (str, int, float, type(None))
+
+
+class _LeanQueueHandler(QueueHandler):
+    """A queue handler that leaves the formatting of a plain record (no exception, arguments that are
+    strings or numbers, as every access-log line's are) to the listener's thread, whose handler
+    formats with `SafeFormatter` too: one formatting per line instead of two, and none of it on the
+    event loop. Any other record is baked in here, as `QueueHandler` does."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        args = record.args
+        if (
+            record.exc_info is None
+            and record.stack_info is None
+            and isinstance(args, tuple)
+            and all(type(a) in _IMMUTABLE for a in args)
+        ):
+            return record
+        baked: logging.LogRecord = super().prepare(record)
+        return baked
 
 
 def _safe_url(settings: Settings) -> str:
@@ -354,8 +378,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--database-url", default=None, help="default: DATABASE_URL, else SQLite under data/")
     parser.add_argument("--demo", action="store_true", help="demo clients and demo requests")
+    parser.add_argument(
+        "--public-base-url", default=None, help="the URL clients call (required without --demo)"
+    )
     args = parser.parse_args(argv)
-    serve(args.host, args.port, args.database_url, args.demo)
+    serve(
+        args.host,
+        args.port,
+        args.database_url,
+        args.demo,
+        deployment=Deployment(public_base_url=args.public_base_url),
+    )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ from fastapi.responses import JSONResponse as _StarletteJSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from medpolicy.service.auth import Client
-from medpolicy.service.deps import client_dep, store_dep
+from medpolicy.service.deps import ServiceState, authenticated, client_dep, store_dep
 from medpolicy.service.errors import ApiError
-from medpolicy.service.hardening import StrictJSONRoute
+from medpolicy.service.hardening import StrictJSONRequest, StrictJSONRoute
 from medpolicy.service.principals import client_principal, resolve_reviewer
 from medpolicy.store import LifecycleError, PARequest, State, Store, StoreError, idempotent
 from medpolicy.store.lifecycle import CORRECT
@@ -236,6 +236,39 @@ def healthz() -> dict[str, str]:
 # -- determinations ----------------------------------------------------------------------------
 
 
+async def fast_determination(request: StrictJSONRequest) -> JSONResponse | None:
+    """`create_determination` for the common call, without FastAPI's routing, dependency injection
+    and body validation (the fast path of `medpolicy.service.middleware`): a JSON body
+    ``{"case": {...}[, "policy_id": str|null]}``, a valid bearer token, no Idempotency-Key. Anything
+    else (None) goes to the full handler, which gives every refusal exactly as before; this accepts
+    only what `DeterminationRequestV1` does, and has no effect before it accepts."""
+    content_type = authorization = None
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":
+            content_type = content_type or value
+        elif name == b"authorization":
+            authorization = authorization or value
+        elif name == b"idempotency-key":
+            return None
+    if content_type is None or content_type.partition(b";")[0].strip().lower() != b"application/json":
+        return None
+    state: ServiceState = request.app.state.medpolicy
+    client = state.tokens.lookup(authorization)
+    if client is None:
+        return None
+    try:
+        body = await request.json()
+    except ValueError:  # invalid JSON: the full handler answers 422 invalid_json
+        return None
+    if type(body) is not dict or len(body) > 2 or type(body.get("case")) is not dict:
+        return None
+    policy_id = body.get("policy_id")
+    if len(body) == 2 and ("policy_id" not in body or (policy_id is not None and type(policy_id) is not str)):
+        return None
+    authenticated(request, client)
+    return await _determine(body["case"], policy_id, state.store, client)
+
+
 @router.post(
     "/determinations",
     status_code=201,
@@ -254,22 +287,32 @@ async def create_determination(
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
     ] = None,
 ) -> JSONResponse:
-    # The hot path: decide on the event loop (pure CPU), then wait, without a thread, for the
-    # group commit that stores this determination with the others arriving now.
     if idempotency_key is not None:
         return await _keyed_determination(body, store, client, idempotency_key)
+    return await _determine(body.case, body.policy_id, store, client)
+
+
+async def _determine(
+    case: dict[str, Any], policy_id: str | None, store: Store, client: Client
+) -> JSONResponse:
+    # The hot path: decide on the event loop (pure CPU), then wait, without a thread, for the
+    # group commit that stores this determination with the others arriving now.
     try:
-        if _large(body.case):  # a big case is checked in the thread pool: the loop keeps answering
-            determination = await run_in_threadpool(store.decide, body.case, policy_id=body.policy_id)
+        if _large(case):  # a big case is checked in the thread pool: the loop keeps answering
+            determination = await run_in_threadpool(store.decide, case, policy_id=policy_id)
         else:
-            determination = store.decide(body.case, policy_id=body.policy_id)
-        record, committed = store.submit_determination(body.case, determination, client_id=client.client_id)
+            determination = store.decide(case, policy_id=policy_id)
+        record, committed = store.submit_determination(case, determination, client_id=client.client_id)
         await asyncio.wrap_future(committed)
     except StoreError as exc:
         raise _store_error(exc) from None
     return JSONResponse(
         record.to_dict(), status_code=201, headers={"Location": f"/v1/determinations/{record.id}"}
     )
+
+
+#: (method, path) -> fast path, collected by `create_app` for `ServiceMiddleware`.
+HOT_ROUTES = {("POST", "/v1/determinations"): fast_determination}
 
 
 async def _keyed_determination(
@@ -315,20 +358,33 @@ def read_determination(determination_id: str, store: StoreDep, client: ClientDep
         raise _store_error(exc) from None
     if not _visible(client, record.client_id):
         raise ApiError(404, "determination_not_found", f"no determination {determination_id!r}")
+    if record.pa_request_id is not None:
+        record_api_read(store, client, record.pa_request_id, "api determination")
     return JSONResponse(record.to_dict())
 
 
 # -- prior authorization -----------------------------------------------------------------------
 
 
-def _load_request(store: Store, client: Client, request_id: str) -> PARequest:
+def _load_request(store: Store, client: Client, request_id: str, *, read: str | None = None) -> PARequest:
+    """The request `client` may see (404 otherwise). `read`: what of its patient data the answer shows;
+    a reviewer client's read is recorded (`record_read`), as the workbench records a person's."""
     try:
         request = store.get_pa_request(request_id)
     except StoreError as exc:
         raise _store_error(exc) from None
     if not _visible(client, request.submitter):
         raise ApiError(404, "prior_auth_not_found", f"no prior-authorization request {request_id!r}")
+    if read is not None:
+        record_api_read(store, client, request.id, read)
     return request
+
+
+def record_api_read(store: Store, client: Client, request_id: str, what: str) -> None:
+    """HIPAA access accounting: a reviewer client (a UM platform) read `what` of a request's patient
+    data; recorded with the authenticated principal. The submitter reading what it sent is not."""
+    if client.is_reviewer:
+        store.record_read(request_id, principal=client_principal(client), actor=client.client_id, what=what)
 
 
 @router.post(
@@ -433,7 +489,7 @@ def _with_corrections(store: Store, request: PARequest) -> dict[str, Any]:
     summary="A prior-authorization request",
 )
 def read_prior_auth(request_id: str, store: StoreDep, client: ClientDep) -> JSONResponse:
-    request = _load_request(store, client, request_id)
+    request = _load_request(store, client, request_id, read="api request")
     return JSONResponse(
         {**_with_corrections(store, request), **store.get_casework(request.id).parties.to_dict()}
     )
@@ -508,5 +564,5 @@ def correct_prior_auth(
     summary="The audit trail of a request, oldest first",
 )
 def prior_auth_events(request_id: str, store: StoreDep, client: ClientDep) -> JSONResponse:
-    _load_request(store, client, request_id)
+    _load_request(store, client, request_id, read="api audit trail")
     return JSONResponse({"items": [e.to_dict() for e in store.list_audit(request_id)]})

@@ -59,7 +59,7 @@ async def add_document(
     summary="The clinical documents of a prior-authorization request (metadata)",
 )
 def list_documents(request_id: str, store: StoreDep, client: ClientDep) -> JSONResponse:
-    _load_request(store, client, request_id)
+    _load_request(store, client, request_id, read="api documents")
     try:
         docs = store.list_documents(request_id)
     except StoreError as exc:
