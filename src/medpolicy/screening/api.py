@@ -254,17 +254,16 @@ def _facts(runner: Runner, path: Path | None, policy: Policy) -> tuple[str | Non
 def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str) -> None:
     """Classify, key, look up and join: ``table`` holds every governed line with its result or error."""
     gen = SqlGen(runner.dialect)
-    # Every column's distinct values in one statement (one job on Spark).
-    wanted = [("date", "mp_gov", "date_of_service")]
-    for n, col in enumerate(plan.columns):
-        if col.column in ("procedure_code", "diagnosis_codes"):
-            wanted.append((str(n), "mp_gov", col.column))
-        elif facts_key is not None:
-            wanted.append((str(n), "mp_facts", col.column))
-    distinct: dict[str, list[str]] = {tag: [] for tag, _, _ in wanted}
-    for tag, value in runner.query(gen.distinct_all(wanted)):
-        distinct[tag].append(value)
-    dates = distinct["date"]
+    runner.create("mp_gf", gen.gov_facts(facts_key, plan.fact_columns), materialize=False)
+    # Every group's distinct combinations, and the dates, in one statement (one job on Spark); the
+    # groups holding an age computed from a birth date and the date of service come after.
+    first = [g for g in plan.groups if not g.ages]
+    later = [g for g in plan.groups if g.ages]
+    combos: dict[str, list[tuple[Any, ...]]] = {str(g.n): [] for g in plan.groups}
+    combos["date"] = []
+    for tag, *combo in runner.query(gen.distinct_groups(plan, first, [], dates=True)):
+        combos[tag].append(tuple(combo))
+    dates = [c[0] for c in combos["date"]]
     runner.load(
         "mp_map_date",
         [
@@ -277,24 +276,29 @@ def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str)
         ],
         plan.classify_dates(dates),
     )
-    for n, col in enumerate(plan.columns):
-        if str(n) not in distinct:
-            continue
-        values = distinct[str(n)]
-        schema = [
-            ("value", "STRING"),
-            ("err_code", "STRING"),
-            ("err_field", "STRING"),
-            ("err_reason", "STRING"),
-        ]
-        schema += [(c, "INT") for c in col.class_columns]
-        runner.load(f"mp_map_{n}", schema, plan.classify(col, values))
-    runner.create("mp_keyed", gen.keyed(plan, facts_key=facts_key))
-    keys = [r[0] for r in runner.query("SELECT DISTINCT key_id FROM mp_keyed WHERE err_code IS NULL")]
+    for batch in (first, later):
+        if batch is later and later:
+            for tag, *combo in runner.query(gen.distinct_groups(plan, later, first)):
+                combos[tag].append(tuple(combo))
+        for grp in batch:
+            values = combos[str(grp.n)]
+            schema = [
+                ("value", "STRING"),
+                ("err_code", "STRING"),
+                ("err_field", "STRING"),
+                ("err_reason", "STRING"),
+                ("sig", "STRING"),
+            ]
+            schema += [(c, "INT") for c in grp.class_columns] + [(c, "STRING") for c in grp.iso_columns]
+            width = len(grp.columns)
+            runner.load(f"mp_map_{grp.n}", schema, plan.classify(grp, [c[: width + 1] for c in values]))
+    runner.create("mp_keyed", gen.keyed(plan))
+    keys = runner.query("SELECT DISTINCT key_id, conflict_sig FROM mp_keyed WHERE err_code IS NULL")
     runner.load(
         "mp_results",
         [
             ("key_id", "BIGINT"),
+            ("conflict_sig", "STRING"),
             ("matched_key", "STRING"),
             ("outcome", "STRING"),
             ("policy_version", "STRING"),
@@ -305,8 +309,9 @@ def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str)
             ("rarc", "STRING"),
             ("carc_nodx", "STRING"),
             ("rarc_nodx", "STRING"),
+            ("rests_on_conflict", "INT"),
         ],
-        plan.result_rows(keys),
+        plan.result_rows((int(k), str(s)) for k, s in keys),
     )
     # DuckDB: a view (the join is cheap; the output is written straight from it); Spark: checkpointed.
     runner.create(
