@@ -287,6 +287,7 @@ def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str)
                 ("err_code", "STRING"),
                 ("err_field", "STRING"),
                 ("err_reason", "STRING"),
+                ("err_late", "INT"),
                 ("sig", "STRING"),
             ]
             schema += [(c, "INT") for c in grp.class_columns] + [(c, "STRING") for c in grp.iso_columns]

@@ -100,6 +100,8 @@ def raw_fact(kind: str, raw: str) -> Any:
 #: computes from a birth-date column and the date of service, for ``age`` derivations at the date of service.
 AGE_PREFIX = "age@"
 DOS = "date_of_service"
+#: Errors ``parse_case`` reports only when every field parses (a line with another error reports that).
+CROSS_CHECKS = frozenset({"t_category_not_in_site_chapter"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +201,14 @@ class Plan:
             if force_version not in ids:
                 raise KeyError(force_version)
             self.forced = ids.index(force_version) + 1
-        index = {f: i for i, f in enumerate(self.ks.facts)}
         # Raw columns: the claim's own, then the facts table's (named by the policy's facts).
         raw = ["procedure_code", DX]
         for name in fact_columns:
-            if name in policy.fact_index and _fact_of(name) not in ("procedure_codes", DX, DOS) and name not in raw:
+            if (
+                name in policy.fact_index
+                and _fact_of(name) not in ("procedure_codes", DX, DOS)
+                and name not in raw
+            ):
                 raw.append(name)
         self.fact_columns = raw[2:]
         self.dx_facts = {DX} | {
@@ -241,8 +246,8 @@ class Plan:
             if born in raw:
                 members.setdefault(u.find(age), []).append(AGE_PREFIX + born)
         engine_of: dict[str, list[int]] = {}
-        for i, f in enumerate(self.ks.facts):
-            engine_of.setdefault(u.find(f), []).append(i)
+        for i, name in enumerate(self.ks.facts):
+            engine_of.setdefault(u.find(name), []).append(i)
         dated = set(ages) & set(raw)
         groups = [
             (cols, tuple(engine_of.get(root, ())), tuple(c for c in cols if c in dated))
@@ -281,7 +286,8 @@ class Plan:
         return case
 
     def classify(self, group: Group, combos: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        """Rows ``(key, error code, error field, error reason, conflict signature, *classes, *iso dates)``
+        """Rows ``(key, error code, error field, error reason, late, conflict signature, *classes, *iso
+        dates)``
         for distinct ``(key, *values)`` of a group (classes in ``group.class_columns`` order, -1 unknown;
         the signature names each conflict ``decide`` would note, NULL when none)."""
         rows: list[tuple[Any, ...]] = []
@@ -293,14 +299,14 @@ class Plan:
                 case = self.parse(self._case(group, values), None)
             except CaseError as e:
                 err = e.errors[0]
-                rows.append((key, err.code, err.field, err.message, None, *([None] * width)))
+                # a cross-check error arises only when every field parses: other errors come first
+                late = int(all(x.code in CROSS_CHECKS for x in e.errors))
+                rows.append((key, err.code, err.field, err.message, late, None, *([None] * width)))
                 continue
             got = case.values
             classes = [self.ks.classify(i, got.get(self.ks.facts[i])) for i in group.engine]
-            isos = [
-                got[d].isoformat() if isinstance(got.get(d), dt.date) else None for d in group.dated
-            ]
-            rows.append((key, None, None, None, self._signature(case), *classes, *isos))
+            isos = [got[d].isoformat() if isinstance(got.get(d), dt.date) else None for d in group.dated]
+            rows.append((key, None, None, None, 0, self._signature(case), *classes, *isos))
         return rows
 
     def _signature(self, case: Any) -> str | None:

@@ -9,7 +9,7 @@ register the tables the statements read:
 ``mp_facts_raw``   the optional facts table
 ``mp_map_date``    ``(value, err_code, err_field, err_reason, vclass, iso)``: each distinct date
 ``mp_gf``          the governed lines with their facts-table row (fact columns as ``f_<fact>``)
-``mp_map_<n>``     ``(value, err_code, err_field, err_reason, sig, c<i>..., iso<j>...)``: each distinct
+``mp_map_<n>``     ``(value, err_code, err_field, err_reason, err_late, sig, c<i>..., iso<j>...)``: each distinct
                    combination of a group's columns (``classify.Plan.groups[n]``), ``value`` its key
 ``mp_results``     the engine's answer for each (key, conflict signature) that occurs
 =================  ==================================================================================
@@ -198,7 +198,10 @@ class SqlGen:
         values = [self._value(plan, c) for c in group.columns]
         if len(values) == 1:
             return values[0]
-        esc = [f"COALESCE(replace({v}, chr(31), concat(chr(31), chr(30))), concat(chr(31), chr(29)))" for v in values]
+        esc = [
+            f"COALESCE(replace({v}, chr(31), concat(chr(31), chr(30))), concat(chr(31), chr(29)))"
+            for v in values
+        ]
         sep = "concat(chr(31), chr(28))"
         parts: list[str] = []
         for e in esc:
@@ -241,11 +244,13 @@ class SqlGen:
     def keyed(self, plan: Plan) -> str:
         """Governed lines with their error (the first map whose combination ``decide`` rejects), version
         class, ISO date, the class of each engine fact, conflict signature and key number."""
-        aliases = ["dm"] + [f"m{g.n}" for g in plan.groups]
+        maps = [f"m{g.n}" for g in plan.groups]
+        # field errors first, then the cross-checks parse_case makes once every field parses
+        whens = ["dm.err_code IS NOT NULL THEN dm"]
+        whens += [f"{a}.err_code IS NOT NULL AND {a}.err_late = 0 THEN {a}" for a in maps]
+        whens += [f"{a}.err_code IS NOT NULL THEN {a}" for a in maps]
         err = {
-            part: "CASE "
-            + " ".join(f"WHEN {a}.err_code IS NOT NULL THEN {a}.{part}" for a in aliases)
-            + " ELSE CAST(NULL AS STRING) END"
+            part: "CASE " + " ".join(f"WHEN {w}.{part}" for w in whens) + " ELSE CAST(NULL AS STRING) END"
             for part in ("err_code", "err_field", "err_reason")
         }
         owner = {i: g.n for g in plan.groups for i in g.engine}
@@ -343,6 +348,8 @@ def key_expr(layout: KeyLayout) -> str:
     """The key number of a line from its ``vclass`` and ``c<i>`` columns."""
     branches = []
     for v, pairs in layout.strides.items():
-        terms = [str(layout.offsets[v])] + [f"(k.c{i} + 1) * {stride}" for i, stride in pairs]
+        terms = [f"CAST({layout.offsets[v]} AS BIGINT)"] + [
+            f"CAST(k.c{i} + 1 AS BIGINT) * {stride}" for i, stride in pairs
+        ]
         branches.append(f"WHEN {v} THEN CAST({' + '.join(terms)} AS BIGINT)")
     return f"CASE k.vclass {' '.join(branches)} END"
