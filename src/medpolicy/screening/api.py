@@ -25,7 +25,8 @@ from medpolicy.policy import Policy, PolicySet, load_policies, load_policy
 from medpolicy.screening.classify import Plan
 from medpolicy.screening.fhir import read_fhir
 from medpolicy.screening.records import STAGED_COLUMNS, ReadError
-from medpolicy.screening.sqlgen import Dialect, SqlGen
+from medpolicy.screening.routes import routes_for
+from medpolicy.screening.sqlgen import Dialect, SqlGen, lit
 from medpolicy.screening.tabular import (
     Mapping,
     MappingError,
@@ -140,6 +141,19 @@ def _policy(policies: PolicySet | Policy | None, policy_id: str | None) -> Polic
     return ps.get(routed.pop())
 
 
+def _single(policies: PolicySet | Policy | None, policy_id: str | None) -> tuple[Policy | None, PolicySet]:
+    """The one policy that screens every line (given, named, or the only one loaded), or None: each
+    line is routed as ``decide`` routes its case."""
+    if isinstance(policies, Policy):
+        return policies, PolicySet({policies.id: policies})
+    ps = policies or load_policies()
+    if policy_id is not None:
+        return ps.get(policy_id), ps
+    if len(ps) == 1:
+        return next(iter(ps)), ps
+    return None, ps
+
+
 class _Inputs:
     """Registers each input with the runner and stages X12 and FHIR lines."""
 
@@ -182,7 +196,13 @@ class _Inputs:
             self.runner.register_parquet(view, path)
         else:
             self.runner.register_csv(view, path, m.delimiter)
-        missing = m.missing(self.runner.columns(view))
+        have = self.runner.columns(view)
+        if m.columns.line_of_business is None and "line_of_business" in have:
+            # an extract carrying the line of business routes its lines (whatever the mapping)
+            m = m.model_copy(
+                update={"columns": m.columns.model_copy(update={"line_of_business": "line_of_business"})}
+            )
+        missing = m.missing(have)
         if missing:
             rows = self.runner.query(f"SELECT COUNT(*) FROM {view}")[0][0]
             self.errors.append(
@@ -251,7 +271,9 @@ def _facts(runner: Runner, path: Path | None, policy: Policy) -> tuple[str | Non
     return key, facts
 
 
-def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str) -> None:
+def _screen_table(
+    runner: Runner, plan: Plan, facts_key: str | None, table: str, *, materialize: bool = False
+) -> None:
     """Classify, key, look up and join: ``table`` holds every governed line with its result or error."""
     gen = SqlGen(runner.dialect)
     runner.create("mp_gf", gen.gov_facts(facts_key, plan.fact_columns), materialize=False)
@@ -315,16 +337,14 @@ def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str)
         plan.result_rows((int(k), str(s)) for k, s in keys),
     )
     # DuckDB: a view (the join is cheap; the output is written straight from it); Spark: checkpointed.
-    runner.create(
-        table, gen.screened(plan.policy.id), materialize=runner.name != "duckdb" or table != "mp_screened"
-    )
+    runner.create(table, gen.screened(plan.policy.id), materialize=materialize or runner.name != "duckdb")
 
 
 def _summarize(runner: Runner, s: Summary, table: str, inputs: _Inputs, total: int) -> None:
     gen = SqlGen(runner.dialect)
     reader_errs = sum(e.lines for e in inputs.errors)
     s.lines_read = total + reader_errs
-    s.governed = runner.query("SELECT COUNT(*) FROM mp_gov")[0][0]
+    s.governed = runner.query("SELECT COUNT(*) FROM mp_routed")[0][0]
     s.not_governed = total - s.governed
     for outcome, disposition, n, billed in runner.query(gen.summary(table)):
         lines, amount = s.outcomes.get(outcome, (0, 0.0))
@@ -384,19 +404,25 @@ def screen(
     version in force on that date to every line (default: each line's date of service chooses);
     ``version`` names the version outright; ``keep_ungoverned`` writes the lines the policy does not
     govern too (outcome ``not_applicable``; still counted as not governed). Raises ``ScreeningError`` when the run cannot start."""
-    policy = _policy(policies, policy_id)
-    if as_of is not None and version is None:
-        v = policy.version_for(as_of)
-        if v is None:
-            raise ScreeningError(f"no version of {policy.id} was in force on {as_of.isoformat()}")
-        version = v.id
+    single, ps = _single(policies, policy_id)
+    if version is not None and single is None:
+        raise ScreeningError("a version names one policy's: name the policy with --policy")
     if fmt not in FORMATS:
         raise ScreeningError(f"unknown format {fmt!r}: {', '.join(FORMATS)}")
+    routes = routes_for(ps, single)
+    versions: dict[str, str | None] = {}
+    for pol in routes.policies:
+        versions[pol.id] = version
+        if as_of is not None and version is None:
+            v = pol.version_for(as_of)
+            if v is None:
+                raise ScreeningError(f"no version of {pol.id} was in force on {as_of.isoformat()}")
+            versions[pol.id] = v.id
     own = runner is None
     run = runner or _runner(engine, spark)
     note = progress or (lambda _m: None)
     start = time.perf_counter()
-    s = Summary(policy.id, run.name)
+    s = Summary(",".join(p.id for p in routes.policies) or (single.id if single else ""), run.name)
     with tempfile.TemporaryDirectory(prefix="medpolicy-stage-") as tmp:
         ins = _Inputs(run, Path(tmp))
         try:
@@ -407,28 +433,53 @@ def screen(
                 except MappingError as e:
                     raise ScreeningError(str(e)) from None
             ins.finish()
-            facts_key, fact_cols = _facts(run, Path(facts) if facts else None, policy)
-            try:
-                plan = Plan(policy, fact_cols, force_version=version)
-            except KeyError:
-                raise ScreeningError(f"{policy.id} has no version {version!r}") from None
             note("screening")
             gen = SqlGen(run.dialect)
-            run.create("mp_gov", gen.governed(sorted(policy.governs.codes)))
             total = ins.staged_lines + sum(run.query(f"SELECT COUNT(*) FROM {v}")[0][0] for v in ins.views)
             table = keep_table or "mp_screened"
-            _screen_table(run, plan, facts_key, table)
+            # Each line's policy (routed as decide routes its case), then each policy's lines screened.
+            run.create("mp_routed", gen.routed(routes))
+            run.load(
+                "mp_route_errors",
+                [("tag", "STRING"), ("code", "STRING"), ("field", "STRING"), ("reason", "STRING")],
+                [(f"!{n}", e.code, e.field, e.reason) for n, e in enumerate(routes.errors)],
+            )
+            used = {str(r[0]) for r in run.query("SELECT DISTINCT route FROM mp_routed")}
+            screened = [pol for pol in routes.policies if pol.id in used]
+            if single is None:
+                s.policy_id = ",".join(pol.id for pol in screened) or s.policy_id
+            parts = []
+            for k, pol in enumerate(screened):
+                facts_key, fact_cols = _facts(run, Path(facts) if facts else None, pol)
+                try:
+                    plan = Plan(pol, fact_cols, force_version=versions[pol.id])
+                except KeyError:
+                    raise ScreeningError(f"{pol.id} has no version {versions[pol.id]!r}") from None
+                run.create(
+                    "mp_gov", f"SELECT * FROM mp_routed WHERE route = {lit(pol.id)}", materialize=False
+                )
+                part = f"mp_screened_{k}"
+                # one policy: a view on DuckDB (written straight from the join); several: each kept
+                _screen_table(run, plan, facts_key, part, materialize=len(screened) > 1)
+                parts.append(part)
+            run.create(
+                table,
+                " UNION ALL ".join([f"SELECT * FROM {t}" for t in parts] + [gen.routed_errors()]),
+                materialize=run.name != "duckdb" or table != "mp_screened",
+            )
             note("writing")
             if output is not None:
                 out = Path(output)
                 if keep_ungoverned:
-                    run.create(
-                        "mp_ungoverned",
-                        gen.governed(sorted(policy.governs.codes), governed=False),
-                        materialize=False,
-                    )
+                    run.create("mp_ungoverned", gen.governed(routes.codes, governed=False), materialize=False)
                 run.write(
-                    gen.output(table, ungoverned_policy=policy.id if keep_ungoverned else None), out, fmt
+                    gen.output(
+                        table,
+                        ungoverned=keep_ungoverned,
+                        ungoverned_policy=single.id if single else None,
+                    ),
+                    out,
+                    fmt,
                 )
                 s.output = str(out)
             _summarize(run, s, table, ins, int(total))

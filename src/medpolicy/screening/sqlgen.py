@@ -20,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from medpolicy.routing import LINES_OF_BUSINESS
 from medpolicy.screening.classify import AGE_PREFIX, DX, Group, KeyLayout, Plan
+from medpolicy.screening.routes import Routes
 
 __all__ = ["OUTPUT_COLUMNS", "Dialect", "SqlGen"]
 
@@ -129,7 +131,7 @@ class SqlGen:
             f"{s(cols.member_id)} AS member_id, UPPER({s(cols.procedure_code)}) AS procedure_code, "
             f"{dx} AS diagnosis_codes, {s(cols.date_of_service)} AS date_of_service, "
             f"TRY_CAST({s(cols.billed_amount)} AS DOUBLE) AS billed_amount, {lit(source_name)} AS source, "
-            f"{s(cols.location)} AS location, LOWER({s(cols.line_of_business)}) AS line_of_business FROM {view}"
+            f"{s(cols.location)} AS location, {s(cols.line_of_business)} AS line_of_business FROM {view}"
         )
 
     def lines(self, sources: Sequence[str]) -> str:
@@ -140,6 +142,34 @@ class SqlGen:
         neg = "" if governed else "NOT "
         return (
             f"SELECT * FROM mp_lines WHERE procedure_code IS NOT NULL AND {neg}procedure_code IN ({inlist})"
+        )
+
+    def routed(self, routes: Routes) -> str:
+        """The lines some policy governs, each with its ``route``: the policy that screens it, or
+        ``!<n>`` (``routes.errors[n]``)."""
+        inlist = ", ".join(lit(c) for c in routes.codes)
+
+        def by_code(lob: str | None) -> str:
+            whens = " ".join(f"WHEN {lit(c)} THEN {lit(routes.by[(c, lob)])}" for c in routes.codes)
+            return f"CASE procedure_code {whens} END"
+
+        branches = [f"WHEN line_of_business IS NULL THEN {by_code(None)}"]
+        branches += [f"WHEN line_of_business = {lit(lob)} THEN {by_code(lob)}" for lob in LINES_OF_BUSINESS]
+        route = f"CASE {' '.join(branches)} ELSE {lit(routes.invalid)} END"
+        return f"SELECT l.*, {route} AS route FROM mp_lines l WHERE procedure_code IN ({inlist})"
+
+    def routed_errors(self) -> str:
+        """The lines no policy can screen, as screened rows in error."""
+        return (
+            "SELECT claim_id, line_number, member_id, procedure_code, "
+            "TRY_CAST(date_of_service AS DATE) AS date_of_service, billed_amount, "
+            "CAST(NULL AS STRING) AS policy_id, CAST(NULL AS STRING) AS policy_version, "
+            "CAST(NULL AS STRING) AS outcome, CAST(NULL AS STRING) AS missing_facts, "
+            "CAST(NULL AS STRING) AS deciding_criteria, CAST(NULL AS STRING) AS disposition, "
+            "CAST(NULL AS STRING) AS carc, CAST(NULL AS STRING) AS rarc, "
+            "CAST(NULL AS BOOLEAN) AS rests_on_conflict, CAST(NULL AS STRING) AS matched_key, "
+            "e.code AS err_code, e.field AS err_field, e.reason AS err_reason, source, location, "
+            "line_of_business FROM mp_routed r JOIN mp_route_errors e ON e.tag = r.route"
         )
 
     def facts(self, key: str, columns: Sequence[str]) -> str:
@@ -284,11 +314,13 @@ class SqlGen:
             "AND r.conflict_sig = k.conflict_sig AND k.err_code IS NULL"
         )
 
-    def output(self, table: str = "mp_screened", *, ungoverned_policy: str | None = None) -> str:
-        """The written rows; with ``ungoverned_policy`` the lines the policy does not govern too
-        (``not_applicable``, ``pass``; their date as given)."""
+    def output(
+        self, table: str = "mp_screened", *, ungoverned: bool = False, ungoverned_policy: str | None = None
+    ) -> str:
+        """The written rows; with ``ungoverned`` the lines no policy governs too (``not_applicable``,
+        ``pass``; their date as given; ``ungoverned_policy`` in ``policy_id``, NULL with several)."""
         sql = f"SELECT {', '.join(OUTPUT_COLUMNS)} FROM {table} WHERE err_code IS NULL"
-        if ungoverned_policy is None:
+        if not ungoverned:
             return sql
         return (
             f"{sql} UNION ALL SELECT claim_id, line_number, member_id, procedure_code, "
