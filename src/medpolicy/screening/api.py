@@ -141,6 +141,29 @@ def _policy(policies: PolicySet | Policy | None, policy_id: str | None) -> Polic
     return ps.get(routed.pop())
 
 
+_CONSTRAINTS = "spark.sql.constraintPropagation.enabled"
+
+
+def _no_constraint_propagation(run: Runner) -> Callable[[], None]:
+    """Spark: turn constraint propagation off for the run (restored after). A union of checkpointed
+    tables made from one source (each policy's lines, when lines are routed to several) otherwise
+    fails in Spark's optimizer (``key not found`` in ``Union.rewriteConstraints``); screening's joins
+    gain nothing from the inferred filters."""
+    conf = getattr(getattr(run, "spark", None), "conf", None)
+    if run.name != "spark" or conf is None:
+        return lambda: None
+    before = conf.get(_CONSTRAINTS, None)
+    conf.set(_CONSTRAINTS, "false")
+
+    def restore() -> None:
+        if before is None:
+            conf.unset(_CONSTRAINTS)
+        else:
+            conf.set(_CONSTRAINTS, before)
+
+    return restore
+
+
 def _single(policies: PolicySet | Policy | None, policy_id: str | None) -> tuple[Policy | None, PolicySet]:
     """The one policy that screens every line (given, named, or the only one loaded), or None: each
     line is routed as ``decide`` routes its case."""
@@ -423,6 +446,7 @@ def screen(
     note = progress or (lambda _m: None)
     start = time.perf_counter()
     s = Summary(",".join(p.id for p in routes.policies) or (single.id if single else ""), run.name)
+    restore = _no_constraint_propagation(run)
     with tempfile.TemporaryDirectory(prefix="medpolicy-stage-") as tmp:
         ins = _Inputs(run, Path(tmp))
         try:
@@ -489,6 +513,7 @@ def screen(
                 )
         finally:
             ins.close()
+            restore()
             if own:
                 run.close()
     s.seconds = time.perf_counter() - start
