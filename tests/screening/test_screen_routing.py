@@ -133,8 +133,10 @@ def test_without_a_plan_several_policies_governing_a_code_is_an_error(tmp_path: 
     assert s.balanced
     # 77425 is governed by all three: no line of business can choose without the plan
     assert {e["code"] for e in s.errors if e["claim_id"] == "c0"} == {"several_policies_apply"}
-    # a PCS code only Blue KC governs still routes to it
-    assert s.written >= 2
+    # every code of these lines is governed by two policies or more (DDY7CZZ: Blue KC's and both
+    # examples' ICD-10-PCS lists): nothing is screened, every governed line is reported
+    assert s.written == 0
+    assert s.in_error == s.governed == 9
 
 
 def test_a_named_policy_screens_every_line_whatever_its_line_of_business(tmp_path: Path) -> None:
