@@ -1,9 +1,11 @@
 """``screen`` and ``impact``: the Python API the CLI and the Spark job call.
 
 A run: read the inputs (X12 and FHIR through the streaming readers into a staged CSV; CSV and Parquet
-by the engine itself through a column mapping), keep the lines whose procedure code the policy governs,
-classify each distinct value of each column with the engine (``classify.Plan``), number each line's key,
-ask the engine for the result of each key that occurs, join, write. Every run ends by checking that
+by the engine itself through a column mapping), route each line whose procedure code some policy
+governs as ``decide`` routes its case (``routes``: line of business, the plan's default), and for each
+policy that lines go to: classify each distinct combination of interacting columns with the engine
+(``classify.Plan``), number each line's key, ask the engine for the result of each key that occurs,
+join; then write. Every run ends by checking that
 nothing was lost: lines read = lines written + lines not governed + lines in error.
 """
 

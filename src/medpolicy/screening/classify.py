@@ -1,16 +1,20 @@
 """The engine's classification of each distinct value, and the key → result table, for bulk engines.
 
 A screened line's case is: its procedure code, its date of service, its diagnosis codes, and the facts
-the facts table holds for its claim or member. Every decision fact the engine reads gets its class from
-one raw column: given (the facts table names it), or derived by the policy from another column (the
-tumour site from the diagnosis codes, the margin status from the margin distance). As in ``parse_case``,
-a given value is final: the SQL takes ``COALESCE(given class, derived class, -1)``.
+the facts table holds for its claim or member. Raw columns whose facts interact are classified together
+(``Group``): a derivation joins its source and target (the tumour site from the diagnosis codes or
+given; the margin status from the margin distance or given), a code list implying a fact joins the
+codes column, and the AJCC chapter cross-check joins the site and staging facts. An age derived from a
+birth date at the date of service is computed in SQL (whole years) and joins the age's group as an
+``age@<column>`` pseudo column, so that combinations do not multiply by dates.
 
-Each distinct raw value of a column is classified here, once, by the engine itself: the value is parsed
-exactly as ``decide`` parses it (``parse_case`` on a case holding that one fact), and the engine's
-classifier gives the class of the parsed value and of every value the policy derives from it. A value
-``decide`` would reject is an error row (code, field, reason), and the lines holding it are reported,
-not screened.
+Each distinct combination of a group's values is classified here, once, by the engine itself: the
+values are parsed exactly as ``decide`` parses a case holding them (``parse_case``), and the engine's
+classifier gives the class of each fact the group determines. A combination ``decide`` would reject is
+an error row (code, field, reason; the AJCC cross-check after field errors, as ``parse_case`` makes it),
+and the lines holding it are reported, not screened. The conflicts the parse notes (a given value
+against the value other facts point to) are kept as a signature, from which the result table computes
+``rests_on_conflict`` exactly as ``Determination.flags`` does.
 
 A line's key is the engine's key, ``(version class, class of each fact that version reads, ...)``,
 numbered as one integer (``KeyLayout``) so that SQL joins it to the result table on one column.

@@ -176,18 +176,6 @@ class SqlGen:
         cols = ", ".join(f"{self._s(c)} AS {self.d.q(c)}" for c in columns)
         return f"SELECT {self._s(key)} AS fact_key, {cols} FROM mp_facts_raw"
 
-    def distinct(self, table: str, column: str) -> str:
-        return f"SELECT DISTINCT {self.d.q(column)} FROM {table} WHERE {self.d.q(column)} IS NOT NULL"
-
-    def distinct_all(self, wanted: Sequence[tuple[str, str, str]]) -> str:
-        """``(tag, value)`` for the distinct non-null values of several ``(tag, table, column)``."""
-        q = self.d.q
-        return " UNION ALL ".join(
-            f"(SELECT DISTINCT {lit(tag)} AS tag, CAST({q(col)} AS STRING) AS value FROM {table} "
-            f"WHERE {q(col)} IS NOT NULL)"
-            for tag, table, col in wanted
-        )
-
     def gov_facts(self, facts_key: str | None, columns: Sequence[str]) -> str:
         """The governed lines with their facts-table row (``f_<fact>``; NULL without a facts table)."""
         q = self.d.q
