@@ -16,22 +16,28 @@ POINTERS = {"837p": True, "fhir": True}
 def result_rows(path: Path) -> list[tuple[Any, ...]]:
     src = f"'{path}/*.parquet'" if path.is_dir() else f"'{path}'"
     return duckdb.sql(
-        f"SELECT claim_id, line_number, outcome, missing_facts, policy_version, disposition FROM {src}"
+        "SELECT claim_id, line_number, outcome, missing_facts, policy_version, disposition, rests_on_conflict "
+        f"FROM {src}"
     ).fetchall()
 
 
-def assert_equivalent(rows: list[tuple[Any, ...]], claims: dict[str, GenClaim], fmt: str) -> int:
-    """Every screened line's outcome, missing facts and version equal ``decide`` on the same case."""
+def assert_equivalent(
+    rows: list[tuple[Any, ...]], claims: dict[str, GenClaim], fmt: str, policy_id: str | None = None
+) -> int:
+    """Every screened line's outcome, missing facts, version and conflict flag equal ``decide`` on the
+    same case
+    (``policy_id``: decided under that policy, as screening with ``--policy``)."""
     policies = load_policies()
-    for cid, ln, outcome, missing, version, _ in rows:
+    for cid, ln, outcome, missing, version, _, flag in rows:
         c = claims[cid]
         line = next(x for x in c.all_lines() if x.line_number == ln)
         case = c.case(line, pointers=POINTERS.get(fmt, False) and not c.institutional)
-        det = decide(case, policies)
+        det = decide(case, policies, policy_id=policy_id)
         expected = (
             det.outcome.value,
             ",".join(m.name for m in det.missing_facts),
             det.version.id if det.version else None,
+            det.rests_on_conflict,
         )
-        assert (outcome, missing or "", version) == expected, (fmt, cid, ln, case)
+        assert (outcome, missing or "", version, flag) == expected, (fmt, cid, ln, case)
     return len(rows)

@@ -71,6 +71,7 @@ def test_parquet_input_and_every_output_format(generated: dict[str, Path], tmp_p
         "disposition",
         "carc",
         "rarc",
+        "rests_on_conflict",
         "matched_key",
     ]
 

@@ -17,7 +17,7 @@ import pytest
 from screening_helpers import assert_equivalent, result_rows
 
 from medpolicy.screening import screen
-from medpolicy.screening.generator import generate_claims, write_all
+from medpolicy.screening.generator import generate_claims, write_all, write_csv, write_facts
 
 pytestmark = pytest.mark.spark
 N, SEED = 150, 21
@@ -70,6 +70,45 @@ def test_spark_equals_decide_and_duckdb(
     d = screen([generated[fmt]], duck, facts=generated["facts"])
     assert sorted(rows) == sorted(result_rows(duck))
     assert {k: n for k, (n, _) in s.outcomes.items()} == {k: n for k, (n, _) in d.outcomes.items()}
+
+
+@pytest.mark.parametrize("policy_id", ["example-iort-commercial", None])
+def test_spark_equals_decide_with_joint_classes_and_routing(
+    policy_id: str | None, spark: Any, tmp_path: Path
+) -> None:
+    """An example policy's breast facts, an age from the birth date and the date of service, conflict
+    flags and chapter cross-check errors (``policy_id``), or the plan's routing of each line by its line
+    of business (None): on Spark as on DuckDB, and as ``decide``."""
+    from medpolicy import load_policies
+
+    policies = load_policies()
+    gen = generate_claims(120, 5, policy=policies.get(policy_id) if policy_id else None)
+    claims = write_csv(gen, tmp_path / "c.csv")
+    if policy_id is None:  # a line of business on every other line, and one no policy serves
+        lines = claims.read_text().splitlines()
+        lobs = ["", "commercial", "medicare_advantage", "medicaid"]
+        claims.write_text(
+            "\n".join(
+                [lines[0] + ",line_of_business"] + [f"{x},{lobs[k % 4]}" for k, x in enumerate(lines[1:])]
+            )
+        )
+    facts = write_facts(gen, tmp_path / "f.csv")
+    out = tmp_path / "spark-result"
+    s = screen([claims], out, engine="spark", spark=spark, facts=facts, policy_id=policy_id)
+    assert s.balanced
+    duck = tmp_path / "duck.parquet"
+    d = screen([claims], duck, facts=facts, policy_id=policy_id)
+    assert sorted(result_rows(out)) == sorted(result_rows(duck))
+    assert sorted(orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for e in s.errors) == sorted(
+        orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for e in d.errors
+    )
+    if policy_id is not None:
+        assert (
+            assert_equivalent(result_rows(out), {c.claim_id: c for c in gen}, "csv", policy_id) == s.written
+        )
+    else:
+        assert "no_policy_applies" in {e["code"] for e in s.errors}
+        assert len(s.policy_id.split(",")) == 2
 
 
 def test_spark_reports_bad_input_like_duckdb(spark: Any, tmp_path: Path) -> None:

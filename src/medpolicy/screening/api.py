@@ -1,9 +1,11 @@
 """``screen`` and ``impact``: the Python API the CLI and the Spark job call.
 
 A run: read the inputs (X12 and FHIR through the streaming readers into a staged CSV; CSV and Parquet
-by the engine itself through a column mapping), keep the lines whose procedure code the policy governs,
-classify each distinct value of each column with the engine (``classify.Plan``), number each line's key,
-ask the engine for the result of each key that occurs, join, write. Every run ends by checking that
+by the engine itself through a column mapping), route each line whose procedure code some policy
+governs as ``decide`` routes its case (``routes``: line of business, the plan's default), and for each
+policy that lines go to: classify each distinct combination of interacting columns with the engine
+(``classify.Plan``), number each line's key, ask the engine for the result of each key that occurs,
+join; then write. Every run ends by checking that
 nothing was lost: lines read = lines written + lines not governed + lines in error.
 """
 
@@ -25,7 +27,8 @@ from medpolicy.policy import Policy, PolicySet, load_policies, load_policy
 from medpolicy.screening.classify import Plan
 from medpolicy.screening.fhir import read_fhir
 from medpolicy.screening.records import STAGED_COLUMNS, ReadError
-from medpolicy.screening.sqlgen import Dialect, SqlGen
+from medpolicy.screening.routes import routes_for
+from medpolicy.screening.sqlgen import Dialect, SqlGen, lit
 from medpolicy.screening.tabular import (
     Mapping,
     MappingError,
@@ -140,6 +143,42 @@ def _policy(policies: PolicySet | Policy | None, policy_id: str | None) -> Polic
     return ps.get(routed.pop())
 
 
+_CONSTRAINTS = "spark.sql.constraintPropagation.enabled"
+
+
+def _no_constraint_propagation(run: Runner) -> Callable[[], None]:
+    """Spark: turn constraint propagation off for the run (restored after). A union of checkpointed
+    tables made from one source (each policy's lines, when lines are routed to several) otherwise
+    fails in Spark's optimizer (``key not found`` in ``Union.rewriteConstraints``); screening's joins
+    gain nothing from the inferred filters."""
+    conf = getattr(getattr(run, "spark", None), "conf", None)
+    if run.name != "spark" or conf is None:
+        return lambda: None
+    before = conf.get(_CONSTRAINTS, None)
+    conf.set(_CONSTRAINTS, "false")
+
+    def restore() -> None:
+        if before is None:
+            conf.unset(_CONSTRAINTS)
+        else:
+            conf.set(_CONSTRAINTS, before)
+
+    return restore
+
+
+def _single(policies: PolicySet | Policy | None, policy_id: str | None) -> tuple[Policy | None, PolicySet]:
+    """The one policy that screens every line (given, named, or the only one loaded), or None: each
+    line is routed as ``decide`` routes its case."""
+    if isinstance(policies, Policy):
+        return policies, PolicySet({policies.id: policies})
+    ps = policies or load_policies()
+    if policy_id is not None:
+        return ps.get(policy_id), ps
+    if len(ps) == 1:
+        return next(iter(ps)), ps
+    return None, ps
+
+
 class _Inputs:
     """Registers each input with the runner and stages X12 and FHIR lines."""
 
@@ -182,7 +221,13 @@ class _Inputs:
             self.runner.register_parquet(view, path)
         else:
             self.runner.register_csv(view, path, m.delimiter)
-        missing = m.missing(self.runner.columns(view))
+        have = self.runner.columns(view)
+        if m.columns.line_of_business is None and "line_of_business" in have:
+            # an extract carrying the line of business routes its lines (whatever the mapping)
+            m = m.model_copy(
+                update={"columns": m.columns.model_copy(update={"line_of_business": "line_of_business"})}
+            )
+        missing = m.missing(have)
         if missing:
             rows = self.runner.query(f"SELECT COUNT(*) FROM {view}")[0][0]
             self.errors.append(
@@ -251,20 +296,21 @@ def _facts(runner: Runner, path: Path | None, policy: Policy) -> tuple[str | Non
     return key, facts
 
 
-def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str) -> None:
+def _screen_table(
+    runner: Runner, plan: Plan, facts_key: str | None, table: str, *, materialize: bool = False
+) -> None:
     """Classify, key, look up and join: ``table`` holds every governed line with its result or error."""
     gen = SqlGen(runner.dialect)
-    # Every column's distinct values in one statement (one job on Spark).
-    wanted = [("date", "mp_gov", "date_of_service")]
-    for n, col in enumerate(plan.columns):
-        if col.column in ("procedure_code", "diagnosis_codes"):
-            wanted.append((str(n), "mp_gov", col.column))
-        elif facts_key is not None:
-            wanted.append((str(n), "mp_facts", col.column))
-    distinct: dict[str, list[str]] = {tag: [] for tag, _, _ in wanted}
-    for tag, value in runner.query(gen.distinct_all(wanted)):
-        distinct[tag].append(value)
-    dates = distinct["date"]
+    runner.create("mp_gf", gen.gov_facts(facts_key, plan.fact_columns), materialize=False)
+    # Every group's distinct combinations, and the dates, in one statement (one job on Spark); the
+    # groups holding an age computed from a birth date and the date of service come after.
+    first = [g for g in plan.groups if not g.ages]
+    later = [g for g in plan.groups if g.ages]
+    combos: dict[str, list[tuple[Any, ...]]] = {str(g.n): [] for g in plan.groups}
+    combos["date"] = []
+    for tag, *combo in runner.query(gen.distinct_groups(plan, first, [], dates=True)):
+        combos[tag].append(tuple(combo))
+    dates = [c[0] for c in combos["date"]]
     runner.load(
         "mp_map_date",
         [
@@ -277,24 +323,30 @@ def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str)
         ],
         plan.classify_dates(dates),
     )
-    for n, col in enumerate(plan.columns):
-        if str(n) not in distinct:
-            continue
-        values = distinct[str(n)]
-        schema = [
-            ("value", "STRING"),
-            ("err_code", "STRING"),
-            ("err_field", "STRING"),
-            ("err_reason", "STRING"),
-        ]
-        schema += [(c, "INT") for c in col.class_columns]
-        runner.load(f"mp_map_{n}", schema, plan.classify(col, values))
-    runner.create("mp_keyed", gen.keyed(plan, facts_key=facts_key))
-    keys = [r[0] for r in runner.query("SELECT DISTINCT key_id FROM mp_keyed WHERE err_code IS NULL")]
+    for batch in (first, later):
+        if batch is later and later:
+            for tag, *combo in runner.query(gen.distinct_groups(plan, later, first)):
+                combos[tag].append(tuple(combo))
+        for grp in batch:
+            values = combos[str(grp.n)]
+            schema = [
+                ("value", "STRING"),
+                ("err_code", "STRING"),
+                ("err_field", "STRING"),
+                ("err_reason", "STRING"),
+                ("err_late", "INT"),
+                ("sig", "STRING"),
+            ]
+            schema += [(c, "INT") for c in grp.class_columns] + [(c, "STRING") for c in grp.iso_columns]
+            width = len(grp.columns)
+            runner.load(f"mp_map_{grp.n}", schema, plan.classify(grp, [c[: width + 1] for c in values]))
+    runner.create("mp_keyed", gen.keyed(plan))
+    keys = runner.query("SELECT DISTINCT key_id, conflict_sig FROM mp_keyed WHERE err_code IS NULL")
     runner.load(
         "mp_results",
         [
             ("key_id", "BIGINT"),
+            ("conflict_sig", "STRING"),
             ("matched_key", "STRING"),
             ("outcome", "STRING"),
             ("policy_version", "STRING"),
@@ -305,20 +357,19 @@ def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str)
             ("rarc", "STRING"),
             ("carc_nodx", "STRING"),
             ("rarc_nodx", "STRING"),
+            ("rests_on_conflict", "INT"),
         ],
-        plan.result_rows(keys),
+        plan.result_rows((int(k), str(s)) for k, s in keys),
     )
     # DuckDB: a view (the join is cheap; the output is written straight from it); Spark: checkpointed.
-    runner.create(
-        table, gen.screened(plan.policy.id), materialize=runner.name != "duckdb" or table != "mp_screened"
-    )
+    runner.create(table, gen.screened(plan.policy.id), materialize=materialize or runner.name != "duckdb")
 
 
 def _summarize(runner: Runner, s: Summary, table: str, inputs: _Inputs, total: int) -> None:
     gen = SqlGen(runner.dialect)
     reader_errs = sum(e.lines for e in inputs.errors)
     s.lines_read = total + reader_errs
-    s.governed = runner.query("SELECT COUNT(*) FROM mp_gov")[0][0]
+    s.governed = runner.query("SELECT COUNT(*) FROM mp_routed")[0][0]
     s.not_governed = total - s.governed
     for outcome, disposition, n, billed in runner.query(gen.summary(table)):
         lines, amount = s.outcomes.get(outcome, (0, 0.0))
@@ -378,19 +429,26 @@ def screen(
     version in force on that date to every line (default: each line's date of service chooses);
     ``version`` names the version outright; ``keep_ungoverned`` writes the lines the policy does not
     govern too (outcome ``not_applicable``; still counted as not governed). Raises ``ScreeningError`` when the run cannot start."""
-    policy = _policy(policies, policy_id)
-    if as_of is not None and version is None:
-        v = policy.version_for(as_of)
-        if v is None:
-            raise ScreeningError(f"no version of {policy.id} was in force on {as_of.isoformat()}")
-        version = v.id
+    single, ps = _single(policies, policy_id)
+    if version is not None and single is None:
+        raise ScreeningError("a version names one policy's: name the policy with --policy")
     if fmt not in FORMATS:
         raise ScreeningError(f"unknown format {fmt!r}: {', '.join(FORMATS)}")
+    routes = routes_for(ps, single)
+    versions: dict[str, str | None] = {}
+    for pol in routes.policies:
+        versions[pol.id] = version
+        if as_of is not None and version is None:
+            v = pol.version_for(as_of)
+            if v is None:
+                raise ScreeningError(f"no version of {pol.id} was in force on {as_of.isoformat()}")
+            versions[pol.id] = v.id
     own = runner is None
     run = runner or _runner(engine, spark)
     note = progress or (lambda _m: None)
     start = time.perf_counter()
-    s = Summary(policy.id, run.name)
+    s = Summary(",".join(p.id for p in routes.policies) or (single.id if single else ""), run.name)
+    restore = _no_constraint_propagation(run)
     with tempfile.TemporaryDirectory(prefix="medpolicy-stage-") as tmp:
         ins = _Inputs(run, Path(tmp))
         try:
@@ -401,28 +459,53 @@ def screen(
                 except MappingError as e:
                     raise ScreeningError(str(e)) from None
             ins.finish()
-            facts_key, fact_cols = _facts(run, Path(facts) if facts else None, policy)
-            try:
-                plan = Plan(policy, fact_cols, force_version=version)
-            except KeyError:
-                raise ScreeningError(f"{policy.id} has no version {version!r}") from None
             note("screening")
             gen = SqlGen(run.dialect)
-            run.create("mp_gov", gen.governed(sorted(policy.governs.codes)))
             total = ins.staged_lines + sum(run.query(f"SELECT COUNT(*) FROM {v}")[0][0] for v in ins.views)
             table = keep_table or "mp_screened"
-            _screen_table(run, plan, facts_key, table)
+            # Each line's policy (routed as decide routes its case), then each policy's lines screened.
+            run.create("mp_routed", gen.routed(routes))
+            run.load(
+                "mp_route_errors",
+                [("tag", "STRING"), ("code", "STRING"), ("field", "STRING"), ("reason", "STRING")],
+                [(f"!{n}", e.code, e.field, e.reason) for n, e in enumerate(routes.errors)],
+            )
+            used = {str(r[0]) for r in run.query("SELECT DISTINCT route FROM mp_routed")}
+            screened = [pol for pol in routes.policies if pol.id in used]
+            if single is None:
+                s.policy_id = ",".join(pol.id for pol in screened) or s.policy_id
+            parts = []
+            for k, pol in enumerate(screened):
+                facts_key, fact_cols = _facts(run, Path(facts) if facts else None, pol)
+                try:
+                    plan = Plan(pol, fact_cols, force_version=versions[pol.id])
+                except KeyError:
+                    raise ScreeningError(f"{pol.id} has no version {versions[pol.id]!r}") from None
+                run.create(
+                    "mp_gov", f"SELECT * FROM mp_routed WHERE route = {lit(pol.id)}", materialize=False
+                )
+                part = f"mp_screened_{k}"
+                # one policy: a view on DuckDB (written straight from the join); several: each kept
+                _screen_table(run, plan, facts_key, part, materialize=len(screened) > 1)
+                parts.append(part)
+            run.create(
+                table,
+                " UNION ALL ".join([f"SELECT * FROM {t}" for t in parts] + [gen.routed_errors()]),
+                materialize=run.name != "duckdb" or table != "mp_screened",
+            )
             note("writing")
             if output is not None:
                 out = Path(output)
                 if keep_ungoverned:
-                    run.create(
-                        "mp_ungoverned",
-                        gen.governed(sorted(policy.governs.codes), governed=False),
-                        materialize=False,
-                    )
+                    run.create("mp_ungoverned", gen.governed(routes.codes, governed=False), materialize=False)
                 run.write(
-                    gen.output(table, ungoverned_policy=policy.id if keep_ungoverned else None), out, fmt
+                    gen.output(
+                        table,
+                        ungoverned=keep_ungoverned,
+                        ungoverned_policy=single.id if single else None,
+                    ),
+                    out,
+                    fmt,
                 )
                 s.output = str(out)
             _summarize(run, s, table, ins, int(total))
@@ -432,6 +515,7 @@ def screen(
                 )
         finally:
             ins.close()
+            restore()
             if own:
                 run.close()
     s.seconds = time.perf_counter() - start

@@ -5,6 +5,11 @@ claims) among ordinary ones, diagnoses of many sites (rectal, colon, pancreatic,
 rectosigmoid junction, history-of codes), dates across the policy's versions, and a facts table in
 which some claims have no row and others miss a fact or two. Each line's ``case`` is what ``decide``
 would be given for it: the equivalence tests compare the two.
+
+By default the claims suit Blue KC's policy (dates 2000-2015, its facts). ``generate_claims(...,
+policy=...)`` makes them for any policy: dates across that policy's versions, and of the clinical facts
+the generator knows (margins, staging, breast pathology, a birth date, the delivery method, trial
+enrolment...) those the policy declares.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from medpolicy.policy import Policy
 
 __all__ = ["GenClaim", "GenLine", "generate_claims", "write_all", "write_bulk_parquet"]
 
@@ -52,6 +59,18 @@ STAGES = ("pT3", "pT4b", "ypT4a", "rT3", "cT4", "pT2")
 # Sites whose AJCC 8 chapter has no T4a/T4b (anus, pancreas, soft tissue, cervix, ...): stagings of that
 # chapter, so that a generated case is valid input (`decide` refuses T4b on a pancreatic cancer).
 STAGES_NO_T4_SUBCATEGORY = ("pT3", "pT4", "rT3", "cT4", "pT2")
+# For a given policy: breast (invasive and DCIS), colon, sarcoma, cervix and uterus are frequent.
+POLICY_DIAGNOSES = (
+    *DIAGNOSES,
+    "C50.411",
+    "C50.411",
+    "D05.11",
+    "D05.11",
+    "C18.2",
+    "C49.12",
+    "C54.1",
+)
+POLICY_PCS = (*IORT_PCS, "DMY0CZZ", "DMY1CZZ", "DUY1CZZ")
 
 
 @dataclass
@@ -98,14 +117,61 @@ class GenClaim:
         return case
 
 
-def _date(rng: random.Random) -> dt.date:
+def _date(rng: random.Random, window: tuple[dt.date, int] | None = None) -> dt.date:
+    if window is not None:
+        return window[0] + dt.timedelta(days=rng.randrange(0, window[1]))
     start = rng.choices([d for d, _ in DATES], weights=[w for _, w in DATES])[0]
     return start + dt.timedelta(days=rng.randrange(0, 1400))
 
 
-def _facts(rng: random.Random, dx: list[str]) -> dict[str, Any] | None:
+def _window(policy: Policy) -> tuple[dt.date, int]:
+    """From a little before the policy's first version to a year and a half after its latest."""
+    first = policy.versions[0].effective_from - dt.timedelta(days=60)
+    last = policy.versions[-1].effective_from + dt.timedelta(days=540)
+    return first, (last - first).days
+
+
+def _breast_facts(rng: random.Random, f: dict[str, Any], dos: dt.date) -> None:
+    """Breast pathology, a birth date (or a stated age), the delivery method and trial enrolment, each
+    present or not; values around the partial-breast suitability thresholds."""
+    if rng.random() < 0.8:
+        years = rng.choice((38, 49, 50, 50, 62, 71))
+        born = dos - dt.timedelta(days=round(years * 365.25) + rng.randint(-3, 3))
+        f["date_of_birth"] = born.isoformat()
+    if rng.random() < 0.1:
+        f["age"] = rng.choice((48, 50, 66))  # stated beside the birth date: may disagree with it
+    picks: dict[str, tuple[Any, ...]] = {
+        "histology": ("invasive_ductal", "IDC", "dcis", "invasive_lobular"),
+        "tumor_size_mm": (8, 18, 20, 24, "1.6 cm", "2.6 cm"),
+        "lymphovascular_invasion": (False, False, True),
+        "er_status": ("positive", "positive", "ER-"),
+        "brca_variant": (False, False, True),
+        "node_status": ("negative", "pN0", "positive"),
+        "nuclear_grade": ("low", "intermediate", "high"),
+        "screen_detected": (True, True, False),
+        "trial_enrolment": (True, True, False),
+        "delivery_method": ("electron_beam", "HDR", "low_energy_xray"),
+    }
+    for name, values in picks.items():
+        if rng.random() < 0.75:
+            f[name] = rng.choice(values)
+    if "margin_status" not in f and rng.random() < 0.5:
+        f["margin_distance_mm"] = rng.choice((1.0, 2.0, 2.5, 3.0, 5.0))
+
+
+def _facts(
+    rng: random.Random, dx: list[str], policy: Policy | None = None, dos: dt.date | None = None
+) -> dict[str, Any] | None:
     if rng.random() < 0.3:
         return None
+    f = _tumour_facts(rng, dx)
+    if policy is None:
+        return f
+    _breast_facts(rng, f, dos or dt.date(2025, 1, 1))
+    return {k: v for k, v in f.items() if k in policy.fact_index}
+
+
+def _tumour_facts(rng: random.Random, dx: list[str]) -> dict[str, Any]:
     f: dict[str, Any] = {}
     if rng.random() < 0.7:
         f["margin_status"] = rng.choice(MARGINS)
@@ -123,17 +189,23 @@ def _facts(rng: random.Random, dx: list[str]) -> dict[str, Any] | None:
     return f
 
 
-def generate_claims(n: int, seed: int = 0, *, iort_share: float = 0.6) -> list[GenClaim]:
-    """``n`` claims; about ``iort_share`` of them carry an IORT line."""
+def generate_claims(
+    n: int, seed: int = 0, *, iort_share: float = 0.6, policy: Policy | None = None
+) -> list[GenClaim]:
+    """``n`` claims; about ``iort_share`` of them carry an IORT line. ``policy``: claims for that
+    policy (dates across its versions, the facts it declares; default: Blue KC's)."""
     rng = random.Random(seed)
+    window = _window(policy) if policy is not None else None
+    diagnoses = POLICY_DIAGNOSES if policy is not None else DIAGNOSES
+    pcs_codes = POLICY_PCS if policy is not None else IORT_PCS
     claims = []
     for k in range(n):
         inst = rng.random() < 0.3
         iort = rng.random() < iort_share
-        dx = rng.sample(DIAGNOSES, rng.choice((0, 1, 1, 1, 2))) if iort else rng.sample(OTHER_DX, 1)
+        dx = rng.sample(diagnoses, rng.choice((0, 1, 1, 1, 2))) if iort else rng.sample(OTHER_DX, 1)
         if not dx and (not inst or rng.random() < 0.5):  # an 837P claim needs a diagnosis (HI)
             dx = rng.sample(OTHER_DX, 1)
-        dos = _date(rng)
+        dos = _date(rng, window)
         lines = []
         n_lines = rng.randint(1, 4)
         for i in range(1, n_lines + 1):
@@ -142,7 +214,7 @@ def generate_claims(n: int, seed: int = 0, *, iort_share: float = 0.6) -> list[G
             ptrs = sorted(rng.sample(range(1, len(dx) + 1), min(len(dx), rng.randint(1, 2)))) if dx else []
             date = None if inst and rng.random() < 0.5 else dos
             lines.append(GenLine(i, code, mods, ptrs, date, round(rng.uniform(80, 4000), 2)))
-        pcs = [(rng.choice(IORT_PCS), dos)] if inst and iort and rng.random() < 0.5 else []
+        pcs = [(rng.choice(pcs_codes), dos)] if inst and iort and rng.random() < 0.5 else []
         claims.append(
             GenClaim(
                 f"CLM{seed}-{k:07d}",
@@ -152,7 +224,7 @@ def generate_claims(n: int, seed: int = 0, *, iort_share: float = 0.6) -> list[G
                 (dos, dos + dt.timedelta(days=rng.randint(0, 5))),
                 lines,
                 pcs,
-                _facts(rng, dx) if iort else None,
+                _facts(rng, dx, policy, dos) if iort else None,
             )
         )
     return claims
@@ -389,14 +461,17 @@ FACT_COLUMNS = (
 
 
 def write_facts(claims: list[GenClaim], path: Path) -> Path:
-    """The facts table: one row per claim that has clinical facts (by ``claim_id``)."""
+    """The facts table: one row per claim that has clinical facts (by ``claim_id``); the columns of
+    ``FACT_COLUMNS`` and any other fact a claim has."""
+    more = sorted({k for c in claims for k in (c.facts or {})} - set(FACT_COLUMNS))
+    columns = (*FACT_COLUMNS, *more)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(("claim_id", *FACT_COLUMNS))
+        w.writerow(("claim_id", *columns))
         for c in claims:
             if c.facts is not None:
                 w.writerow(
-                    [c.claim_id, *("" if c.facts.get(k) is None else _text(c.facts[k]) for k in FACT_COLUMNS)]
+                    [c.claim_id, *("" if c.facts.get(k) is None else _text(c.facts[k]) for k in columns)]
                 )
     return path
 

@@ -8,9 +8,10 @@ register the tables the statements read:
 ``mp_src<n>``      an input file as the engine reads it (CSV or Parquet; X12 and FHIR are staged as CSV)
 ``mp_facts_raw``   the optional facts table
 ``mp_map_date``    ``(value, err_code, err_field, err_reason, vclass, iso)``: each distinct date
-``mp_map_<n>``     ``(value, err_code, err_field, err_reason, g<i>/d<i>...)``: each distinct value of a
-                   classified column (``classify.Plan.columns[n]``)
-``mp_results``     the engine's answer for each key that occurs
+``mp_gf``          the governed lines with their facts-table row (fact columns as ``f_<fact>``)
+``mp_map_<n>``     ``(value, err_code, err_field, err_reason, err_late, sig, c<i>..., iso<j>...)``: each distinct
+                   combination of a group's columns (``classify.Plan.groups[n]``), ``value`` its key
+``mp_results``     the engine's answer for each (key, conflict signature) that occurs
 =================  ==================================================================================
 """
 
@@ -19,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from medpolicy.screening.classify import DX, KeyLayout, Plan
+from medpolicy.routing import LINES_OF_BUSINESS
+from medpolicy.screening.classify import AGE_PREFIX, DX, Group, KeyLayout, Plan
+from medpolicy.screening.routes import Routes
 
 __all__ = ["OUTPUT_COLUMNS", "Dialect", "SqlGen"]
 
@@ -39,6 +42,7 @@ OUTPUT_COLUMNS = (
     "disposition",
     "carc",
     "rarc",
+    "rests_on_conflict",
     "matched_key",
 )
 ERROR_COLUMNS = ("source", "location", "claim_id", "line_number", "code", "field", "reason")
@@ -51,6 +55,7 @@ LINE_FIELDS = (
     "diagnosis_codes",
     "date_of_service",
     "billed_amount",
+    "line_of_business",
 )
 
 
@@ -85,10 +90,21 @@ class SourceColumns:
     date_of_service: str | None
     billed_amount: str | None
     location: str | None = None
+    line_of_business: str | None = None
 
     def names(self) -> list[str]:
         out = [self.claim_id, self.line_number, self.procedure_code, *self.diagnosis_codes]
-        out += [c for c in (self.member_id, self.date_of_service, self.billed_amount, self.location) if c]
+        out += [
+            c
+            for c in (
+                self.member_id,
+                self.date_of_service,
+                self.billed_amount,
+                self.location,
+                self.line_of_business,
+            )
+            if c
+        ]
         return out
 
 
@@ -115,7 +131,7 @@ class SqlGen:
             f"{s(cols.member_id)} AS member_id, UPPER({s(cols.procedure_code)}) AS procedure_code, "
             f"{dx} AS diagnosis_codes, {s(cols.date_of_service)} AS date_of_service, "
             f"TRY_CAST({s(cols.billed_amount)} AS DOUBLE) AS billed_amount, {lit(source_name)} AS source, "
-            f"{s(cols.location)} AS location FROM {view}"
+            f"{s(cols.location)} AS location, {s(cols.line_of_business)} AS line_of_business FROM {view}"
         )
 
     def lines(self, sources: Sequence[str]) -> str:
@@ -128,65 +144,147 @@ class SqlGen:
             f"SELECT * FROM mp_lines WHERE procedure_code IS NOT NULL AND {neg}procedure_code IN ({inlist})"
         )
 
+    def routed(self, routes: Routes) -> str:
+        """The lines some policy governs, each with its ``route``: the policy that screens it, or
+        ``!<n>`` (``routes.errors[n]``)."""
+        inlist = ", ".join(lit(c) for c in routes.codes)
+
+        def by_code(lob: str | None) -> str:
+            whens = " ".join(f"WHEN {lit(c)} THEN {lit(routes.by[(c, lob)])}" for c in routes.codes)
+            return f"CASE procedure_code {whens} END"
+
+        branches = [f"WHEN line_of_business IS NULL THEN {by_code(None)}"]
+        branches += [f"WHEN line_of_business = {lit(lob)} THEN {by_code(lob)}" for lob in LINES_OF_BUSINESS]
+        route = f"CASE {' '.join(branches)} ELSE {lit(routes.invalid)} END"
+        return f"SELECT l.*, {route} AS route FROM mp_lines l WHERE procedure_code IN ({inlist})"
+
+    def routed_errors(self) -> str:
+        """The lines no policy can screen, as screened rows in error."""
+        return (
+            "SELECT claim_id, line_number, member_id, procedure_code, "
+            "TRY_CAST(date_of_service AS DATE) AS date_of_service, billed_amount, "
+            "CAST(NULL AS STRING) AS policy_id, CAST(NULL AS STRING) AS policy_version, "
+            "CAST(NULL AS STRING) AS outcome, CAST(NULL AS STRING) AS missing_facts, "
+            "CAST(NULL AS STRING) AS deciding_criteria, CAST(NULL AS STRING) AS disposition, "
+            "CAST(NULL AS STRING) AS carc, CAST(NULL AS STRING) AS rarc, "
+            "CAST(NULL AS BOOLEAN) AS rests_on_conflict, CAST(NULL AS STRING) AS matched_key, "
+            "e.code AS err_code, e.field AS err_field, e.reason AS err_reason, source, location, "
+            "line_of_business FROM mp_routed r JOIN mp_route_errors e ON e.tag = r.route"
+        )
+
     def facts(self, key: str, columns: Sequence[str]) -> str:
         cols = ", ".join(f"{self._s(c)} AS {self.d.q(c)}" for c in columns)
         return f"SELECT {self._s(key)} AS fact_key, {cols} FROM mp_facts_raw"
 
-    def distinct(self, table: str, column: str) -> str:
-        return f"SELECT DISTINCT {self.d.q(column)} FROM {table} WHERE {self.d.q(column)} IS NOT NULL"
-
-    def distinct_all(self, wanted: Sequence[tuple[str, str, str]]) -> str:
-        """``(tag, value)`` for the distinct non-null values of several ``(tag, table, column)``."""
+    def gov_facts(self, facts_key: str | None, columns: Sequence[str]) -> str:
+        """The governed lines with their facts-table row (``f_<fact>``; NULL without a facts table)."""
         q = self.d.q
-        return " UNION ALL ".join(
-            f"(SELECT DISTINCT {lit(tag)} AS tag, CAST({q(col)} AS STRING) AS value FROM {table} "
-            f"WHERE {q(col)} IS NOT NULL)"
-            for tag, table, col in wanted
-        )
+        if facts_key is None:
+            return "SELECT g.* FROM mp_gov g"
+        cols = ", ".join(f"f.{q(c)} AS {q('f_' + c)}" for c in columns)
+        return f"SELECT g.*{', ' if cols else ''}{cols} FROM mp_gov g LEFT JOIN mp_facts f ON f.fact_key = g.{q(facts_key)}"
 
-    def keyed(self, plan: Plan, *, facts_key: str | None) -> str:
-        """Governed lines with their error (the first column whose value ``decide`` rejects), version
-        class, ISO date, the class of each engine fact, and the key number."""
+    def _value(self, plan: Plan, column: str) -> str:
+        """A group column's value in ``mp_gf`` (alias ``g``) joined to the maps before it."""
         q = self.d.q
+        if column in ("procedure_code", DX):
+            return f"g.{q(column)}"
+        if column.startswith(AGE_PREFIX):
+            # Whole years from the birth date to the date of service, birthdays counted on the day
+            # (``measures.age_in_years``); -1 when the service precedes the birth.
+            born = self._iso_of(plan, column.removeprefix(AGE_PREFIX))
+            on = "dm.iso"
+            years = (
+                f"CAST(substr({on}, 1, 4) AS INT) - CAST(substr({born}, 1, 4) AS INT) - "
+                f"CASE WHEN substr({on}, 6, 5) < substr({born}, 6, 5) THEN 1 ELSE 0 END"
+            )
+            return (
+                f"(CASE WHEN {born} IS NULL OR {on} IS NULL THEN CAST(NULL AS STRING) "
+                f"WHEN {on} < {born} THEN '-1' ELSE CAST({years} AS STRING) END)"
+            )
+        return f"g.{q('f_' + column)}"
+
+    def _iso_of(self, plan: Plan, column: str) -> str:
+        for grp in plan.groups:
+            if column in grp.dated:
+                return f"m{grp.n}.iso{grp.dated.index(column)}"
+        raise KeyError(column)  # pragma: no cover - Plan puts every age source in a group
+
+    def group_key(self, plan: Plan, group: Group) -> str:
+        """One text value per distinct combination of the group's columns (NULLs and separators escaped,
+        so that two combinations never share a key)."""
+        values = [self._value(plan, c) for c in group.columns]
+        if len(values) == 1:
+            return values[0]
+        esc = [
+            f"COALESCE(replace({v}, chr(31), concat(chr(31), chr(30))), concat(chr(31), chr(29)))"
+            for v in values
+        ]
+        sep = "concat(chr(31), chr(28))"
+        parts: list[str] = []
+        for e in esc:
+            parts += [sep, e] if parts else [e]
+        return f"concat({', '.join(parts)})"
+
+    def _joins(self, plan: Plan, groups: Sequence[Group]) -> str:
         joins = ["LEFT JOIN mp_map_date dm ON dm.value = g.date_of_service"]
-        aliases = ["dm"]
-        given: dict[int, str] = {}
-        derived: dict[int, list[str]] = {}
-        for n, col in enumerate(plan.columns):
-            alias = f"m{n}"
-            if col.column in ("procedure_code", DX):
-                src = f"g.{q(col.column)}"
-            elif facts_key is None:
-                continue
-            else:
-                src = f"f.{q(col.column)}"
-            joins.append(f"LEFT JOIN mp_map_{n} {alias} ON {alias}.value = {src}")
-            aliases.append(alias)
-            for i in col.given:
-                given[i] = f"{alias}.g{i}"
-            for i in col.derived:
-                derived.setdefault(i, []).append(f"{alias}.d{i}")
-        if facts_key is not None:
-            joins.insert(0, f"LEFT JOIN mp_facts f ON f.fact_key = g.{q(facts_key)}")
+        for grp in groups:
+            joins.append(f"LEFT JOIN mp_map_{grp.n} m{grp.n} ON m{grp.n}.value = {self.group_key(plan, grp)}")
+        return " ".join(joins)
+
+    def distinct_groups(
+        self, plan: Plan, groups: Sequence[Group], before: Sequence[Group], *, dates: bool = False
+    ) -> str:
+        """``(tag, key, v0, v1, ...)``: the distinct combinations of each group's columns among the
+        governed lines (``before``: the groups whose maps are loaded, for the age pseudo columns);
+        ``dates``: the distinct dates of service too (tag ``date``)."""
+        width = max([len(g.columns) for g in groups] + [1])
+        pad = ", ".join(f"CAST(NULL AS STRING) AS v{j}" for j in range(width))
+        parts = (
+            [
+                f"(SELECT DISTINCT 'date' AS tag, date_of_service AS value, {pad} FROM mp_gov "
+                "WHERE date_of_service IS NOT NULL)"
+            ]
+            if dates
+            else []
+        )
+        for grp in groups:
+            vals = [f"{self._value(plan, c)} AS v{j}" for j, c in enumerate(grp.columns)]
+            vals += [f"CAST(NULL AS STRING) AS v{j}" for j in range(len(grp.columns), width)]
+            dated = any(c.startswith(AGE_PREFIX) for c in grp.columns)
+            src = f"mp_gf g {self._joins(plan, before)}" if dated else "mp_gf g"
+            parts.append(
+                f"(SELECT DISTINCT {lit(str(grp.n))} AS tag, {self.group_key(plan, grp)} AS value, "
+                f"{', '.join(vals)} FROM {src})"
+            )
+        return " UNION ALL ".join(parts)
+
+    def keyed(self, plan: Plan) -> str:
+        """Governed lines with their error (the first map whose combination ``decide`` rejects), version
+        class, ISO date, the class of each engine fact, conflict signature and key number."""
+        maps = [f"m{g.n}" for g in plan.groups]
+        # field errors first, then the cross-checks parse_case makes once every field parses
+        whens = ["dm.err_code IS NOT NULL THEN dm"]
+        whens += [f"{a}.err_code IS NOT NULL AND {a}.err_late = 0 THEN {a}" for a in maps]
+        whens += [f"{a}.err_code IS NOT NULL THEN {a}" for a in maps]
         err = {
-            part: "CASE "
-            + " ".join(f"WHEN {a}.err_code IS NOT NULL THEN {a}.{part}" for a in aliases)
-            + " ELSE CAST(NULL AS STRING) END"
+            part: "CASE " + " ".join(f"WHEN {w}.{part}" for w in whens) + " ELSE CAST(NULL AS STRING) END"
             for part in ("err_code", "err_field", "err_reason")
         }
-        classes = []
-        for i in range(len(plan.ks.facts)):
-            parts = [p for p in (given.get(i), _agreed(derived.get(i), plan.ks.classify(i, None))) if p] + [
-                "-1"
-            ]
-            classes.append(f"COALESCE({', '.join(parts)}) AS c{i}")
+        owner = {i: g.n for g in plan.groups for i in g.engine}
+        classes = [
+            f"COALESCE(m{owner[i]}.c{i}, -1) AS c{i}" if i in owner else f"-1 AS c{i}"
+            for i in range(len(plan.ks.facts))
+        ]
+        sigs = ", ".join(f"m{g.n}.sig" for g in plan.groups)
+        sig = f"COALESCE(concat_ws(';', {sigs}), '')" if sigs else "''"
         inner = (
             "SELECT g.*, "
             + ", ".join(f"{v} AS {k}" for k, v in err.items())
             + f", COALESCE(dm.vclass, {plan.unknown_date_class}) AS vclass, dm.iso AS dos_iso, "
             + ", ".join(classes)
-            + " FROM mp_gov g "
-            + " ".join(joins)
+            + f", {sig} AS conflict_sig FROM mp_gf g "
+            + self._joins(plan, plan.groups)
         )
         return f"SELECT k.*, {key_expr(plan.layout)} AS key_id FROM ({inner}) k"
 
@@ -198,22 +296,27 @@ class SqlGen:
             "r.deciding_criteria, r.disposition, "
             "CASE WHEN k.diagnosis_codes IS NULL THEN r.carc_nodx ELSE r.carc END AS carc, "
             "CASE WHEN k.diagnosis_codes IS NULL THEN r.rarc_nodx ELSE r.rarc END AS rarc, "
-            "r.matched_key, k.err_code, k.err_field, k.err_reason, k.source, k.location "
-            "FROM mp_keyed k LEFT JOIN mp_results r ON r.key_id = k.key_id AND k.err_code IS NULL"
+            "(r.rests_on_conflict = 1) AS rests_on_conflict, "
+            "r.matched_key, k.err_code, k.err_field, k.err_reason, k.source, k.location, k.line_of_business "
+            "FROM mp_keyed k LEFT JOIN mp_results r ON r.key_id = k.key_id "
+            "AND r.conflict_sig = k.conflict_sig AND k.err_code IS NULL"
         )
 
-    def output(self, table: str = "mp_screened", *, ungoverned_policy: str | None = None) -> str:
-        """The written rows; with ``ungoverned_policy`` the lines the policy does not govern too
-        (``not_applicable``, ``pass``; their date as given)."""
+    def output(
+        self, table: str = "mp_screened", *, ungoverned: bool = False, ungoverned_policy: str | None = None
+    ) -> str:
+        """The written rows; with ``ungoverned`` the lines no policy governs too (``not_applicable``,
+        ``pass``; their date as given; ``ungoverned_policy`` in ``policy_id``, NULL with several)."""
         sql = f"SELECT {', '.join(OUTPUT_COLUMNS)} FROM {table} WHERE err_code IS NULL"
-        if ungoverned_policy is None:
+        if not ungoverned:
             return sql
         return (
             f"{sql} UNION ALL SELECT claim_id, line_number, member_id, procedure_code, "
             "TRY_CAST(date_of_service AS DATE) AS date_of_service, billed_amount, "
             f"{lit(ungoverned_policy)} AS policy_id, CAST(NULL AS STRING) AS policy_version, "
             "'not_applicable' AS outcome, '' AS missing_facts, '' AS deciding_criteria, 'pass' AS disposition, "
-            "CAST(NULL AS STRING) AS carc, CAST(NULL AS STRING) AS rarc, CAST(NULL AS STRING) AS matched_key "
+            "CAST(NULL AS STRING) AS carc, CAST(NULL AS STRING) AS rarc, CAST(NULL AS BOOLEAN) AS rests_on_conflict, "
+            "CAST(NULL AS STRING) AS matched_key "
             "FROM mp_ungoverned"
         )
 
@@ -265,24 +368,8 @@ def key_expr(layout: KeyLayout) -> str:
     """The key number of a line from its ``vclass`` and ``c<i>`` columns."""
     branches = []
     for v, pairs in layout.strides.items():
-        terms = [str(layout.offsets[v])] + [f"(k.c{i} + 1) * {stride}" for i, stride in pairs]
+        terms = [f"CAST({layout.offsets[v]} AS BIGINT)"] + [
+            f"CAST(k.c{i} + 1 AS BIGINT) * {stride}" for i, stride in pairs
+        ]
         branches.append(f"WHEN {v} THEN CAST({' + '.join(terms)} AS BIGINT)")
     return f"CASE k.vclass {' '.join(branches)} END"
-
-
-def _agreed(sources: list[str] | None, unknown: int) -> str | None:
-    """One derived class from several sources: a source that says nothing (`unknown` or NULL) defers
-    to the others; two that disagree leave the fact unknown (as `parse_case` does with a conflict
-    note)."""
-    if not sources:
-        return None
-    if len(sources) == 1:
-        return sources[0]
-    # a source from the facts table is NULL where the line has no facts row: it says nothing either
-    combined = f"COALESCE({sources[0]}, {unknown})"
-    for other in (f"COALESCE({s}, {unknown})" for s in sources[1:]):
-        combined = (
-            f"(CASE WHEN {combined} = {unknown} THEN {other} WHEN {other} = {unknown} THEN {combined} "
-            f"WHEN {combined} = {other} THEN {combined} ELSE {unknown} END)"
-        )
-    return combined

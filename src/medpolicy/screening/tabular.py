@@ -13,6 +13,7 @@ A mapping is a small YAML file naming which column holds each field of a claim l
       diagnosis_codes: [DX1, DX2, DX3]   # one column may hold several codes separated by | or ,
       date_of_service: FROM_DATE         # YYYY-MM-DD, CCYYMMDD or DD-Mon-YYYY
       billed_amount: CHARGE              # optional
+      line_of_business: LOB              # optional: commercial, medicare_advantage, medicaid
 
 Built in: ``canonical`` (medpolicy's own layout, which the generator writes), ``rif-carrier`` and
 ``rif-outpatient`` (CMS RIF). A CSV file without ``--mapping`` is matched to one by its header.
@@ -48,6 +49,7 @@ class _Columns(BaseModel):
     date_of_service: str | None = None
     billed_amount: str | None = None
     location: str | None = None
+    line_of_business: str | None = None  # commercial, medicare_advantage or medicaid; routes the line
 
 
 class Mapping(BaseModel):
@@ -67,6 +69,7 @@ class Mapping(BaseModel):
             date_of_service=c.date_of_service,
             billed_amount=c.billed_amount,
             location=c.location,
+            line_of_business=c.line_of_business,
         )
 
     def missing(self, header: list[str]) -> list[str]:
