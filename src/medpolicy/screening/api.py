@@ -155,9 +155,11 @@ class _Inputs:
         self.staged_lines = 0
         self.reader_lines = 0
         self.views: list[str] = []  # tabular inputs, counted by the engine (Parquet: from its metadata)
+        self.coverages: dict[str, str | None] = {}  # FHIR Coverage/id -> line of business
 
     def _emit(self, row: tuple[Any, ...]) -> None:
-        self._w.writerow(["\\N" if v is None else v for v in row])
+        # None is written as an empty field: the staged source reads an empty field as NULL.
+        self._w.writerow(row)
         self.staged_lines += 1
 
     def add(self, path: Path, mapping: str | None) -> None:
@@ -166,7 +168,7 @@ class _Inputs:
             self.errors.append(ReadError(path.name, "file", "not_found", "no such file"))
             return
         if suffix in (".ndjson", ".jsonl", ".json"):
-            read_fhir(path, self._emit, self.errors.append)
+            read_fhir(path, self._emit, self.errors.append, self.coverages)
         elif suffix == ".parquet":
             self._tabular(path, load_mapping(mapping or "canonical"), parquet=True)
         elif suffix in (".csv", ".txt", ".tsv") and not looks_like_x12(path):
@@ -182,7 +184,9 @@ class _Inputs:
             self.runner.register_parquet(view, path)
         else:
             self.runner.register_csv(view, path, m.delimiter)
-        missing = m.missing(self.runner.columns(view))
+        header = self.runner.columns(view)
+        m = m.for_header(header)
+        missing = m.missing(header)
         if missing:
             rows = self.runner.query(f"SELECT COUNT(*) FROM {view}")[0][0]
             self.errors.append(
@@ -222,6 +226,7 @@ class _Inputs:
                         ("billed_amount", "DOUBLE"),
                         ("source", "STRING"),
                         ("location", "STRING"),
+                        ("line_of_business", "STRING"),
                     )
                 )
             )

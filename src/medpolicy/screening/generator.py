@@ -5,6 +5,13 @@ claims) among ordinary ones, diagnoses of many sites (rectal, colon, pancreatic,
 rectosigmoid junction, history-of codes), dates across the policy's versions, and a facts table in
 which some claims have no row and others miss a fact or two. Each line's ``case`` is what ``decide``
 would be given for it: the equivalence tests compare the two.
+
+Each claim has a payer: an 837 claim filing indicator code (``FILING_CODES``, a mix of commercial,
+Medicare Advantage, Medicaid and Medicare fee-for-service), written as SBR09 on the 837s, as a contained
+Coverage (Source of Payment Typology ``type``) on the FHIR EOBs and as the ``line_of_business`` column of
+the canonical CSV and the bulk Parquet; ``GenClaim.line_of_business`` is what a reader gives for it
+(None for Medicare fee-for-service). The CMS RIF layout has no such column (its claims are all Medicare
+fee-for-service): its lines have none.
 """
 
 from __future__ import annotations
@@ -74,6 +81,14 @@ class GenClaim:
     lines: list[GenLine]
     pcs: list[tuple[str, dt.date]] = field(default_factory=list)
     facts: dict[str, Any] | None = None
+    filing_code: str = "CI"  # SBR09
+
+    @property
+    def line_of_business(self) -> str | None:
+        """The line of business the readers give this claim's lines (``lob.py``)."""
+        from medpolicy.screening.lob import from_filing_indicator
+
+        return from_filing_indicator(self.filing_code)
 
     def line_dx(self, line: GenLine, *, pointers: bool) -> list[str]:
         if pointers and line.pointers and line.line_number > 0:
@@ -96,6 +111,20 @@ class GenClaim:
             case["diagnosis_codes"] = dx
         case.update({k: v for k, v in (self.facts or {}).items() if v is not None})
         return case
+
+
+#: Claim filing indicator codes (SBR09) and how often they occur; each with the Source of Payment
+#: Typology code of the same payer type (the FHIR Coverage.type).
+FILING_CODES = (
+    ("CI", 0.3, "52"),
+    ("12", 0.1, "512"),
+    ("BL", 0.1, "6"),
+    ("HM", 0.05, "511"),
+    ("16", 0.25, "111"),
+    ("MC", 0.1, "2"),
+    ("MB", 0.1, "121"),
+)
+_SOPT = {code: sopt for code, _, sopt in FILING_CODES}
 
 
 def _date(rng: random.Random) -> dt.date:
@@ -126,6 +155,7 @@ def _facts(rng: random.Random, dx: list[str]) -> dict[str, Any] | None:
 def generate_claims(n: int, seed: int = 0, *, iort_share: float = 0.6) -> list[GenClaim]:
     """``n`` claims; about ``iort_share`` of them carry an IORT line."""
     rng = random.Random(seed)
+    payer_rng = random.Random(seed + 7919)  # its own stream: the claims are those of a seed without it
     claims = []
     for k in range(n):
         inst = rng.random() < 0.3
@@ -153,6 +183,7 @@ def generate_claims(n: int, seed: int = 0, *, iort_share: float = 0.6) -> list[G
                 lines,
                 pcs,
                 _facts(rng, dx) if iort else None,
+                payer_rng.choices([c for c, _, _ in FILING_CODES], [w for _, w, _ in FILING_CODES])[0],
             )
         )
     return claims
@@ -198,7 +229,7 @@ def write_x12(claims: list[GenClaim], path: Path, *, institutional: bool, per_tr
         for k, c in enumerate(picked[start : start + per_transaction]):
             segs += [
                 f"HL*{k + 2}*1*22*0",
-                "SBR*P*18*******CI",
+                f"SBR*P*18*******{c.filing_code}",
                 f"NM1*IL*1*DOE*PAT****MI*{c.member_id}",
                 "NM1*PR*2*MEDPOLICY PAYER*****PI*54321",
             ]
@@ -255,7 +286,22 @@ def write_fhir(claims: list[GenClaim], path: Path) -> Path:
                     ]
                 },
                 "use": "claim",
+                "contained": [
+                    {
+                        "resourceType": "Coverage",
+                        "id": "coverage",
+                        "status": "active",
+                        "type": {
+                            "coding": [
+                                {"system": "urn:oid:2.16.840.1.113883.3.221.5", "code": _SOPT[c.filing_code]}
+                            ]
+                        },
+                        "beneficiary": {"reference": f"Patient/{c.member_id}"},
+                        "payor": [{"display": "MEDPOLICY PAYER"}],
+                    }
+                ],
                 "patient": {"reference": f"Patient/{c.member_id}"},
+                "insurance": [{"focal": True, "coverage": {"reference": "#coverage"}}],
                 "billablePeriod": {"start": c.statement[0].isoformat(), "end": c.statement[1].isoformat()},
                 "diagnosis": [
                     {
@@ -307,6 +353,7 @@ CANONICAL_HEADER = (
     "diagnosis_codes",
     "date_of_service",
     "billed_amount",
+    "line_of_business",
 )
 
 
@@ -328,6 +375,7 @@ def write_csv(claims: list[GenClaim], path: Path) -> Path:
                         "|".join(c.dx),
                         date.isoformat() if date else "",
                         "" if ln.amount is None else ln.amount,
+                        c.line_of_business or "",
                     ]
                 )
     return path
@@ -438,7 +486,9 @@ def write_bulk_parquet(path: Path, lines: int, *, governed_share: float = 0.1, s
                  '' AS modifiers,
                  ([{dxs}])[1 + (hash(i // 3 + 7) % {len(DIAGNOSES) + len(OTHER_DX) + 1})::INT] AS diagnosis_codes,
                  (DATE '2000-01-01' + INTERVAL (hash(i // 3 + 11) % 9000) DAY)::DATE::VARCHAR AS date_of_service,
-                 round(80 + random() * 4000, 2) AS billed_amount
+                 round(80 + random() * 4000, 2) AS billed_amount,
+                 (['commercial', 'commercial', 'medicare_advantage', 'medicaid', NULL])[1 + (hash(i // 3 + 13) % 5)::INT]
+                   AS line_of_business
           FROM range({int(lines)}) t(i)
         ) TO '{path}' (FORMAT parquet)"""
     )

@@ -8,7 +8,8 @@ from typing import Any
 
 __all__ = ["STAGED_COLUMNS", "Emit", "ReadError", "Report"]
 
-#: A staged line: the canonical fields, the modifiers (``:``-separated) and where it was read.
+#: A staged line: the canonical fields, the modifiers (``:``-separated), where it was read, and the
+#: line of business its payer code means (``lob.py``; None when the claim names none the plan routes).
 STAGED_COLUMNS = (
     "claim_id",
     "line_number",
@@ -19,6 +20,7 @@ STAGED_COLUMNS = (
     "date_of_service",
     "billed_amount",
     "location",
+    "line_of_business",
 )
 
 
