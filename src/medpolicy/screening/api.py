@@ -24,7 +24,7 @@ from medpolicy.errors import MedpolicyError
 from medpolicy.policy import Policy, PolicySet, load_policies, load_policy
 from medpolicy.screening.classify import Plan
 from medpolicy.screening.fhir import read_fhir
-from medpolicy.screening.records import STAGED_COLUMNS, ReadError
+from medpolicy.screening.records import STAGED_COLUMNS, Progress, ReadError
 from medpolicy.screening.sqlgen import Dialect, SqlGen
 from medpolicy.screening.tabular import (
     Mapping,
@@ -143,8 +143,10 @@ def _policy(policies: PolicySet | Policy | None, policy_id: str | None) -> Polic
 class _Inputs:
     """Registers each input with the runner and stages X12 and FHIR lines."""
 
-    def __init__(self, runner: Runner, tmp: Path) -> None:
+    def __init__(self, runner: Runner, tmp: Path, on_bytes: Progress | None = None) -> None:
         self.runner = runner
+        self.on_bytes = on_bytes
+        self.engine_bytes = 0  # CSV/Parquet inputs: read by the engine when it screens
         self.gen = SqlGen(runner.dialect)
         self.sources: list[str] = []
         self.errors: list[ReadError] = []
@@ -168,7 +170,7 @@ class _Inputs:
             self.errors.append(ReadError(path.name, "file", "not_found", "no such file"))
             return
         if suffix in (".ndjson", ".jsonl", ".json"):
-            read_fhir(path, self._emit, self.errors.append, self.coverages)
+            read_fhir(path, self._emit, self.errors.append, self.coverages, self.on_bytes)
         elif suffix == ".parquet":
             self._tabular(path, load_mapping(mapping or "canonical"), parquet=True)
         elif suffix in (".csv", ".txt", ".tsv") and not looks_like_x12(path):
@@ -176,9 +178,10 @@ class _Inputs:
             m = load_mapping(mapping) if mapping else guess_mapping(header)
             self._tabular(path, m.model_copy(update={"delimiter": delim}), parquet=False)
         else:
-            read_x12(path, self._emit, self.errors.append)
+            read_x12(path, self._emit, self.errors.append, self.on_bytes)
 
     def _tabular(self, path: Path, m: Mapping, *, parquet: bool) -> None:
+        self.engine_bytes += path.stat().st_size
         view = f"mp_src{len(self.sources)}"
         if parquet:
             self.runner.register_parquet(view, path)
@@ -377,12 +380,16 @@ def screen(
     keep_table: str | None = None,
     keep_ungoverned: bool = False,
     progress: Callable[[str], None] | None = None,
+    on_bytes: Progress | None = None,
 ) -> Summary:
     """Screen claim files under a policy; write the governed lines to ``output`` (``fmt``) and what could
     not be screened to ``errors_output`` (JSON lines; default: beside the output). ``as_of`` applies the
     version in force on that date to every line (default: each line's date of service chooses);
     ``version`` names the version outright; ``keep_ungoverned`` writes the lines the policy does not
-    govern too (outcome ``not_applicable``; still counted as not governed). Raises ``ScreeningError`` when the run cannot start."""
+    govern too (outcome ``not_applicable``; still counted as not governed). ``progress`` is told each
+    stage (reading claims, screening, writing) and ``on_bytes`` the bytes of the inputs read as they are
+    (X12 and FHIR as the readers go; CSV and Parquet once the engine has scanned them): the CLI's progress
+    bar. Raises ``ScreeningError`` when the run cannot start."""
     policy = _policy(policies, policy_id)
     if as_of is not None and version is None:
         v = policy.version_for(as_of)
@@ -397,7 +404,7 @@ def screen(
     start = time.perf_counter()
     s = Summary(policy.id, run.name)
     with tempfile.TemporaryDirectory(prefix="medpolicy-stage-") as tmp:
-        ins = _Inputs(run, Path(tmp))
+        ins = _Inputs(run, Path(tmp), on_bytes)
         try:
             note("reading claims")
             for p in inputs:
@@ -414,6 +421,8 @@ def screen(
             note("screening")
             gen = SqlGen(run.dialect)
             run.create("mp_gov", gen.governed(sorted(policy.governs.codes)))
+            if on_bytes is not None and ins.engine_bytes:
+                on_bytes(ins.engine_bytes)
             total = ins.staged_lines + sum(run.query(f"SELECT COUNT(*) FROM {v}")[0][0] for v in ins.views)
             table = keep_table or "mp_screened"
             _screen_table(run, plan, facts_key, table)
@@ -474,9 +483,12 @@ def impact(
     facts: Path | str | None = None,
     mapping: str | None = None,
     spark: Any = None,
+    progress: Callable[[str], None] | None = None,
+    on_bytes: Progress | None = None,
 ) -> ImpactResult:
     """The same lines under two policy versions (or a folder with a proposed revision): the transition
-    table and the lines that change (written to ``output``)."""
+    table and the lines that change (written to ``output``). The inputs are read once per side:
+    ``progress`` and ``on_bytes`` as for ``screen`` (twice the inputs' bytes in all)."""
     (pa, va, la), (pb, vb, lb) = _side(from_, policies, policy_id), _side(to, policies, policy_id)
     run = _runner(engine, spark)
     try:
@@ -490,6 +502,8 @@ def impact(
             mapping=mapping,
             runner=run,
             keep_table="mp_side_a",
+            progress=progress,
+            on_bytes=on_bytes,
         )
         sb = screen(
             inputs,
@@ -501,6 +515,8 @@ def impact(
             mapping=mapping,
             runner=run,
             keep_table="mp_side_b",
+            progress=progress,
+            on_bytes=on_bytes,
         )
         gen = SqlGen(run.dialect)
         rows = run.query(gen.transitions("mp_side_a", "mp_side_b"))

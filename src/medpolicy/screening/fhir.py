@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from medpolicy.screening.lob import from_coverage
-from medpolicy.screening.records import Emit, ReadError, Report
+from medpolicy.screening.records import Emit, Progress, ReadError, Report
 
 __all__ = ["read_fhir"]
 
@@ -33,14 +33,27 @@ _KINDS = {"ExplanationOfBenefit", "Claim"}
 _PCS_SYSTEM = "http://www.cms.gov/Medicare/Coding/ICD10"
 
 
-def read_fhir(path: Path, emit: Emit, report: Report, coverages: dict[str, str | None] | None = None) -> int:
+def read_fhir(
+    path: Path,
+    emit: Emit,
+    report: Report,
+    coverages: dict[str, str | None] | None = None,
+    progress: Progress | None = None,
+) -> int:
     """Read one NDJSON (or single-resource JSON) file; returns the number of claim resources read.
     ``coverages`` (``Coverage/id`` -> line of business) gathers the Coverage resources read, for the
-    EOBs that refer to them; pass the same dict to every file of a run."""
+    EOBs that refer to them; pass the same dict to every file of a run. ``progress``: told the bytes
+    read, every megabyte or so (the whole file once done)."""
     name = path.name
     n = 0
     covs: dict[str, str | None] = {} if coverages is None else coverages
+    pending = told = 0
     for where, raw in _documents(path):
+        if progress is not None:
+            pending += len(raw)
+            if pending >= 1 << 20:
+                progress(pending)
+                told, pending = told + pending, 0
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
@@ -87,6 +100,8 @@ def read_fhir(path: Path, emit: Emit, report: Report, coverages: dict[str, str |
                 )
                 continue
             n += 1
+    if progress is not None:
+        progress(max(path.stat().st_size - told, 0))
     return n
 
 

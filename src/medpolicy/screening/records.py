@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["STAGED_COLUMNS", "Emit", "ReadError", "Report"]
+__all__ = ["STAGED_COLUMNS", "Emit", "Progress", "ReadError", "Report"]
 
 #: A staged line: the canonical fields, the modifiers (``:``-separated), where it was read, and the
 #: line of business its payer code means (``lob.py``; None when the claim names none the plan routes).
@@ -44,3 +44,5 @@ class ReadError:
 
 Emit = Callable[[tuple[Any, ...]], Any]
 Report = Callable[[ReadError], Any]
+#: Told the number of bytes of an input just read (a progress bar's advance).
+Progress = Callable[[int], Any]

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from medpolicy.screening.lob import from_filing_indicator
-from medpolicy.screening.records import Emit, ReadError, Report
+from medpolicy.screening.records import Emit, Progress, ReadError, Report
 
 __all__ = ["looks_like_x12", "read_x12", "validate"]
 
@@ -54,11 +54,12 @@ def looks_like_x12(path: Path) -> bool:
         return fh.read(3) == b"ISA"
 
 
-def read_x12(path: Path, emit: Emit, report: Report) -> int:
-    """Read one file: ``emit`` each claim line (a staged row), ``report`` what cannot be read. Returns the
-    number of claims read."""
+def read_x12(path: Path, emit: Emit, report: Report, progress: Progress | None = None) -> int:
+    """Read one file: ``emit`` each claim line (a staged row), ``report`` what cannot be read, and
+    ``progress`` the bytes read as they are (the whole file once done). Returns the number of claims
+    read."""
     name = path.name
-    with open(path, "rb") as fh:
+    with _Counted(path, progress) as fh:
         head = fh.read(106)
         if len(head) < 106 or not head.startswith(b"ISA"):
             report(
@@ -330,6 +331,29 @@ class _Reader:
                 line[1] = proc[1] if len(proc) > 1 else None
                 line[2] = (":".join([m for m in proc[2:] if m]) or None) if len(proc) > 2 else None
         flush()
+
+
+class _Counted:
+    """The file, its reads reported to ``progress`` (and what was not read, at the end)."""
+
+    def __init__(self, path: Path, progress: Progress | None) -> None:
+        self.fh = open(path, "rb")  # noqa: SIM115 -- closed in __exit__
+        self.progress, self.done, self.size = progress, 0, path.stat().st_size
+
+    def read(self, n: int) -> bytes:
+        b = self.fh.read(n)
+        if self.progress is not None and b:
+            self.done += len(b)
+            self.progress(len(b))
+        return b
+
+    def __enter__(self) -> _Counted:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+        if self.progress is not None and self.size > self.done:
+            self.progress(self.size - self.done)
 
 
 def _utf8(b: bytes) -> bool:
