@@ -27,6 +27,7 @@ def local_session(master: str = "local[2]") -> Any:
         SparkSession.builder.master(master)
         .appName("medpolicy-screen")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()
@@ -64,9 +65,14 @@ class SparkRunner:
         return list(self.spark.table(view).columns)
 
     def load(self, name: str, schema: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]) -> None:
+        """A small table the driver computed (a value's classes, a key's result): marked for broadcast,
+        so each join with it is a hash lookup in every task, not a shuffle of the claim lines (Spark
+        knows no size for data made on the driver and would otherwise sort-merge join)."""
+        from pyspark.sql import functions as F  # noqa: N812
+
         ddl = ", ".join(f"{c} {_TYPES[t]}" for c, t in schema)
         data = [tuple(r) for r in rows]
-        df = self.spark.createDataFrame(data, ddl)
+        df = F.broadcast(self.spark.createDataFrame(data, ddl))
         df.createOrReplaceTempView(name)
 
     def create(self, name: str, sql: str, *, materialize: bool = True) -> None:
