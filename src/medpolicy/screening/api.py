@@ -316,10 +316,10 @@ def _screen_table(runner: Runner, plan: Plan, facts_key: str | None, table: str)
         ],
         plan.result_rows(keys),
     )
-    # DuckDB: a view (the join is cheap; the output is written straight from it); Spark: checkpointed.
-    runner.create(
-        table, gen.screened(plan.policy.id), materialize=runner.name != "duckdb" or table != "mp_screened"
-    )
+    # A view on both engines: the join with the key results is a broadcast hash lookup over the
+    # materialized mp_keyed, cheaper to redo for the write, the summary and the errors than to store
+    # (Spark, 10M lines: checkpointing it cost 10 s). Impact's two sides are stored: they are joined.
+    runner.create(table, gen.screened(plan.policy.id), materialize=table != "mp_screened")
 
 
 def _summarize(runner: Runner, s: Summary, table: str, inputs: _Inputs, total: int) -> None:
