@@ -178,3 +178,20 @@ def test_a_canonical_extract_without_the_column_reads_as_none(tmp_path: Path) ->
         "A,1,M,77425,,C20,2024-03-01,10\n"
     )
     assert governed_lob([tmp_path / "old.csv"]) == {("A", 1): None}
+
+
+def test_a_coverage_file_is_read_first_whatever_the_order_given(tmp_path: Path) -> None:
+    gen = [c for c in generate_claims(40, 2) if c.line_of_business == "commercial"]
+    eobs, coverages = [], []
+    for line in write_fhir(gen, tmp_path / "all.ndjson").read_bytes().splitlines():
+        eob = orjson.loads(line)
+        coverage = {**eob.pop("contained")[0], "id": f"cov-{eob['id']}"}
+        coverage["type"] = {"coding": [{"system": SOPT, "code": "111"}]}  # Medicare managed care
+        eob["insurance"] = [{"focal": True, "coverage": {"reference": f"Coverage/cov-{eob['id']}"}}]
+        eobs.append(orjson.dumps(eob))
+        coverages.append(orjson.dumps(coverage))
+    (tmp_path / "ExplanationOfBenefit.ndjson").write_bytes(b"\n".join(eobs) + b"\n")
+    (tmp_path / "z-Coverage.ndjson").write_bytes(b"\n".join(coverages) + b"\n")
+    got = governed_lob([tmp_path / "ExplanationOfBenefit.ndjson", tmp_path / "z-Coverage.ndjson"])
+    assert got
+    assert set(got.values()) == {"medicare_advantage"}

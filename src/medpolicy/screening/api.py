@@ -237,6 +237,25 @@ class _Inputs:
         self.runner.create("mp_lines", self.gen.lines(self.sources), materialize=False)
 
 
+def coverage_first(inputs: Sequence[Path | str]) -> list[Path]:
+    """The inputs, FHIR files of Coverage resources first (a Bulk Data export's ``Coverage.ndjson``): the
+    EOBs read after them find the Coverage their ``insurance`` names, whatever order they were given in."""
+    paths = [Path(p) for p in inputs]
+
+    def is_coverage(p: Path) -> bool:
+        if p.suffix.lower() not in (".ndjson", ".jsonl") or not p.is_file():
+            return False
+        with open(p, "rb") as fh:
+            first = fh.readline(1 << 16)
+        try:
+            doc = orjson.loads(first)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(doc, dict) and doc.get("resourceType") == "Coverage"
+
+    return sorted(paths, key=lambda p: not is_coverage(p))  # stable: the others keep their order
+
+
 def _facts(runner: Runner, path: Path | None, policy: Policy) -> tuple[str | None, list[str]]:
     """Register the facts table; its key column (claim_id or member_id) and fact columns."""
     if path is None:
@@ -407,7 +426,7 @@ def screen(
         ins = _Inputs(run, Path(tmp), on_bytes)
         try:
             note("reading claims")
-            for p in inputs:
+            for p in coverage_first(inputs):
                 try:
                     ins.add(Path(p), mapping)
                 except MappingError as e:

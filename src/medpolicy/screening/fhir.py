@@ -10,7 +10,7 @@ adjudication). ICD-10-PCS ``procedure`` entries become lines numbered -1, -2, ..
 The line of business: CARIN Blue Button's EOB names its coverage in ``insurance`` (the ``focal`` entry,
 else the first): ``insurance.coverage.reference`` to a Coverage, either ``contained`` in the resource
 (``#id``) or read earlier in the same run (``Coverage/id``: a Bulk Data export's ``Coverage.ndjson``,
-given before the EOB file, or an entry of the same Bundle). The Coverage's ``type`` gives it
+which ``screen`` reads before the other files, or an entry of the same Bundle). The Coverage's ``type`` gives it
 (``lob.from_coverage``: medpolicy's line-of-business code system, else the Source of Payment Typology
 code CARIN Blue Button binds ``Coverage.type`` to). None when any of that is absent. Coverage resources
 are read for this only (they hold no claim lines).
