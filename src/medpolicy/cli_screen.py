@@ -9,6 +9,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from medpolicy.errors import MedpolicyError
@@ -73,9 +82,60 @@ def _print_summary(s: Summary, *, title: str = "screened") -> None:
         out.print(f"{len(s.errors):,} errors in {s.errors_output}", highlight=False)
 
 
-def _progress(message: str) -> None:
-    if err.is_terminal:
-        err.print(f"[dim]{message}...[/]")
+class _Feedback:
+    """How far a run is, on stderr: on a terminal a rich progress bar of the inputs' bytes read (X12 and
+    FHIR as the readers go, CSV and Parquet once the engine has scanned them) with the stage; otherwise
+    status lines (each stage, and every quarter of the bytes), which a log keeps."""
+
+    def __init__(self, console: Console, command: str, total: int) -> None:
+        self.console, self.command, self.total = console, command, max(total, 1)
+        self.done, self.quarter = 0, 0
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> _Feedback:
+        if self.console.is_terminal:
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.task = self.bar.add_task(self.command, total=self.total)
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def stage(self, message: str) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, description=f"{self.command}: {message}")
+            self.bar.refresh()
+        else:
+            self.console.print(f"{self.command}: {message}", highlight=False)
+
+    def advance(self, nbytes: int) -> None:
+        self.done += nbytes
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=min(self.done, self.total))
+            return
+        quarter = min(4, self.done * 4 // self.total)
+        if quarter > self.quarter:
+            self.quarter = quarter
+            self.console.print(
+                f"{self.command}: read {self.done / 1e6:,.1f} of {self.total / 1e6:,.1f} MB "
+                f"({quarter * 25}%)",
+                highlight=False,
+            )
+
+
+def _input_bytes(paths: list[Path]) -> int:
+    return sum(p.stat().st_size for p in paths if p.is_file())
 
 
 def screen_cmd(
@@ -114,19 +174,21 @@ def screen_cmd(
         if problems:
             raise typer.Exit(EXIT_BAD_INPUT)
     try:
-        s = screen(
-            claims,
-            output,
-            fmt=fmt,
-            engine=engine,
-            policies=_policies(policies),
-            policy_id=policy,
-            as_of=when,
-            facts=facts,
-            mapping=mapping,
-            keep_ungoverned=keep_ungoverned,
-            progress=_progress,
-        )
+        with _Feedback(err, "screen", _input_bytes(claims)) as feedback:
+            s = screen(
+                claims,
+                output,
+                fmt=fmt,
+                engine=engine,
+                policies=_policies(policies),
+                policy_id=policy,
+                as_of=when,
+                facts=facts,
+                mapping=mapping,
+                keep_ungoverned=keep_ungoverned,
+                progress=feedback.stage,
+                on_bytes=feedback.advance,
+            )
     except (ScreeningError, MedpolicyError) as e:
         err.print(f"[bold red]invalid_input[/] {e}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -150,18 +212,21 @@ def impact_cmd(
     """What a policy revision would change: the same lines under two versions, as a transition table
     (lines and billed amounts) and the changed lines."""
     try:
-        r = impact(
-            claims,
-            from_,
-            to,
-            output,
-            fmt=fmt,
-            engine=engine,
-            policies=_policies(policies),
-            policy_id=policy,
-            facts=facts,
-            mapping=mapping,
-        )
+        with _Feedback(err, "impact", 2 * _input_bytes(claims)) as feedback:
+            r = impact(
+                claims,
+                from_,
+                to,
+                output,
+                fmt=fmt,
+                engine=engine,
+                policies=_policies(policies),
+                policy_id=policy,
+                facts=facts,
+                mapping=mapping,
+                progress=feedback.stage,
+                on_bytes=feedback.advance,
+            )
     except (ScreeningError, MedpolicyError) as e:
         err.print(f"[bold red]invalid_input[/] {e}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None

@@ -31,7 +31,9 @@ def assert_equivalent(
     for cid, ln, outcome, missing, version, _, flag in rows:
         c = claims[cid]
         line = next(x for x in c.all_lines() if x.line_number == ln)
-        case = c.case(line, pointers=POINTERS.get(fmt, False) and not c.institutional)
+        case = c.case(
+            line, pointers=POINTERS.get(fmt, False) and not c.institutional, line_of_business=fmt != "rif"
+        )
         det = decide(case, policies, policy_id=policy_id)
         expected = (
             det.outcome.value,

@@ -266,5 +266,5 @@ def test_large_screen_equals_decide_line_for_line(tmp_path: Path) -> None:
     out = tmp_path / "large.parquet"
     s = screen([write_csv(gen, tmp_path / "c.csv")], out, facts=write_facts(gen, tmp_path / "f.csv"))
     assert s.balanced
-    assert s.written > 4000
+    assert s.written > 3000  # (Medicaid lines are errors: no policy for that line of business)
     assert assert_equivalent(result_rows(out), {c.claim_id: c for c in gen}, "csv") == s.written

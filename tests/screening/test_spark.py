@@ -85,13 +85,17 @@ def test_spark_equals_decide_with_joint_classes_and_routing(
     gen = generate_claims(120, 5, policy=policies.get(policy_id) if policy_id else None)
     claims = write_csv(gen, tmp_path / "c.csv")
     if policy_id is None:  # a line of business on every other line, and one no policy serves
-        lines = claims.read_text().splitlines()
+        import csv
+
+        with open(claims, newline="") as f:
+            rows = list(csv.DictReader(f))
         lobs = ["", "commercial", "medicare_advantage", "medicaid"]
-        claims.write_text(
-            "\n".join(
-                [lines[0] + ",line_of_business"] + [f"{x},{lobs[k % 4]}" for k, x in enumerate(lines[1:])]
-            )
-        )
+        for k, row in enumerate(rows):
+            row["line_of_business"] = lobs[k % 4]
+        with open(claims, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
     facts = write_facts(gen, tmp_path / "f.csv")
     out = tmp_path / "spark-result"
     s = screen([claims], out, engine="spark", spark=spark, facts=facts, policy_id=policy_id)

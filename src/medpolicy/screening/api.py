@@ -26,7 +26,7 @@ from medpolicy.errors import MedpolicyError
 from medpolicy.policy import Policy, PolicySet, load_policies, load_policy
 from medpolicy.screening.classify import Plan
 from medpolicy.screening.fhir import read_fhir
-from medpolicy.screening.records import STAGED_COLUMNS, ReadError
+from medpolicy.screening.records import STAGED_COLUMNS, Progress, ReadError
 from medpolicy.screening.routes import routes_for
 from medpolicy.screening.sqlgen import Dialect, SqlGen, lit
 from medpolicy.screening.tabular import (
@@ -182,8 +182,10 @@ def _single(policies: PolicySet | Policy | None, policy_id: str | None) -> tuple
 class _Inputs:
     """Registers each input with the runner and stages X12 and FHIR lines."""
 
-    def __init__(self, runner: Runner, tmp: Path) -> None:
+    def __init__(self, runner: Runner, tmp: Path, on_bytes: Progress | None = None) -> None:
         self.runner = runner
+        self.on_bytes = on_bytes
+        self.engine_bytes = 0  # CSV/Parquet inputs: read by the engine when it screens
         self.gen = SqlGen(runner.dialect)
         self.sources: list[str] = []
         self.errors: list[ReadError] = []
@@ -194,9 +196,11 @@ class _Inputs:
         self.staged_lines = 0
         self.reader_lines = 0
         self.views: list[str] = []  # tabular inputs, counted by the engine (Parquet: from its metadata)
+        self.coverages: dict[str, str | None] = {}  # FHIR Coverage/id -> line of business
 
     def _emit(self, row: tuple[Any, ...]) -> None:
-        self._w.writerow(["\\N" if v is None else v for v in row])
+        # None is written as an empty field: the staged source reads an empty field as NULL.
+        self._w.writerow(row)
         self.staged_lines += 1
 
     def add(self, path: Path, mapping: str | None) -> None:
@@ -205,7 +209,7 @@ class _Inputs:
             self.errors.append(ReadError(path.name, "file", "not_found", "no such file"))
             return
         if suffix in (".ndjson", ".jsonl", ".json"):
-            read_fhir(path, self._emit, self.errors.append)
+            read_fhir(path, self._emit, self.errors.append, self.coverages, self.on_bytes)
         elif suffix == ".parquet":
             self._tabular(path, load_mapping(mapping or "canonical"), parquet=True)
         elif suffix in (".csv", ".txt", ".tsv") and not looks_like_x12(path):
@@ -213,21 +217,23 @@ class _Inputs:
             m = load_mapping(mapping) if mapping else guess_mapping(header)
             self._tabular(path, m.model_copy(update={"delimiter": delim}), parquet=False)
         else:
-            read_x12(path, self._emit, self.errors.append)
+            read_x12(path, self._emit, self.errors.append, self.on_bytes)
 
     def _tabular(self, path: Path, m: Mapping, *, parquet: bool) -> None:
+        self.engine_bytes += path.stat().st_size
         view = f"mp_src{len(self.sources)}"
         if parquet:
             self.runner.register_parquet(view, path)
         else:
             self.runner.register_csv(view, path, m.delimiter)
-        have = self.runner.columns(view)
-        if m.columns.line_of_business is None and "line_of_business" in have:
+        header = self.runner.columns(view)
+        if m.columns.line_of_business is None and "line_of_business" in header:
             # an extract carrying the line of business routes its lines (whatever the mapping)
             m = m.model_copy(
                 update={"columns": m.columns.model_copy(update={"line_of_business": "line_of_business"})}
             )
-        missing = m.missing(have)
+        m = m.for_header(header)
+        missing = m.missing(header)
         if missing:
             rows = self.runner.query(f"SELECT COUNT(*) FROM {view}")[0][0]
             self.errors.append(
@@ -267,11 +273,31 @@ class _Inputs:
                         ("billed_amount", "DOUBLE"),
                         ("source", "STRING"),
                         ("location", "STRING"),
+                        ("line_of_business", "STRING"),
                     )
                 )
             )
             self.sources.append(f"SELECT * FROM ({empty}) e WHERE 1 = 0")
         self.runner.create("mp_lines", self.gen.lines(self.sources), materialize=False)
+
+
+def coverage_first(inputs: Sequence[Path | str]) -> list[Path]:
+    """The inputs, FHIR files of Coverage resources first (a Bulk Data export's ``Coverage.ndjson``): the
+    EOBs read after them find the Coverage their ``insurance`` names, whatever order they were given in."""
+    paths = [Path(p) for p in inputs]
+
+    def is_coverage(p: Path) -> bool:
+        if p.suffix.lower() not in (".ndjson", ".jsonl") or not p.is_file():
+            return False
+        with open(p, "rb") as fh:
+            first = fh.readline(1 << 16)
+        try:
+            doc = orjson.loads(first)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(doc, dict) and doc.get("resourceType") == "Coverage"
+
+    return sorted(paths, key=lambda p: not is_coverage(p))  # stable: the others keep their order
 
 
 def _facts(runner: Runner, path: Path | None, policy: Policy) -> tuple[str | None, list[str]]:
@@ -361,8 +387,10 @@ def _screen_table(
         ],
         plan.result_rows((int(k), str(s)) for k, s in keys),
     )
-    # DuckDB: a view (the join is cheap; the output is written straight from it); Spark: checkpointed.
-    runner.create(table, gen.screened(plan.policy.id), materialize=materialize or runner.name != "duckdb")
+    # A view where it can be (the join with the key results is a broadcast hash lookup over the
+    # materialized mp_keyed, cheaper to redo for the write, the summary and the errors than to store;
+    # Spark, 10M lines: checkpointing it cost 10 s); kept when the caller needs it (several policies).
+    runner.create(table, gen.screened(plan.policy.id), materialize=materialize)
 
 
 def _summarize(runner: Runner, s: Summary, table: str, inputs: _Inputs, total: int) -> None:
@@ -423,12 +451,16 @@ def screen(
     keep_table: str | None = None,
     keep_ungoverned: bool = False,
     progress: Callable[[str], None] | None = None,
+    on_bytes: Progress | None = None,
 ) -> Summary:
     """Screen claim files under a policy; write the governed lines to ``output`` (``fmt``) and what could
     not be screened to ``errors_output`` (JSON lines; default: beside the output). ``as_of`` applies the
     version in force on that date to every line (default: each line's date of service chooses);
     ``version`` names the version outright; ``keep_ungoverned`` writes the lines the policy does not
-    govern too (outcome ``not_applicable``; still counted as not governed). Raises ``ScreeningError`` when the run cannot start."""
+    govern too (outcome ``not_applicable``; still counted as not governed). ``progress`` is told each
+    stage (reading claims, screening, writing) and ``on_bytes`` the bytes of the inputs read as they are
+    (X12 and FHIR as the readers go; CSV and Parquet once the engine has scanned them): the CLI's progress
+    bar. Raises ``ScreeningError`` when the run cannot start."""
     single, ps = _single(policies, policy_id)
     if version is not None and single is None:
         raise ScreeningError("a version names one policy's: name the policy with --policy")
@@ -450,10 +482,10 @@ def screen(
     s = Summary(",".join(p.id for p in routes.policies) or (single.id if single else ""), run.name)
     restore = _no_constraint_propagation(run)
     with tempfile.TemporaryDirectory(prefix="medpolicy-stage-") as tmp:
-        ins = _Inputs(run, Path(tmp))
+        ins = _Inputs(run, Path(tmp), on_bytes)
         try:
             note("reading claims")
-            for p in inputs:
+            for p in coverage_first(inputs):
                 try:
                     ins.add(Path(p), mapping)
                 except MappingError as e:
@@ -461,6 +493,8 @@ def screen(
             ins.finish()
             note("screening")
             gen = SqlGen(run.dialect)
+            if on_bytes is not None and ins.engine_bytes:
+                on_bytes(ins.engine_bytes)
             total = ins.staged_lines + sum(run.query(f"SELECT COUNT(*) FROM {v}")[0][0] for v in ins.views)
             table = keep_table or "mp_screened"
             # Each line's policy (routed as decide routes its case), then each policy's lines screened.
@@ -491,7 +525,7 @@ def screen(
             run.create(
                 table,
                 " UNION ALL ".join([f"SELECT * FROM {t}" for t in parts] + [gen.routed_errors()]),
-                materialize=run.name != "duckdb" or table != "mp_screened",
+                materialize=table != "mp_screened",
             )
             note("writing")
             if output is not None:
@@ -553,9 +587,12 @@ def impact(
     facts: Path | str | None = None,
     mapping: str | None = None,
     spark: Any = None,
+    progress: Callable[[str], None] | None = None,
+    on_bytes: Progress | None = None,
 ) -> ImpactResult:
     """The same lines under two policy versions (or a folder with a proposed revision): the transition
-    table and the lines that change (written to ``output``)."""
+    table and the lines that change (written to ``output``). The inputs are read once per side:
+    ``progress`` and ``on_bytes`` as for ``screen`` (twice the inputs' bytes in all)."""
     (pa, va, la), (pb, vb, lb) = _side(from_, policies, policy_id), _side(to, policies, policy_id)
     run = _runner(engine, spark)
     try:
@@ -569,6 +606,8 @@ def impact(
             mapping=mapping,
             runner=run,
             keep_table="mp_side_a",
+            progress=progress,
+            on_bytes=on_bytes,
         )
         sb = screen(
             inputs,
@@ -580,6 +619,8 @@ def impact(
             mapping=mapping,
             runner=run,
             keep_table="mp_side_b",
+            progress=progress,
+            on_bytes=on_bytes,
         )
         gen = SqlGen(run.dialect)
         rows = run.query(gen.transitions("mp_side_a", "mp_side_b"))

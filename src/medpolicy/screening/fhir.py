@@ -6,6 +6,14 @@ resource's ``diagnosis`` (all of them when an item names none), ``servicedDate``
 falling back to ``billablePeriod.start``, and the billed amount (``net``, else the ``submitted``
 adjudication). ICD-10-PCS ``procedure`` entries become lines numbered -1, -2, ... as on an 837I. A
 ``.json`` file holds one resource (or a Bundle of them); any other file one resource per line.
+
+The line of business: CARIN Blue Button's EOB names its coverage in ``insurance`` (the ``focal`` entry,
+else the first): ``insurance.coverage.reference`` to a Coverage, either ``contained`` in the resource
+(``#id``) or read earlier in the same run (``Coverage/id``: a Bulk Data export's ``Coverage.ndjson``,
+which ``screen`` reads before the other files, or an entry of the same Bundle). The Coverage's ``type`` gives it
+(``lob.from_coverage``: medpolicy's line-of-business code system, else the Source of Payment Typology
+code CARIN Blue Button binds ``Coverage.type`` to). None when any of that is absent. Coverage resources
+are read for this only (they hold no claim lines).
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ from typing import Any
 
 import orjson
 
-from medpolicy.screening.records import Emit, ReadError, Report
+from medpolicy.screening.lob import from_coverage
+from medpolicy.screening.records import Emit, Progress, ReadError, Report
 
 __all__ = ["read_fhir"]
 
@@ -24,11 +33,27 @@ _KINDS = {"ExplanationOfBenefit", "Claim"}
 _PCS_SYSTEM = "http://www.cms.gov/Medicare/Coding/ICD10"
 
 
-def read_fhir(path: Path, emit: Emit, report: Report) -> int:
-    """Read one NDJSON (or single-resource JSON) file; returns the number of resources read."""
+def read_fhir(
+    path: Path,
+    emit: Emit,
+    report: Report,
+    coverages: dict[str, str | None] | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Read one NDJSON (or single-resource JSON) file; returns the number of claim resources read.
+    ``coverages`` (``Coverage/id`` -> line of business) gathers the Coverage resources read, for the
+    EOBs that refer to them; pass the same dict to every file of a run. ``progress``: told the bytes
+    read, every megabyte or so (the whole file once done)."""
     name = path.name
     n = 0
+    covs: dict[str, str | None] = {} if coverages is None else coverages
+    pending = told = 0
     for where, raw in _documents(path):
+        if progress is not None:
+            pending += len(raw)
+            if pending >= 1 << 20:
+                progress(pending)
+                told, pending = told + pending, 0
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
@@ -41,6 +66,13 @@ def read_fhir(path: Path, emit: Emit, report: Report) -> int:
             else [doc]
         )
         for res in resources:
+            if isinstance(res, Mapping) and res.get("resourceType") == "Coverage":
+                if res.get("id") is not None:
+                    covs[f"Coverage/{res['id']}"] = from_coverage(res)
+                continue
+        for res in resources:
+            if isinstance(res, Mapping) and res.get("resourceType") == "Coverage":
+                continue
             if not isinstance(res, Mapping) or res.get("resourceType") not in _KINDS:
                 kind = res.get("resourceType") if isinstance(res, Mapping) else type(res).__name__
                 report(
@@ -53,7 +85,7 @@ def read_fhir(path: Path, emit: Emit, report: Report) -> int:
                 )
                 continue
             try:
-                _resource(res, where, emit)
+                _resource(res, where, emit, covs)
             except (TypeError, ValueError, KeyError, AttributeError) as e:
                 items = res.get("item")
                 report(
@@ -68,6 +100,8 @@ def read_fhir(path: Path, emit: Emit, report: Report) -> int:
                 )
                 continue
             n += 1
+    if progress is not None:
+        progress(max(path.stat().st_size - told, 0))
     return n
 
 
@@ -98,8 +132,25 @@ def _date(v: Any) -> str | None:
     return str(v)[:10] if v else None
 
 
-def _resource(res: Mapping[str, Any], where: str, emit: Emit) -> None:
+def _line_of_business(res: Mapping[str, Any], coverages: Mapping[str, str | None]) -> str | None:
+    entries = [i for i in res.get("insurance") or () if isinstance(i, Mapping)]
+    chosen = next((i for i in entries if i.get("focal") is True), entries[0] if entries else None)
+    if chosen is None:
+        return None
+    ref = (chosen.get("coverage") or {}).get("reference")
+    if not isinstance(ref, str):
+        return None
+    if ref.startswith("#"):
+        for c in res.get("contained") or ():
+            if isinstance(c, Mapping) and c.get("resourceType") == "Coverage" and c.get("id") == ref[1:]:
+                return from_coverage(c)
+        return None
+    return coverages.get("/".join(ref.rsplit("/", 2)[-2:]))  # an absolute URL ends in Coverage/id
+
+
+def _resource(res: Mapping[str, Any], where: str, emit: Emit, coverages: Mapping[str, str | None]) -> None:
     cid = _str(res.get("id"))
+    lob = _line_of_business(res, coverages)
     patient = (res.get("patient") or {}).get("reference") or ""
     member = patient.rsplit("/", 1)[-1] or None
     dx: dict[int, str] = {}
@@ -125,6 +176,7 @@ def _resource(res: Mapping[str, Any], where: str, emit: Emit) -> None:
                 date or period_start,
                 _amount(item),
                 where,
+                lob,
             )
         )
     for k, proc in enumerate(res.get("procedure") or ()):
@@ -141,6 +193,7 @@ def _resource(res: Mapping[str, Any], where: str, emit: Emit) -> None:
                     _date(proc.get("date")) or period_start,
                     None,
                     where,
+                    lob,
                 )
             )
 

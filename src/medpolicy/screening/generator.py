@@ -10,6 +10,13 @@ By default the claims suit Blue KC's policy (dates 2000-2015, its facts). ``gene
 policy=...)`` makes them for any policy: dates across that policy's versions, and of the clinical facts
 the generator knows (margins, staging, breast pathology, a birth date, the delivery method, trial
 enrolment...) those the policy declares.
+
+Each claim has a payer: an 837 claim filing indicator code (``FILING_CODES``, a mix of commercial,
+Medicare Advantage, Medicaid and Medicare fee-for-service), written as SBR09 on the 837s, as a contained
+Coverage (Source of Payment Typology ``type``) on the FHIR EOBs and as the ``line_of_business`` column of
+the canonical CSV and the bulk Parquet; ``GenClaim.line_of_business`` is what a reader gives for it
+(None for Medicare fee-for-service). The CMS RIF layout has no such column (its claims are all Medicare
+fee-for-service): its lines have none.
 """
 
 from __future__ import annotations
@@ -93,6 +100,14 @@ class GenClaim:
     lines: list[GenLine]
     pcs: list[tuple[str, dt.date]] = field(default_factory=list)
     facts: dict[str, Any] | None = None
+    filing_code: str = "CI"  # SBR09
+
+    @property
+    def line_of_business(self) -> str | None:
+        """The line of business the readers give this claim's lines (``lob.py``)."""
+        from medpolicy.screening.lob import from_filing_indicator
+
+        return from_filing_indicator(self.filing_code)
 
     def line_dx(self, line: GenLine, *, pointers: bool) -> list[str]:
         if pointers and line.pointers and line.line_number > 0:
@@ -104,8 +119,9 @@ class GenClaim:
         pcs = [GenLine(-(k + 1), c, [], [], d, None) for k, (c, d) in enumerate(self.pcs)]
         return [*self.lines, *pcs]
 
-    def case(self, line: GenLine, *, pointers: bool) -> dict[str, Any]:
-        """The case ``decide`` is given for a line (the facts table's row joined in)."""
+    def case(self, line: GenLine, *, pointers: bool, line_of_business: bool = True) -> dict[str, Any]:
+        """The case ``decide`` is given for a line (the facts table's row joined in; the claim's line of
+        business unless ``line_of_business`` is false: a format that does not carry it, CMS RIF)."""
         date = line.date or (self.statement[0] if self.institutional else None)
         case: dict[str, Any] = {"procedure_codes": [line.code]}
         if date is not None:
@@ -114,7 +130,23 @@ class GenClaim:
         if dx:
             case["diagnosis_codes"] = dx
         case.update({k: v for k, v in (self.facts or {}).items() if v is not None})
+        if line_of_business and self.line_of_business is not None:
+            case["line_of_business"] = self.line_of_business
         return case
+
+
+#: Claim filing indicator codes (SBR09) and how often they occur; each with the Source of Payment
+#: Typology code of the same payer type (the FHIR Coverage.type).
+FILING_CODES = (
+    ("CI", 0.3, "52"),
+    ("12", 0.1, "512"),
+    ("BL", 0.1, "6"),
+    ("HM", 0.05, "511"),
+    ("16", 0.25, "111"),
+    ("MC", 0.1, "2"),
+    ("MB", 0.1, "121"),
+)
+_SOPT = {code: sopt for code, _, sopt in FILING_CODES}
 
 
 def _date(rng: random.Random, window: tuple[dt.date, int] | None = None) -> dt.date:
@@ -198,6 +230,7 @@ def generate_claims(
     window = _window(policy) if policy is not None else None
     diagnoses = POLICY_DIAGNOSES if policy is not None else DIAGNOSES
     pcs_codes = POLICY_PCS if policy is not None else IORT_PCS
+    payer_rng = random.Random(seed + 7919)  # its own stream: the claims are those of a seed without it
     claims = []
     for k in range(n):
         inst = rng.random() < 0.3
@@ -225,6 +258,7 @@ def generate_claims(
                 lines,
                 pcs,
                 _facts(rng, dx, policy, dos) if iort else None,
+                payer_rng.choices([c for c, _, _ in FILING_CODES], [w for _, w, _ in FILING_CODES])[0],
             )
         )
     return claims
@@ -270,7 +304,7 @@ def write_x12(claims: list[GenClaim], path: Path, *, institutional: bool, per_tr
         for k, c in enumerate(picked[start : start + per_transaction]):
             segs += [
                 f"HL*{k + 2}*1*22*0",
-                "SBR*P*18*******CI",
+                f"SBR*P*18*******{c.filing_code}",
                 f"NM1*IL*1*DOE*PAT****MI*{c.member_id}",
                 "NM1*PR*2*MEDPOLICY PAYER*****PI*54321",
             ]
@@ -327,7 +361,22 @@ def write_fhir(claims: list[GenClaim], path: Path) -> Path:
                     ]
                 },
                 "use": "claim",
+                "contained": [
+                    {
+                        "resourceType": "Coverage",
+                        "id": "coverage",
+                        "status": "active",
+                        "type": {
+                            "coding": [
+                                {"system": "urn:oid:2.16.840.1.113883.3.221.5", "code": _SOPT[c.filing_code]}
+                            ]
+                        },
+                        "beneficiary": {"reference": f"Patient/{c.member_id}"},
+                        "payor": [{"display": "MEDPOLICY PAYER"}],
+                    }
+                ],
                 "patient": {"reference": f"Patient/{c.member_id}"},
+                "insurance": [{"focal": True, "coverage": {"reference": "#coverage"}}],
                 "billablePeriod": {"start": c.statement[0].isoformat(), "end": c.statement[1].isoformat()},
                 "diagnosis": [
                     {
@@ -379,6 +428,7 @@ CANONICAL_HEADER = (
     "diagnosis_codes",
     "date_of_service",
     "billed_amount",
+    "line_of_business",
 )
 
 
@@ -400,6 +450,7 @@ def write_csv(claims: list[GenClaim], path: Path) -> Path:
                         "|".join(c.dx),
                         date.isoformat() if date else "",
                         "" if ln.amount is None else ln.amount,
+                        c.line_of_business or "",
                     ]
                 )
     return path
@@ -513,7 +564,9 @@ def write_bulk_parquet(path: Path, lines: int, *, governed_share: float = 0.1, s
                  '' AS modifiers,
                  ([{dxs}])[1 + (hash(i // 3 + 7) % {len(DIAGNOSES) + len(OTHER_DX) + 1})::INT] AS diagnosis_codes,
                  (DATE '2000-01-01' + INTERVAL (hash(i // 3 + 11) % 9000) DAY)::DATE::VARCHAR AS date_of_service,
-                 round(80 + random() * 4000, 2) AS billed_amount
+                 round(80 + random() * 4000, 2) AS billed_amount,
+                 (['commercial', 'commercial', 'medicare_advantage', 'medicaid', NULL])[1 + (hash(i // 3 + 13) % 5)::INT]
+                   AS line_of_business
           FROM range({int(lines)}) t(i)
         ) TO '{path}' (FORMAT parquet)"""
     )

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["STAGED_COLUMNS", "Emit", "ReadError", "Report"]
+__all__ = ["STAGED_COLUMNS", "Emit", "Progress", "ReadError", "Report"]
 
-#: A staged line: the canonical fields, the modifiers (``:``-separated) and where it was read.
+#: A staged line: the canonical fields, the modifiers (``:``-separated), where it was read, and the
+#: line of business its payer code means (``lob.py``; None when the claim names none the plan routes).
 STAGED_COLUMNS = (
     "claim_id",
     "line_number",
@@ -19,6 +20,7 @@ STAGED_COLUMNS = (
     "date_of_service",
     "billed_amount",
     "location",
+    "line_of_business",
 )
 
 
@@ -42,3 +44,5 @@ class ReadError:
 
 Emit = Callable[[tuple[Any, ...]], Any]
 Report = Callable[[ReadError], Any]
+#: Told the number of bytes of an input just read (a progress bar's advance).
+Progress = Callable[[int], Any]

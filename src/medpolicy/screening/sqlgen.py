@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from medpolicy.routing import LINES_OF_BUSINESS
 from medpolicy.screening.classify import AGE_PREFIX, DX, Group, KeyLayout, Plan
+from medpolicy.screening.lob import sql_case
 from medpolicy.screening.routes import Routes
 
 __all__ = ["OUTPUT_COLUMNS", "Dialect", "SqlGen"]
@@ -80,7 +81,9 @@ def lit(value: str | None) -> str:
 @dataclass(frozen=True, slots=True)
 class SourceColumns:
     """Which columns of an input hold each canonical field (``claim_id``... ``billed_amount``; several
-    for diagnoses and modifiers), and an optional ``location`` column (staged X12 and FHIR)."""
+    for diagnoses and modifiers), an optional ``location`` column (staged X12 and FHIR), and the line of
+    business: a column (a line of business or an 837 claim filing indicator code, ``lob.sql_case``) or
+    one value for every line."""
 
     claim_id: str
     line_number: str
@@ -91,6 +94,7 @@ class SourceColumns:
     billed_amount: str | None
     location: str | None = None
     line_of_business: str | None = None
+    line_of_business_value: str | None = None
 
     def names(self) -> list[str]:
         out = [self.claim_id, self.line_number, self.procedure_code, *self.diagnosis_codes]
@@ -126,12 +130,19 @@ class SqlGen:
             if cols.diagnosis_codes
             else "CAST(NULL AS STRING)"
         )
+        lob = (
+            sql_case(s(cols.line_of_business))
+            if cols.line_of_business
+            else lit(cols.line_of_business_value)
+            if cols.line_of_business_value
+            else "CAST(NULL AS STRING)"
+        )
         return (
             f"SELECT {s(cols.claim_id)} AS claim_id, TRY_CAST({s(cols.line_number)} AS BIGINT) AS line_number, "
             f"{s(cols.member_id)} AS member_id, UPPER({s(cols.procedure_code)}) AS procedure_code, "
             f"{dx} AS diagnosis_codes, {s(cols.date_of_service)} AS date_of_service, "
             f"TRY_CAST({s(cols.billed_amount)} AS DOUBLE) AS billed_amount, {lit(source_name)} AS source, "
-            f"{s(cols.location)} AS location, {s(cols.line_of_business)} AS line_of_business FROM {view}"
+            f"{s(cols.location)} AS location, {lob} AS line_of_business FROM {view}"
         )
 
     def lines(self, sources: Sequence[str]) -> str:

@@ -13,7 +13,10 @@ A mapping is a small YAML file naming which column holds each field of a claim l
       diagnosis_codes: [DX1, DX2, DX3]   # one column may hold several codes separated by | or ,
       date_of_service: FROM_DATE         # YYYY-MM-DD, CCYYMMDD or DD-Mon-YYYY
       billed_amount: CHARGE              # optional
-      line_of_business: LOB              # optional: commercial, medicare_advantage, medicaid
+      line_of_business: PAYER_TYPE       # optional: commercial, medicare_advantage, medicaid, or an 837
+                                         # claim filing indicator code (SBR09: CI, 16, MC...); else NULL
+    line_of_business: medicaid           # optional: one line of business for every line instead
+    optional: [line_of_business]         # optional: columns that may be absent from a file (then NULL)
 
 Built in: ``canonical`` (medpolicy's own layout, which the generator writes), ``rif-carrier`` and
 ``rif-outpatient`` (CMS RIF). A CSV file without ``--mapping`` is matched to one by its header.
@@ -25,8 +28,9 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from medpolicy.routing import LINES_OF_BUSINESS
 from medpolicy.screening.sqlgen import SourceColumns
 
 __all__ = ["BUILTIN", "Mapping", "MappingError", "guess_mapping", "load_mapping"]
@@ -49,7 +53,7 @@ class _Columns(BaseModel):
     date_of_service: str | None = None
     billed_amount: str | None = None
     location: str | None = None
-    line_of_business: str | None = None  # commercial, medicare_advantage or medicaid; routes the line
+    line_of_business: str | None = None  # a line of business or an 837 SBR09 code; routes the line
 
 
 class Mapping(BaseModel):
@@ -57,6 +61,31 @@ class Mapping(BaseModel):
     name: str
     delimiter: str = ","
     columns: _Columns
+    line_of_business: str | None = None
+    optional: list[str] = []
+
+    @field_validator("optional")
+    @classmethod
+    def _optional_fields(cls, v: list[str]) -> list[str]:
+        required = [f for f, info in _Columns.model_fields.items() if info.is_required()]
+        bad = [f for f in v if f not in _Columns.model_fields or f in required]
+        if bad:
+            raise ValueError(f"{bad} are not optional fields of a claim line")
+        return v
+
+    @field_validator("line_of_business")
+    @classmethod
+    def _known_line(cls, v: str | None) -> str | None:
+        if v is not None and v not in LINES_OF_BUSINESS:
+            raise ValueError(f"{v!r} is not a line of business ({', '.join(LINES_OF_BUSINESS)})")
+        return v
+
+    def for_header(self, header: list[str]) -> Mapping:
+        """This mapping without the ``optional`` fields whose column the file does not have."""
+        absent = {f: None for f in self.optional if getattr(self.columns, f, None) not in set(header)}
+        if not absent:
+            return self
+        return self.model_copy(update={"columns": self.columns.model_copy(update=absent)})
 
     def source_columns(self) -> SourceColumns:
         c = self.columns
@@ -70,6 +99,7 @@ class Mapping(BaseModel):
             billed_amount=c.billed_amount,
             location=c.location,
             line_of_business=c.line_of_business,
+            line_of_business_value=self.line_of_business,
         )
 
     def missing(self, header: list[str]) -> list[str]:
@@ -98,7 +128,8 @@ def load_mapping(name_or_path: str) -> Mapping:
 def staged_mapping() -> Mapping:
     """The layout X12 and FHIR lines are staged in."""
     m = load_mapping("canonical")
-    return m.model_copy(update={"columns": m.columns.model_copy(update={"location": "location"})})
+    cols = m.columns.model_copy(update={"location": "location", "line_of_business": "line_of_business"})
+    return m.model_copy(update={"columns": cols, "optional": []})
 
 
 def guess_mapping(header: list[str]) -> Mapping:

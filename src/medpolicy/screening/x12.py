@@ -9,6 +9,8 @@ chunks (never whole). pyx12 stays the judge of validity: the test suite checks t
 
 What is read from each claim (CLM):
 
+* the line of business, from SBR09 (claim filing indicator code) of the subscriber loop (2000B), through
+  the table in ``mappings/line-of-business.yaml`` (``lob.py``): None when the code is not in it;
 * diagnoses from HI: ICD-10-CM qualifiers ABK (principal) and ABF (other); ICD-9 qualifiers (BK, BF) are
   passed on marked ``ICD9:`` so that a governed line with them is reported, not guessed at;
 * 837P lines: SV101 (``HC:code:modifiers``), SV102 charge, SV107 diagnosis pointers (1-based into the
@@ -29,7 +31,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medpolicy.screening.records import Emit, ReadError, Report
+from medpolicy.screening.lob import from_filing_indicator
+from medpolicy.screening.records import Emit, Progress, ReadError, Report
 
 __all__ = ["looks_like_x12", "read_x12", "validate"]
 
@@ -37,7 +40,8 @@ CHUNK = 1 << 22
 _DX = {"ABK", "ABF"}
 _DX9 = {"BK", "BF"}
 _PCS = {"BBR", "BBQ"}
-_WANTED = frozenset({"LX", "SV1", "SV2", "DTP", "HI", "CLM", "NM1", "HL"})
+#: The segments screening reads (NM1 only for the subscriber, NM1*IL), most frequent first.
+_WANTED = ("LX", "SV1", "DTP", "CLM", "HI", "HL", "SBR", "SV2", "NM1")
 
 
 def _flat(b: bytes) -> bytes:
@@ -45,27 +49,17 @@ def _flat(b: bytes) -> bytes:
     return b.replace(b"\r", b"").replace(b"\n", b"") if b"\n" in b or b"\r" in b else b
 
 
-def segs_before(segs: list[str], offset: int) -> int:
-    """The 0-based number of the segment at ``offset`` of the joined text (with a leading terminator)."""
-    n, at = 0, 1
-    for s in segs:
-        if at > offset:
-            return n
-        at += len(s) + 1
-        n += 1
-    return n
-
-
 def looks_like_x12(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(3) == b"ISA"
 
 
-def read_x12(path: Path, emit: Emit, report: Report) -> int:
-    """Read one file: ``emit`` each claim line (a staged row), ``report`` what cannot be read. Returns the
-    number of claims read."""
+def read_x12(path: Path, emit: Emit, report: Report, progress: Progress | None = None) -> int:
+    """Read one file: ``emit`` each claim line (a staged row), ``report`` what cannot be read, and
+    ``progress`` the bytes read as they are (the whole file once done). Returns the number of claims
+    read."""
     name = path.name
-    with open(path, "rb") as fh:
+    with _Counted(path, progress) as fh:
         head = fh.read(106)
         if len(head) < 106 or not head.startswith(b"ISA"):
             report(
@@ -96,9 +90,14 @@ class _Reader:
         self.elem, self.comp = elem.decode("latin-1"), comp.decode("latin-1")
         self.claims = 0
         self.version = ""
-        t = re.escape(term.decode("latin-1"))
+        self.term_s = term.decode("latin-1")
+        t, e = re.escape(self.term_s), re.escape(self.elem)
         #: A segment that does not begin with an identifier (2-3 capitals or digits) and the separator.
-        self._bad_id = re.compile(f"{t}(?![A-Z0-9]{{2,3}}{re.escape(self.elem)})")
+        self._bad_id = re.compile(f"{t}(?![A-Z0-9]{{2,3}}{e})")
+        #: The wanted segments: (identifier, the rest after its element separator).
+        ids = "|".join(f"NM1(?={e}IL{e})" if s == "NM1" else s for s in _WANTED)
+        self._wanted = re.compile(f"{t}({ids}){e}([^{t}]*)")
+        self._lob = from_filing_indicator
         self._stray = self._stray_at = self._stray_lines = 0
         self._open_isa = False
 
@@ -123,9 +122,8 @@ class _Reader:
             if k < 0:
                 break
             seg_no = self._envelope(data[pos : i + 1], seg_no)
-            segs = data[i + 1 : k].split(term)
-            self._transaction(segs, seg_no + 1)
-            seg_no += len(segs)
+            self._transaction(data[i + 1 : k], seg_no + 1)
+            seg_no += data.count(term, i + 1, k) + 1
             pos = k  # the SE's terminator may be the one before the next ST
         if i >= 0:  # ST without SE at the end of the file
             seg_no = self._envelope(data[pos : i + 1], seg_no)
@@ -183,38 +181,46 @@ class _Reader:
                 self._stray_lines += seg.startswith(b"LX")
         return seg_no
 
-    def _fail(self, tx: list[bytes], at: int, ctrl: str, code: str, reason: str) -> None:
-        lines = sum(s.startswith(b"LX") for s in tx)
+    def _fail(self, raw: bytes, at: int, ctrl: str, code: str, reason: str) -> None:
+        lines = sum(s.startswith(b"LX") for s in raw.split(self.term))
         self.report(ReadError(self.name, f"segment {at} (ST {ctrl})", code, reason, lines=lines))
 
-    def _transaction(self, tx: list[bytes], at: int) -> None:
-        elem, comp = self.elem, self.comp
+    def _transaction(self, raw: bytes, at: int) -> None:
+        """One transaction (ST..SE, without terminators at its ends), its first segment numbered ``at``.
+
+        Where the time goes, and why it is written this way (about 3x a bare ``split`` of the file into
+        segments and elements; bench/screen_bench.py measures it): the transaction is decoded once, its
+        checks (SE count, segment identifiers) are one ``count`` and one regex scan in C, and the
+        segments screening needs are picked out by one compiled regex (``findall``), so the segments it
+        does not need (BHT, PER, N3, N4, REF, the other NM1s...) never reach Python code. The loop
+        below then sees about 3 segments a claim line, most frequent first."""
         try:
-            segs = self.term.join(tx).decode("utf-8").split(self.term.decode("latin-1"))
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
+            tx = raw.split(self.term)
             bad = next(i for i, s in enumerate(tx) if not _utf8(s))
             self._fail(
-                tx, at, "?", "not_utf8", f"segment {at + bad} holds a byte that is not UTF-8 ({exc.reason})"
+                raw, at, "?", "not_utf8", f"segment {at + bad} holds a byte that is not UTF-8 ({exc.reason})"
             )
             return
-        head = segs[0].split(elem)
+        elem, comp, term = self.elem, self.comp, self.term_s
+        first = text.find(term)
+        head = text[: first if first >= 0 else len(text)].split(elem)
         ctrl = head[2] if len(head) > 2 else "?"
-        trailer = segs[-1].split(elem)
-        if len(trailer) < 2 or trailer[1] != str(len(segs)):
-            count = trailer[1] if len(trailer) > 1 else ""
+        count = text.count(term) + 1
+        trailer = text[text.rfind(term) + 1 :].split(elem)
+        if len(trailer) < 2 or trailer[1] != str(count):
+            said = trailer[1] if len(trailer) > 1 else ""
             self._fail(
-                tx,
-                at,
-                ctrl,
-                "segment_count",
-                f"SE01 says {count!r} segments, the transaction has {len(segs)}",
+                raw, at, ctrl, "segment_count", f"SE01 says {said!r} segments, the transaction has {count}"
             )
             return
-        bad_seg = self._bad_id.search(self.term.decode("latin-1") + self.term.decode("latin-1").join(segs))
+        joined = term + text
+        bad_seg = self._bad_id.search(joined)
         if bad_seg is not None:
-            n = segs_before(segs, bad_seg.start())
+            n = joined.count(term, 0, bad_seg.start() + 1) - 1
             self._fail(
-                tx,
+                raw,
                 at,
                 ctrl,
                 "wrong_delimiter",
@@ -225,7 +231,9 @@ class _Reader:
         institutional = "X223" in version
         where = f"segment {at} (ST {ctrl})"
         emit = self.emit
+        lob_of = self._lob
         member: str | None = None
+        lob: str | None = None
         claim: list[Any] | None = None  # [id, diagnoses, statement date, pcs codes]
         line: list[Any] | None = None  # [lx, code, modifiers, charge, pointers, date]
         lines: list[list[Any]] = []
@@ -239,8 +247,7 @@ class _Reader:
             all_dx = "|".join(dx)
             for lx, code, mods, charge, ptrs, date in lines:
                 if ptrs and not institutional:
-                    picked = [dx[p - 1] for p in ptrs if 0 < p <= len(dx)]
-                    dxs = "|".join(picked)
+                    dxs = "|".join([dx[p - 1] for p in ptrs if 0 < p <= len(dx)])
                 else:
                     dxs = all_dx
                 emit(
@@ -254,47 +261,46 @@ class _Reader:
                         date or (stmt if institutional else None),
                         charge,
                         where,
+                        lob,
                     )
                 )
             for k, (code, date) in enumerate(pcs):
-                emit((cid, -(k + 1), member, code, None, all_dx, date or stmt, None, where))
+                emit((cid, -(k + 1), member, code, None, all_dx, date or stmt, None, where, lob))
             self.claims += 1
 
-        wanted = _WANTED
-        for s in segs[1:-1]:
-            sid = s[:3].rstrip(elem)
-            if sid not in wanted:
-                continue
-            e = s.split(elem)
+        # f: the segment's elements after its identifier (f[0] is element 01).
+        for sid, rest in self._wanted.findall(text):
+            f = rest.split(elem)
             if sid == "LX":
                 if claim is not None:
                     if line is not None:
                         lines.append(line)
-                    line = [e[1], None, None, None, None, None]
-            elif sid == "SV1" or sid == "SV2":
+                    line = [f[0], None, None, None, None, None]
+            elif sid == "SV1":
                 if line is None:
                     continue
-                if sid == "SV1":
-                    proc = e[1].split(comp) if len(e) > 1 else []
-                    line[3] = e[2] if len(e) > 2 else None
-                    if len(e) > 7 and e[7]:
-                        line[4] = [int(p) for p in e[7].split(comp) if p.isdigit()]
-                else:
-                    proc = e[2].split(comp) if len(e) > 2 else []
-                    line[3] = e[3] if len(e) > 3 else None
+                proc = f[0].split(comp)
+                n = len(f)
+                line[3] = f[1] if n > 1 else None
+                if n > 6 and f[6]:
+                    line[4] = [int(p) for p in f[6].split(comp) if p.isdigit()]
                 line[1] = proc[1] if len(proc) > 1 else None
-                line[2] = ":".join(m for m in proc[2:] if m) or None
+                line[2] = (":".join([m for m in proc[2:] if m]) or None) if len(proc) > 2 else None
             elif sid == "DTP":
-                if len(e) > 3:
+                if len(f) > 2:
                     if line is not None:
-                        if e[1] == "472":
-                            line[5] = e[3][:8]
-                    elif claim is not None and e[1] == "434":
-                        claim[2] = e[3][:8]
+                        if f[0] == "472":
+                            line[5] = f[2][:8]
+                    elif claim is not None and f[0] == "434":
+                        claim[2] = f[2][:8]
+            elif sid == "CLM":
+                flush()
+                lines, line = [], None
+                claim = [f[0], [], None, []]
             elif sid == "HI":
                 if claim is None:
                     continue
-                for el in e[1:]:
+                for el in f:
                     parts = el.split(comp)
                     if len(parts) < 2:
                         continue
@@ -307,17 +313,47 @@ class _Reader:
                         claim[3].append(
                             (parts[1], parts[3][:8] if len(parts) > 3 and parts[2] == "D8" else None)
                         )
-            elif sid == "CLM":
-                flush()
-                lines, line = [], None
-                claim = [e[1], [], None, []]
-            elif sid == "NM1":
-                if len(e) > 1 and e[1] == "IL":
-                    member = e[9] if len(e) > 9 else None
             elif sid == "HL":
                 flush()
                 claim, line, lines = None, None, []
+            elif sid == "NM1":  # NM1*IL only (the regex): the subscriber, our member id
+                member = f[8] if len(f) > 8 else None
+            elif sid == "SBR":
+                # Loop 2000B's SBR (before any CLM): SBR09, the claim filing indicator code, gives the
+                # line of business. An SBR after CLM is loop 2320's (another payer's): not ours.
+                if claim is None:
+                    lob = lob_of(f[8]) if len(f) > 8 else None
+            elif sid == "SV2":
+                if line is None:
+                    continue
+                proc = f[1].split(comp) if len(f) > 1 else []
+                line[3] = f[2] if len(f) > 2 else None
+                line[1] = proc[1] if len(proc) > 1 else None
+                line[2] = (":".join([m for m in proc[2:] if m]) or None) if len(proc) > 2 else None
         flush()
+
+
+class _Counted:
+    """The file, its reads reported to ``progress`` (and what was not read, at the end)."""
+
+    def __init__(self, path: Path, progress: Progress | None) -> None:
+        self.fh = open(path, "rb")  # noqa: SIM115 -- closed in __exit__
+        self.progress, self.done, self.size = progress, 0, path.stat().st_size
+
+    def read(self, n: int) -> bytes:
+        b = self.fh.read(n)
+        if self.progress is not None and b:
+            self.done += len(b)
+            self.progress(len(b))
+        return b
+
+    def __enter__(self) -> _Counted:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+        if self.progress is not None and self.size > self.done:
+            self.progress(self.size - self.done)
 
 
 def _utf8(b: bytes) -> bool:
