@@ -131,7 +131,7 @@ def main() -> int:
         for c in raw:
             decide_raw(c).trace  # noqa: B018 -- as above
 
-    reference_parse = parser_for(policy).parse
+    reference_parse = parser_for(policy).reference
 
     def run_reference() -> None:  # for comparison: the reference parser alone
         for c in raw:

@@ -91,9 +91,33 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _slow(raw)
-    if b"\\u0000" in raw or not _plain(value, raw.count(b":")):
+    if b"\\u0000" in raw:
+        return _slow(raw)
+    colons = raw.count(b":")
+    if type(value) is dict and colons == len(value) and _flat(value):
+        return value
+    if not _plain(value, colons):
         return _slow(raw)
     return value
+
+
+def _flat(value: dict[str, Any]) -> bool:
+    """A case as most lines carry it: one object whose text has exactly one ``:`` per key it kept (so
+    no key repeats, no nested object has a key, no string holds a colon), and whose values are
+    scalars and lists of strings (so no depth to check). Its integers are exact, unless orjson made
+    one a float (see ``_plain``)."""
+    for v in value.values():
+        t = type(v)
+        if t is list:
+            for x in v:
+                if type(x) is not str:
+                    return False
+        elif t is float:
+            if v.is_integer() and abs(v) >= 2**63:
+                return False
+        elif t is dict:
+            return False
+    return True
 
 
 def _plain(value: Any, colons: int) -> bool:
