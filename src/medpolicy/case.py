@@ -322,7 +322,7 @@ def _handler(spec: FactSpec) -> Handler:
                 return slow(value, errors)
             got = (d, d.isoformat())
             # Only dates up to today: they stay valid whatever the horizon is (a deployment may shorten it).
-            if len(value) <= cache_chars and len(dates) < cache_entries and d <= date_horizon(0):
+            if len(dates) < cache_entries and len(value) <= cache_chars and d <= date_horizon(0):
                 dates[value] = got
             return got
 

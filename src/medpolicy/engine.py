@@ -1126,12 +1126,17 @@ def _routed_decider(policies: PolicySet) -> Callable[[Mapping[str, Any]], Determ
 
     def one(case: Mapping[str, Any]) -> Determination:
         try:
-            codes = case.get("procedure_codes")
+            g = case.get
+            codes = g("procedure_codes")
             key = (
-                tuple(codes) if isinstance(codes, list) else codes,
-                case.get("line_of_business"),
-                case.get("group"),
-                *(case.get(f) is True for f in services),
+                (tuple(codes) if type(codes) is list else codes, g("line_of_business"), g("group"))
+                if not services
+                else (
+                    tuple(codes) if isinstance(codes, list) else codes,
+                    g("line_of_business"),
+                    g("group"),
+                    *(g(f) is True for f in services),
+                )
             )
             hit = routes.get(key)
         except (AttributeError, TypeError):  # not a mapping, or unhashable values: decide says why
