@@ -25,6 +25,7 @@ from time import time as _time
 from typing import Any
 
 from medpolicy.case_finish import Finishes
+from medpolicy.case_shapes import Shapes
 from medpolicy.codes import PCS_CODE_RE, PROCEDURE_CODE_RE, icd10cm, normalize_icd10, normalize_procedure
 from medpolicy.errors import CaseError, FieldError
 from medpolicy.limits import LIMITS
@@ -151,10 +152,29 @@ class _Parser:
         self.staging_facts = [f.name for f in policy.facts if f.type == "staging"]
         #: ``finish`` replayed by the facts it reads (``medpolicy.case_finish``); None: always run it.
         self.finishes: Finishes | None = Finishes(self)
+        #: Straight-line parsers of the case shapes seen (``medpolicy.case_shapes``).
+        self.shapes = Shapes(self)
 
     def parse(self, raw: Mapping[str, Any], sources: Mapping[str, str] | None) -> Case:
-        """Validate ``raw``: each fact through its handler, then ``_finish`` (derivations, staging,
-        notes), replayed from ``self.finishes`` when the facts it reads were seen before."""
+        """Validate ``raw``: each fact through its handler, then ``finish`` (derivations, staging,
+        notes), replayed from ``self.finishes`` when the facts it reads were seen before. A plain
+        dictionary of a shape seen before goes through that shape's straight-line parser
+        (``medpolicy.case_shapes``), which falls back here on anything but the common case."""
+        if sources is None and type(raw) is dict:
+            case = self.shapes.parse(raw)
+            if case is not None:
+                return case
+        return self.checked(raw, sources, self.finishes)
+
+    def reference(self, raw: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> Case:
+        """``parse`` without the shapes' parsers or the replay of ``finish``: what ``parse`` must
+        always equal (tests and benchmarks compare them)."""
+        return self.checked(raw, sources, None)
+
+    def checked(
+        self, raw: Mapping[str, Any], sources: Mapping[str, str] | None, finishes: Finishes | None
+    ) -> Case:
+        """Each fact through its handler, every problem collected, then ``finish`` (or its replay)."""
         if type(raw) is not dict and not isinstance(raw, Mapping):
             raise CaseError(
                 [FieldError("invalid_type", "case", _show(raw), "a case is a JSON object of facts")]
@@ -198,17 +218,9 @@ class _Parser:
             check_routing_keys(metadata, errors)
         if errors:
             raise CaseError(errors)
-        if empty is None and not sources and self.finishes is not None:
-            return self.finishes.finish(raw, values, display, src, metadata)
+        if empty is None and not sources and finishes is not None:
+            return finishes.finish(raw, values, display, src, metadata)
         return self.finish(raw, values, display, src, metadata, empty)
-
-    def reference(self, raw: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> Case:
-        """``parse`` without the replay of ``_finish``: what ``parse`` must always equal (tests)."""
-        finishes, self.finishes = self.finishes, None
-        try:
-            return self.parse(raw, sources)
-        finally:
-            self.finishes = finishes
 
     def finish(
         self,

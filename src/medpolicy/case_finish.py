@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Finishes"]
 
-Delta = tuple[tuple[str, ...], tuple[tuple[str, Any], ...]]
+#: Keys removed from one of the case's dictionaries, then the keys set (new ones in the order added).
+Delta = tuple[tuple[str, ...], dict[str, Any]]
 
 #: Calls between two looks at the hit rate once the table is full; the lowest hit rate worth keeping.
 _WINDOW = 4096
@@ -46,7 +47,7 @@ _MIN_HIT_RATE = 0.2
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Delta:
     """Keys removed, then keys set (new ones in the order they were added)."""
     removed = tuple(k for k in before if k not in after)
-    changed = tuple((k, v) for k, v in after.items() if k not in before or v is not before[k])
+    changed = {k: v for k, v in after.items() if k not in before or v is not before[k]}
     return removed, changed
 
 
@@ -54,8 +55,7 @@ def _apply(d: dict[str, Any], delta: Delta) -> None:
     removed, changed = delta
     for k in removed:
         del d[k]
-    for k, v in changed:
-        d[k] = v
+    d.update(changed)  # in order: an existing key keeps its place, a new one goes last
 
 
 class Finishes:
@@ -87,13 +87,14 @@ class Finishes:
         hit = self.table.get(key) if key is not None else None
         if hit is not None:
             self.hits += 1
-            dv, dd, ds, notes = hit
-            if dv[0] or dv[1]:
-                _apply(values, dv)
-            if dd[1]:
-                _apply(display, dd)
-            if ds[1]:
-                _apply(src, ds)
+            (removed, dv), (_, dd), (_, ds), notes = hit
+            if removed:
+                for k in removed:
+                    del values[k]
+            if dv:
+                values.update(dv)
+                display.update(dd)
+                src.update(ds)
             return self._case(values, display, src, notes, metadata)
         self.misses += 1
         table = self.table
@@ -106,6 +107,13 @@ class Finishes:
         v0, d0, s0 = dict(values), dict(display), dict(src)
         case = self.parser.finish(raw, values, display, src, metadata)
         entry = (_diff(v0, values), _diff(d0, display), _diff(s0, src), case.notes)
+        # The replay removes only from values and sets display and sources only with values.
+        if (
+            entry[1][0]
+            or entry[2][0]
+            or (bool(entry[0][1]) != bool(entry[1][1]) or bool(entry[0][1]) != bool(entry[2][1]))
+        ):
+            return case
         for start, delta, got in ((v0, entry[0], values), (d0, entry[1], display), (s0, entry[2], src)):
             _apply(start, delta)
             if list(start.items()) != list(got.items()):

@@ -92,7 +92,7 @@ class ICD10CM:
             if lo not in self.kinds or hi not in self.kinds:
                 raise KeyError(entry)
             cats = self.categories
-            roots = cats[bisect.bisect_left(cats, lo) : bisect.bisect_right(cats, hi)]
+            roots = list(cats[bisect.bisect_left(cats, lo) : bisect.bisect_right(cats, hi)])
         elif entry in self.kinds:
             roots = [entry]
         else:
