@@ -314,7 +314,7 @@ def _handler(spec: FactSpec) -> Handler:
         fromiso, cache_chars, cache_entries = (
             dt.date.fromisoformat,
             LIMITS.cache_value_chars,
-            LIMITS.cache_entries,
+            LIMITS.cache_dates,
         )
 
         def date(value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:

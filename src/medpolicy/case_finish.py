@@ -18,7 +18,7 @@ reference date only when the birth date is known.
 What is kept is checked when it is learnt: the delta is replayed on copies of the dictionaries
 ``finish`` started from and compared, items and order, with what ``finish`` gave; anything that differs
 is not kept. A ``finish`` that raises (a staging outside the site's chapter) is never kept: the
-reference runs again and says why. The table is bounded (``LIMITS.cache_entries``); learning costs
+reference runs again and says why. The table is bounded (``LIMITS.cache_finishes``); learning costs
 three dictionary copies and a comparison, at most that many times, and once the table is full a miss
 costs only the key. If the replay hits less than a fifth of the time after the table is full
 (keys that hardly repeat, such as ages from distinct dates), it turns itself off.
@@ -98,8 +98,8 @@ class Finishes:
             return self._case(values, display, src, notes, metadata)
         self.misses += 1
         table = self.table
-        if key is None or len(table) >= LIMITS.cache_entries:
-            if self.misses >= _WINDOW and len(table) >= LIMITS.cache_entries:
+        if key is None or len(table) >= LIMITS.cache_finishes:
+            if self.misses >= _WINDOW and len(table) >= LIMITS.cache_finishes:
                 if self.hits < _MIN_HIT_RATE * (self.hits + self.misses):
                     self.enabled = False  # keys that do not repeat: the replay costs more than it saves
                 self.hits = self.misses = 0

@@ -899,15 +899,9 @@ class Determination:
         review_by = policy.review_by
         overdue = review_by is not None and dos is not None and dos > review_by
         display = case.display
+        derived = [(k, display[k], s) for k, s in case.sources.items() if s != "given"]
+        key = (id(r), notes, not_yet, values.get("tumor_site"), overdue, *derived)
         try:
-            key = (
-                id(r),
-                notes,
-                not_yet,
-                values.get("tumor_site"),
-                overdue,
-                *((k, display[k], s) for k, s in case.sources.items() if s != "given"),
-            )
             hash(key)
         except TypeError:  # a derived list value
             return None
