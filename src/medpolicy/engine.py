@@ -1117,21 +1117,17 @@ def _routed_decider(policies: PolicySet) -> Callable[[Mapping[str, Any]], Determ
     policies' service facts): a batch routes each distinct combination once."""
     services = tuple({p.governs_service for p in policies if p.governs_service is not None})
     routes: dict[tuple[Any, ...], tuple[Callable[..., Case], Callable[[Case], Determination]]] = {}
+    service = services[0] if len(services) == 1 else None  # the common plan: at most one service fact
 
     def one(case: Mapping[str, Any]) -> Determination:
         try:
             g = case.get
             codes = g("procedure_codes")
-            key = (
-                (tuple(codes) if type(codes) is list else codes, g("line_of_business"), g("group"))
-                if not services
-                else (
-                    tuple(codes) if isinstance(codes, list) else codes,
-                    g("line_of_business"),
-                    g("group"),
-                    *(g(f) is True for f in services),
-                )
-            )
+            codes_key = tuple(codes) if type(codes) is list else codes
+            if service is not None:
+                key: tuple[Any, ...] = (codes_key, g("line_of_business"), g("group"), g(service) is True)
+            else:
+                key = (codes_key, g("line_of_business"), g("group"), *[g(f) is True for f in services])
             hit = routes.get(key)
         except (AttributeError, TypeError):  # not a mapping, or unhashable values: decide says why
             return decide(case, policies)
