@@ -18,10 +18,11 @@ reference date only when the birth date is known.
 What is kept is checked when it is learnt: the delta is replayed on copies of the dictionaries
 ``finish`` started from and compared, items and order, with what ``finish`` gave; anything that differs
 is not kept. A ``finish`` that raises (a staging outside the site's chapter) is never kept: the
-reference runs again and says why. The table is bounded (``LIMITS.cache_finishes``); learning costs
-three dictionary copies and a comparison, at most that many times, and once the table is full a miss
-costs only the key. If the replay hits less than a fifth of the time after the table is full
-(keys that hardly repeat, such as ages from distinct dates), it turns itself off.
+reference runs again and says why. The table is bounded (``LIMITS.cache_finishes``). A combination is
+learnt the second time it comes (three dictionary copies and a comparison); the first time costs its
+key and a set insertion. If, over 4,096 misses, the replay hit less than a tenth of the time (keys
+that hardly repeat, such as ages from distinct dates), it turns itself off for the policy and forgets
+what it kept.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ Delta = tuple[tuple[str, ...], dict[str, Any]]
 
 #: Calls between two looks at the hit rate once the table is full; the lowest hit rate worth keeping.
 _WINDOW = 4096
-_MIN_HIT_RATE = 0.2
+_MIN_HIT_RATE = 0.1
 
 
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Delta:
@@ -67,8 +68,11 @@ class Finishes:
         self.parser = parser
         self._case = Case
         self.table: dict[tuple[Any, ...], tuple[Delta, Delta, Delta, tuple[Any, ...]]] = {}
+        #: Keys seen once: a combination is learnt the second time it comes.
+        self.seen: set[tuple[Any, ...]] = set()
         self.enabled = True
         self.hits = self.misses = 0
+        self._reviewed = (0, 0)  # hits and misses at the last look at the hit rate
         env: dict[str, Any] = {}
         exec(compile(_key_source(parser, env), "<medpolicy finish key>", "exec"), env)  # noqa: S102 -- generated from the loaded policy's fact names only
         self.key: Callable[[dict[str, Any], dict[str, Any]], tuple[Any, ...] | None] = env["key"]
@@ -97,12 +101,14 @@ class Finishes:
                 src.update(ds)
             return self._case(values, display, src, notes, metadata)
         self.misses += 1
+        if self.misses - self._reviewed[1] >= _WINDOW:
+            self._review()
         table = self.table
         if key is None or len(table) >= LIMITS.cache_finishes:
-            if self.misses >= _WINDOW and len(table) >= LIMITS.cache_finishes:
-                if self.hits < _MIN_HIT_RATE * (self.hits + self.misses):
-                    self.enabled = False  # keys that do not repeat: the replay costs more than it saves
-                self.hits = self.misses = 0
+            return self.parser.finish(raw, values, display, src, metadata)
+        if key not in self.seen:  # a combination that never comes again costs one set insertion
+            if len(self.seen) < LIMITS.cache_finishes:
+                self.seen.add(key)
             return self.parser.finish(raw, values, display, src, metadata)
         v0, d0, s0 = dict(values), dict(display), dict(src)
         case = self.parser.finish(raw, values, display, src, metadata)
@@ -120,6 +126,17 @@ class Finishes:
                 return case  # not a replayable change (a key moved): never kept
         table[key] = entry
         return case
+
+    def _review(self) -> None:
+        """Turn the replay off when, over the last ``_WINDOW`` misses, it hit less than a tenth of the
+        time: keys that hardly repeat (ages from distinct dates, distances given with a margin status)
+        cost a key and a set insertion each, and what is kept would only hold memory."""
+        hits, misses = self.hits - self._reviewed[0], self.misses - self._reviewed[1]
+        if hits < _MIN_HIT_RATE * (hits + misses):
+            self.enabled = False
+            self.table.clear()
+            self.seen.clear()
+        self._reviewed = (self.hits, self.misses)
 
 
 def _key_source(parser: _Parser, env: dict[str, Any]) -> str:
