@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from gen import cases
 
-from medpolicy import Case, decide_case, engine_for, load_policies, parse_case
+from medpolicy import Case, decide_case, engine_for, load_policies
 from medpolicy.case import parser_for
 from medpolicy.engine import decider
 
@@ -92,7 +92,11 @@ def main() -> int:
     policies = load_policies()
     policy = policies.get("bluekc-iort")
     raw = cases(N, current_only=True)
-    validated: list[Case] = [parse_case(c, policy) for c in raw]
+    # Validated by the reference parser, as before the replay of finish: the replay makes cases share
+    # their derived values, which speeds the hand-written function up by about 6% (measured) and would
+    # move the engine's ratio for a reason outside the engine.
+    reference_parse = parser_for(policy).reference
+    validated: list[Case] = [reference_parse(c, None) for c in raw]
     values = [c.values for c in validated]
 
     t = time.perf_counter()
@@ -130,8 +134,6 @@ def main() -> int:
     def run_validated() -> None:
         for c in raw:
             decide_raw(c).trace  # noqa: B018 -- as above
-
-    reference_parse = parser_for(policy).parse
 
     def run_reference() -> None:  # for comparison: the reference parser alone
         for c in raw:

@@ -26,6 +26,7 @@ import pstats
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,8 @@ def validated(n: int, top: int) -> None:
     from medpolicy import load_policies
     from medpolicy.engine import decider
 
-    one = decider(load_policies())
+    policies = load_policies()
+    one = decider(policies)
     raw = cases(n, current_only=True)
     for c in raw:
         one(c)
@@ -58,6 +60,32 @@ def validated(n: int, top: int) -> None:
         one(c).trace  # noqa: B018 -- as the engine bench measures it
     plain = time.thread_time() - t
     print(f"validated path (decider), {n:,} cases: {plain / n * 1e6:.2f} us CPU per case unprofiled")
+    from medpolicy.case import parser_for
+    from medpolicy.engine import engine_for
+
+    policy = policies.get("bluekc-iort")  # the policy the generated cases route to
+    parser, engine = parser_for(policy), engine_for(policy)
+    checked = [parser.parse(c, None) for c in raw]
+    for case in checked:
+        engine.decide(case)
+    steps: dict[str, Callable[[dict[str, Any]], Any]] = {
+        "parse (shapes, replay)": lambda c: parser.parse(c, None),
+        "reference parser": lambda c: parser.reference(c, None),
+    }
+    for label, fn in steps.items():
+        for c in raw:  # warm: the second pass is timed
+            fn(c)
+        t = time.thread_time()
+        for c in raw:
+            fn(c)
+        print(f"  {label}: {(time.thread_time() - t) / n * 1e6:.2f} us")
+    t = time.thread_time()
+    for case in checked:
+        engine.decide(case)
+    print(f"  the engine alone: {(time.thread_time() - t) / n * 1e6:.2f} us")
+    f = parser.finishes
+    if f is not None:
+        print(f"  finish replayed {f.hits:,} times, run {f.misses:,} times; {len(f.table):,} kept")
     profile = cProfile.Profile(time.thread_time)
     profile.enable()
     for c in raw:

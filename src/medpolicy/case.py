@@ -21,8 +21,11 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from time import time as _time
 from typing import Any
 
+from medpolicy.case_finish import Finishes
+from medpolicy.case_shapes import Shapes
 from medpolicy.codes import PCS_CODE_RE, PROCEDURE_CODE_RE, icd10cm, normalize_icd10, normalize_procedure
 from medpolicy.errors import CaseError, FieldError
 from medpolicy.limits import LIMITS
@@ -147,9 +150,32 @@ class _Parser:
         self.implied_codes = frozenset(self.implied)
         self.site_facts = [f for f in policy.facts if f.ajcc]
         self.staging_facts = [f.name for f in policy.facts if f.type == "staging"]
+        #: ``finish`` replayed by the facts it reads (``medpolicy.case_finish``); None: always run it.
+        self.finishes: Finishes | None = Finishes(self)
+        #: Straight-line parsers of the case shapes seen (``medpolicy.case_shapes``).
+        self.shapes = Shapes(self)
 
     def parse(self, raw: Mapping[str, Any], sources: Mapping[str, str] | None) -> Case:
-        if not isinstance(raw, Mapping):
+        """Validate ``raw``: each fact through its handler, then ``finish`` (derivations, staging,
+        notes), replayed from ``self.finishes`` when the facts it reads were seen before. A plain
+        dictionary of a shape seen before goes through that shape's straight-line parser
+        (``medpolicy.case_shapes``), which falls back here on anything but the common case."""
+        if sources is None and type(raw) is dict:
+            case = self.shapes.parse(raw)
+            if case is not None:
+                return case
+        return self.checked(raw, sources, self.finishes)
+
+    def reference(self, raw: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> Case:
+        """``parse`` without the shapes' parsers or the replay of ``finish``: what ``parse`` must
+        always equal (tests and benchmarks compare them)."""
+        return self.checked(raw, sources, None)
+
+    def checked(
+        self, raw: Mapping[str, Any], sources: Mapping[str, str] | None, finishes: Finishes | None
+    ) -> Case:
+        """Each fact through its handler, every problem collected, then ``finish`` (or its replay)."""
+        if type(raw) is not dict and not isinstance(raw, Mapping):
             raise CaseError(
                 [FieldError("invalid_type", "case", _show(raw), "a case is a JSON object of facts")]
             )
@@ -159,13 +185,13 @@ class _Parser:
         values: dict[str, Any] = {}
         display: dict[str, Any] = {}
         metadata: dict[str, Any] = {}
-        empty: list[str] = []
-        handlers = self.handlers
+        empty: list[str] | None = None
+        handlers, max_chars = self.handlers, LIMITS.max_string_chars
         for key, value in raw.items():
             handle = handlers.get(key)
             if handle is None:
                 if key in METADATA_KEYS:
-                    if _metadata_ok(key, value, errors):
+                    if (type(value) is str and len(value) <= max_chars) or _metadata_ok(key, value, errors):
                         metadata[key] = value
                     continue
                 errors.append(
@@ -180,7 +206,7 @@ class _Parser:
             if value is None:
                 continue
             if type(value) is list and not value:  # an empty list is unknown: no evidence of absence
-                empty.append(key)
+                (empty := empty or []).append(key)
                 continue
             parsed = handle(value, errors)
             if parsed is not None:
@@ -192,6 +218,20 @@ class _Parser:
             check_routing_keys(metadata, errors)
         if errors:
             raise CaseError(errors)
+        if empty is None and not sources and finishes is not None:
+            return finishes.finish(raw, values, display, src, metadata)
+        return self.finish(raw, values, display, src, metadata, empty)
+
+    def finish(
+        self,
+        raw: Mapping[str, Any],
+        values: dict[str, Any],
+        display: dict[str, Any],
+        src: dict[str, str],
+        metadata: dict[str, Any],
+        empty: list[str] | None = None,
+    ) -> Case:
+        """Derivations, the TX rule, the AJCC chapter check and the code notes, on the checked facts."""
         notes: list[Note] = (
             [
                 Note("empty_list", f"{k} is an empty list: taken as unknown, not as evidence of none")
@@ -211,6 +251,7 @@ class _Parser:
                     )
                     del values[name]
             if self.site_facts:
+                errors: list[FieldError] = []
                 _check_chapters(self, raw, values, display, src, errors)
                 if errors:
                     raise CaseError(errors)
@@ -268,7 +309,37 @@ def _handler(spec: FactSpec) -> Handler:
             return slow(value, errors)
 
         return number
-    if spec.type in ("date", "codes", "staging"):
+    if spec.type == "date":
+        dates: dict[str, tuple[dt.date, str]] = {}
+        fromiso, cache_chars, cache_entries = (
+            dt.date.fromisoformat,
+            LIMITS.cache_value_chars,
+            LIMITS.cache_dates,
+        )
+
+        def date(value: Any, errors: list[FieldError]) -> tuple[Any, Any] | None:
+            if type(value) is not str:
+                return slow(value, errors)
+            hit = dates.get(value)
+            if hit is not None:
+                return hit
+            text = value.strip()
+            if len(text) != 10 or len(value) > LIMITS.max_string_chars:
+                return slow(value, errors)
+            try:
+                d = fromiso(text)
+            except ValueError:
+                return slow(value, errors)
+            if d > date_horizon():
+                return slow(value, errors)
+            got = (d, d.isoformat())
+            # Only dates up to today: they stay valid whatever the horizon is (a deployment may shorten it).
+            if len(dates) < cache_entries and len(value) <= cache_chars and d <= date_horizon(0):
+                dates[value] = got
+            return got
+
+        return date
+    if spec.type in ("codes", "staging"):
         memo: dict[Any, tuple[Any, Any]] = {}
         cache_chars, cache_items, cache_entries = (
             LIMITS.cache_value_chars,
@@ -315,6 +386,29 @@ def parser_for(policy: Policy) -> _Parser:
     if p is None or p.policy is not policy:
         p = _parsers[id(policy)] = _Parser(policy)
     return p
+
+
+#: (local midnight after which to look again, days ahead, the horizon) for each horizon asked for.
+_HORIZONS: dict[int, tuple[float, dt.date]] = {}
+
+
+def date_horizon(days: int | None = None) -> dt.date:
+    """Today plus ``days`` (default: ``LIMITS.date_horizon_days``), the latest date a case may carry.
+    Computed once a day: the clock is read on every call, the calendar only after midnight (a server
+    that runs for days sees each new day)."""
+    if days is None:
+        days = LIMITS.date_horizon_days
+    cached = _HORIZONS.get(days)
+    now = _time()
+    if cached is not None and now < cached[0]:
+        return cached[1]
+    today = dt.date.fromtimestamp(now)
+    horizon = today + dt.timedelta(days=days)
+    midnight = dt.datetime.combine(today + dt.timedelta(days=1), dt.time()).timestamp()
+    if len(_HORIZONS) > 8:
+        _HORIZONS.clear()
+    _HORIZONS[days] = (midnight, horizon)
+    return horizon
 
 
 #: Integers beyond this magnitude are not numbers a case can carry (no float, store or JSON holds them).
@@ -402,7 +496,7 @@ def _parse_fact(spec: FactSpec, value: Any, errors: list[FieldError]) -> tuple[A
         if d is None:
             errors.append(FieldError("invalid_date", name, _show(value), "not an ISO date (YYYY-MM-DD)"))
             return None
-        horizon = dt.date.today() + dt.timedelta(days=LIMITS.date_horizon_days)
+        horizon = date_horizon()
         if d > horizon:
             errors.append(
                 FieldError(

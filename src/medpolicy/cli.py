@@ -174,6 +174,8 @@ def _decide_jsonl(
     detail = "full" if full else "compact"
     bad = 0
     show_progress = err.is_terminal
+    # Lines are written in blocks (one write per few hundred lines, not one per line).
+    block: list[str] = []
     try:
         with src:
             lines: Any = src
@@ -185,13 +187,16 @@ def _decide_jsonl(
                 progress = Progress(console=err, transient=True)
                 task = progress.add_task("deciding", total=total)
                 progress.start()
-            write = sink.write
+            write = block.append
             decide_one = decider(policies, policy_id=policy_id)
             dumps = strictjson.dumps_safe
             loads = strictjson.loads
             for n, line in enumerate(lines, 1):
-                if progress is not None and n % 1000 == 0:
-                    progress.update(task, completed=n)
+                if len(block) >= 512:
+                    sink.write("".join(block))
+                    block.clear()
+                    if progress is not None:
+                        progress.update(task, completed=n)
                 try:
                     raw = loads(line)
                     write(decide_one(raw).to_json(detail=detail) + "\n")
@@ -209,6 +214,7 @@ def _decide_jsonl(
             if progress is not None:
                 progress.stop()
     finally:
+        sink.write("".join(block))  # what was decided before any failure is still written
         if output:
             sink.close()
     if bad:

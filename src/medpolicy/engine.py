@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 
 from medpolicy import __version__, search
-from medpolicy.case import Case, Note, parse_case, parser_for
+from medpolicy.case import CONFLICT, Case, Note, parse_case, parser_for
 from medpolicy.explanation import REST_ON_CONFLICT, REVIEW_OVERDUE, conflicts, explanation, flags
 from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not, Tri, kleene_and, tri_label
 from medpolicy.policy import FactSpec, Outcome, Policy, PolicySet, RationaleSection, Version
@@ -810,6 +810,21 @@ class Determination:
         case shares with other cases: the parts that depend only on the key are rendered once, and in
         compact form the whole line is kept around a hole for the case's metadata."""
         r = self.result
+        case = self.case
+        quick: tuple[Any, ...] | None = None
+        if detail == "compact":
+            # Without conflicting facts, a case's line is fixed by its key's result, its notes, the
+            # facts the rationale and the date-dependent notes and flags read, and its derived facts:
+            # looked up before any of them is computed.
+            quick = self._quick_key(r, case)
+            if quick is not None:
+                cached = _QUICK.get(quick)
+                if cached is not None and cached[2] is r:
+                    before, after, _ = cached
+                    meta = case.metadata
+                    if not meta:
+                        return before + after
+                    return f'{before},"case":{_dumps(meta if type(meta) is dict else dict(meta))}{after}'
         notes = self.notes
         rat = self.rationale
         flags = self.flags
@@ -830,7 +845,9 @@ class Determination:
             if cached is not None and cached[2] is r:
                 before, after, _ = cached
                 meta = self.case.metadata
-                return f'{before},"case":{_dumps(dict(meta))}{after}' if meta else before + after
+                if not meta:
+                    return before + after
+                return f'{before},"case":{_dumps(meta if type(meta) is dict else dict(meta))}{after}'
         head = r.rendered.get("head")
         if head is None:
             head = r.rendered["head"] = _dumps(_head(self.policy, r))[1:-1]
@@ -856,8 +873,39 @@ class Determination:
         last = f',"criteria":{crit},"rationale":{_dumps(_rationale(rat, detail))}}}'
         if line_key is not None and len(_LINES) < 50_000:
             _LINES[line_key] = (first, last, r)
+        if quick is not None and len(_QUICK) < 50_000:
+            _QUICK[quick] = (first, last, r)
         meta = self.case.metadata
         return f'{first},"case":{_dumps(dict(meta))}{last}' if meta else first + last
+
+    def _quick_key(self, r: EvalResult, case: Case) -> tuple[Any, ...] | None:
+        """What the compact line of a case without conflicting facts depends on besides its metadata
+        (see ``notes``, ``flags`` and ``rationale``), or None when it has conflicting facts (whose
+        flags take deciding again) or a derived value that is a list."""
+        notes = case.notes
+        if notes:
+            for n in notes:
+                if n.code == CONFLICT:
+                    return None
+        policy = self.policy
+        values = case.values
+        dos = values.get(DOS)
+        latest = policy.governs.latest_since
+        not_yet: tuple[str, ...] = ()
+        if dos is not None and latest is not None and dos < latest:
+            since = policy.governs.since
+            procs = values.get("procedure_codes") or frozenset()
+            not_yet = tuple(code for code in sorted(procs & since.keys()) if dos < since[code])
+        review_by = policy.review_by
+        overdue = review_by is not None and dos is not None and dos > review_by
+        display = case.display
+        derived = [(k, display[k], s) for k, s in case.sources.items() if s != "given"]
+        key = (id(r), notes, not_yet, values.get("tumor_site"), overdue, *derived)
+        try:
+            hash(key)
+        except TypeError:  # a derived list value
+            return None
+        return key
 
     def _facts(self, detail: str) -> dict[str, Any]:
         """Every known fact with its source; compact output lists only derived facts (the caller has
@@ -878,6 +926,8 @@ def _dumps(value: Any) -> str:
 
 #: Compact output lines around the metadata hole, by (key result, notes, rationale, derived facts); bounded.
 _LINES: dict[tuple[Any, ...], tuple[str, str, EvalResult]] = {}
+#: The same for cases without notes of their own, by ``Determination._quick_key``; bounded.
+_QUICK: dict[tuple[Any, ...], tuple[str, str, EvalResult]] = {}
 
 
 def _head(p: Policy, r: EvalResult) -> dict[str, Any]:
@@ -1067,16 +1117,17 @@ def _routed_decider(policies: PolicySet) -> Callable[[Mapping[str, Any]], Determ
     policies' service facts): a batch routes each distinct combination once."""
     services = tuple({p.governs_service for p in policies if p.governs_service is not None})
     routes: dict[tuple[Any, ...], tuple[Callable[..., Case], Callable[[Case], Determination]]] = {}
+    service = services[0] if len(services) == 1 else None  # the common plan: at most one service fact
 
     def one(case: Mapping[str, Any]) -> Determination:
         try:
-            codes = case.get("procedure_codes")
-            key = (
-                tuple(codes) if isinstance(codes, list) else codes,
-                case.get("line_of_business"),
-                case.get("group"),
-                *(case.get(f) is True for f in services),
-            )
+            g = case.get
+            codes = g("procedure_codes")
+            codes_key = tuple(codes) if type(codes) is list else codes
+            if service is not None:
+                key: tuple[Any, ...] = (codes_key, g("line_of_business"), g("group"), g(service) is True)
+            else:
+                key = (codes_key, g("line_of_business"), g("group"), *[g(f) is True for f in services])
             hit = routes.get(key)
         except (AttributeError, TypeError):  # not a mapping, or unhashable values: decide says why
             return decide(case, policies)

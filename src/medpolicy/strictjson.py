@@ -26,6 +26,7 @@ from medpolicy.limits import LIMITS
 __all__ = ["JsonInputError", "dumps_safe", "loads"]
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+_orjson_loads, _DecodeError = orjson.loads, orjson.JSONDecodeError
 # A \uD800-\uDFFF escape: only then can the decoded text hold a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -86,14 +87,58 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     separator or inside a string, so the counts differ), an integer past 64 bits (orjson makes it a
     float), a NUL, deep nesting. Any doubt goes to the slow path, the standard library's parser with
     strict hooks, which says why."""
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    raw = (
+        data
+        if type(data) is bytes
+        else data.encode("utf-8", "surrogatepass")
+        if isinstance(data, str)
+        else bytes(data)
+    )
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        value = _orjson_loads(raw)
+    except _DecodeError:
         return _slow(raw)
-    if b"\\u0000" in raw or not _plain(value, raw.count(b":")):
+    if b"\\u0000" in raw:
+        return _slow(raw)
+    colons = raw.count(b":")
+    if type(value) is dict and colons == len(value):
+        for v in value.values():  # a flat object (see _flat), inline: most lines are one
+            t = type(v)
+            if t is str or t is bool or t is int or v is None:
+                continue
+            if t is list:
+                for x in v:
+                    if type(x) is not str:
+                        break
+                else:
+                    continue
+            elif t is float and not (v.is_integer() and abs(v) >= 2**63):
+                continue
+            break
+        else:
+            return value
+    if not _plain(value, colons):
         return _slow(raw)
     return value
+
+
+def _flat(value: dict[str, Any]) -> bool:
+    """A case as most lines carry it: one object whose text has exactly one ``:`` per key it kept (so
+    no key repeats, no nested object has a key, no string holds a colon), and whose values are
+    scalars and lists of strings (so no depth to check). Its integers are exact, unless orjson made
+    one a float (see ``_plain``)."""
+    for v in value.values():
+        t = type(v)
+        if t is list:
+            for x in v:
+                if type(x) is not str:
+                    return False
+        elif t is float:
+            if v.is_integer() and abs(v) >= 2**63:
+                return False
+        elif t is dict:
+            return False
+    return True
 
 
 def _plain(value: Any, colons: int) -> bool:

@@ -6,6 +6,7 @@ Everything here is pure: the ICD-10-CM table ships inside the package and is rea
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import re
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ class ICD10CM:
     order: tuple[str, ...]
     parents: tuple[str, ...]
     position: dict[str, int]
+    #: Every category (a three-character code that is not a block), sorted: ranges are read from it.
+    categories: tuple[str, ...] = ()
 
     def kind(self, code: str) -> CodeKind | None:
         return self.kinds.get(code)
@@ -88,7 +91,8 @@ class ICD10CM:
             lo, hi = entry.split("-", 1)
             if lo not in self.kinds or hi not in self.kinds:
                 raise KeyError(entry)
-            roots = [c for c, k in self.kinds.items() if len(c) == 3 and lo <= c <= hi and k != "block"]
+            cats = self.categories
+            roots = list(cats[bisect.bisect_left(cats, lo) : bisect.bisect_right(cats, hi)])
         elif entry in self.kinds:
             roots = [entry]
         else:
@@ -113,4 +117,7 @@ def icd10cm() -> ICD10CM:
         order=tuple(codes),
         parents=tuple(parents),
         position={c: i for i, c in enumerate(codes)},
+        categories=tuple(
+            sorted(c for c, k in zip(codes, kinds_col, strict=True) if len(c) == 3 and k != "block")
+        ),
     )

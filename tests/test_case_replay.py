@@ -1,0 +1,175 @@
+"""The parser's replay of ``finish`` (``medpolicy.case_finish``) gives what the reference gives.
+
+``parse_case`` replays the derivations, the TX rule and the notes of a case whose facts ``finish``
+reads were seen before; ``_Parser.reference`` always runs them. On hypothesis-generated valid and
+invalid cases for every policy (unknown keys, nulls, empty lists, wrong types, huge integers, NaN,
+long strings, dates beyond the horizon, TNM stagings, TX, M1, C78 codes, conflicts, ages, lengths with
+units, lines of business), both give the same ``Case`` (items and order) or the same errors, and the
+same determination JSON. Each case is parsed twice, and again twice with another id and date, so that
+the replay (a combination is learnt the second time it comes), not only the learning, is compared.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medpolicy import Case, CaseError, PolicySet, load_policies
+from medpolicy.case import date_horizon, parser_for
+from medpolicy.engine import engine_for
+from medpolicy.limits import LIMITS
+
+POLICIES: PolicySet = load_policies()
+
+DATES = ["2024-03-01", "2009-10-06", "1999-01-01", " 2020-02-29 ", "2021-W01-1", "2024-3-1", "2023-02-29"]
+DX = ["C20", "c20", "C19", "C21.1", "C18.7", "C25.0", "C78.5", "C78.6", "C49.A5", "C50.911", "Z85.048"]
+DX += ["C16.3", "C99.9", "C18", "C00-C14", "c4911"]
+PROCS = ["77425", "77424", "77469", "77770", "45110", " 77425 ", "0W3G0ZZ", "7742", "ABCDE"]
+STAGINGS = ["pT4b", "TX", "cT4N1M1", "cT4N1M0", "rpT3", "T4c", "ypT3 N1a M0", "pT2", "rT2", "pT1", "T4"]
+STAGINGS += ["cT4a", "pT4", "ypT3", "pT4e", "N1", "ycT3(m)", "rypT3M1a", "T3 M0"]
+
+
+def scalars() -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.sampled_from([0.0, -0.0, 0.5, 1.0, 2, 3.7, 5.0, 12, float("nan"), float("inf"), 2**64]),
+        st.sampled_from(["x" * 300, "", " ", "1.8 cm", "2 mm", "0.5cm", "3 inches", "R0", "close"]),
+    )
+
+
+def value_for(fact: Any) -> st.SearchStrategy[Any]:
+    t = fact.type
+    if t == "date":
+        past = st.dates(min_value=dt.date(1980, 1, 1), max_value=dt.date.today()).map(dt.date.isoformat)
+        ahead = st.sampled_from([1, LIMITS.date_horizon_days, LIMITS.date_horizon_days + 1, 5000]).map(
+            lambda n: (dt.date.today() + dt.timedelta(days=n)).isoformat()
+        )
+        return st.one_of(past, ahead, st.sampled_from(DATES))
+    if t == "codes":
+        codes = DX if fact.system == "ICD-10-CM" else PROCS
+        return st.one_of(
+            st.lists(st.sampled_from(codes), max_size=3),
+            st.lists(st.one_of(st.sampled_from(codes), scalars()), max_size=2),
+        )
+    if t == "staging":
+        return st.one_of(st.sampled_from(STAGINGS), st.lists(st.sampled_from(STAGINGS), max_size=3))
+    if t == "enum":
+        values = [*(fact.values or ()), *fact.synonyms, "bogus", " Negative ", "gross residual"]
+        return st.sampled_from(values)
+    if t == "number":
+        lengths = st.sampled_from(["1.8 cm", "2 mm", {"value": 1.5, "unit": "cm"}, {"value": 2}, "1 furlong"])
+        return st.one_of(
+            st.floats(min_value=0, max_value=12, allow_nan=False).map(lambda x: round(x, 1)),
+            st.integers(min_value=0, max_value=120),
+            lengths,
+        )
+    return st.booleans()
+
+
+@st.composite
+def raw_cases(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    policy = draw(st.sampled_from(list(POLICIES)))
+    facts = list(policy.facts)
+    chosen = draw(st.lists(st.sampled_from(facts), unique_by=lambda f: f.name, max_size=len(facts)))
+    # mostly values of the fact's own kind (valid, or invalid in kind); now and then anything at all
+    case: dict[str, Any] = {
+        f.name: draw(scalars() if draw(st.integers(0, 9)) == 0 else value_for(f)) for f in chosen
+    }
+    if draw(st.booleans()):
+        case["id"] = draw(st.one_of(st.text(max_size=8), st.integers(min_value=-(2**65), max_value=2**65)))
+    if draw(st.integers(0, 9)) == 0:
+        case["line_of_business"] = draw(st.sampled_from(["commercial", "medicare_advantage", "bogus", 3]))
+    if draw(st.integers(0, 9)) == 0:
+        case[draw(st.sampled_from(["unknown_fact", "T_stage", "label"]))] = draw(scalars())
+    return policy.id, case
+
+
+def outcome(parse: Any, raw: dict[str, Any]) -> Any:
+    try:
+        case: Case = parse(raw, None)
+    except CaseError as e:
+        return ("errors", [fe.to_dict() for fe in e.errors])
+    return (
+        "case",
+        list(case.values.items()),
+        list(case.display.items()),
+        list(case.sources.items()),
+        case.notes,
+        dict(case.metadata),
+    )
+
+
+def json_of(policy_id: str, parse: Any, raw: dict[str, Any]) -> Any:
+    policy = POLICIES.get(policy_id)
+    try:
+        d = engine_for(policy).decide(parse(raw, None))
+    except CaseError:
+        return None
+    return d.to_json(detail="compact"), d.to_json(detail="full")
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw_cases(), st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2024, 12, 31)))
+def test_the_replay_gives_what_the_reference_gives(drawn: tuple[str, dict[str, Any]], other: dt.date) -> None:
+    policy_id, raw = drawn
+    parser = parser_for(POLICIES.get(policy_id))
+    moved = {**raw, "id": "another", "date_of_service": other.isoformat()}
+    variants = [raw, raw, moved, moved]
+    for case in variants:
+        expected = outcome(parser.reference, case)
+        assert outcome(parser.parse, case) == expected
+        assert outcome(parser.parse, case) == expected
+        assert json_of(policy_id, parser.parse, case) == json_of(policy_id, parser.reference, case)
+
+
+def test_the_replay_is_used_and_learns_only_what_replays(policies: PolicySet) -> None:
+    policy = policies.get("bluekc-iort")
+    parser = parser_for(policy)
+    assert parser.finishes is not None
+    base = {
+        "procedure_codes": ["77425"],
+        "diagnosis_codes": ["C20"],
+        "t_stage": "pT4b",
+        "margin_status": "close",
+    }
+    first = parser.parse({**base, "date_of_service": "2024-03-01", "id": "a"}, None)
+    parser.parse({**base, "date_of_service": "2022-07-01", "id": "c"}, None)  # learnt the second time
+    hits = parser.finishes.hits
+    again = parser.parse({**base, "date_of_service": "2023-01-05", "id": "b"}, None)
+    assert parser.finishes.hits == hits + 1
+    assert again.sources == first.sources
+    assert again.values["tumor_site"] == "rectum"
+    assert again.metadata == {"id": "b"}
+
+
+@pytest.mark.parametrize("days", [0, 10, LIMITS.date_horizon_days])
+def test_the_date_horizon_is_today_plus_the_days(days: int) -> None:
+    assert date_horizon(days) == dt.date.today() + dt.timedelta(days=days)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        # a given margin status against the distance: the note names the distance, so it is keyed by it
+        [{"margin_status": "negative", "margin_distance_mm": d} for d in (0.5, 0.7, 0, -0.0, 0.0, 1)],
+        # a zero prints as 0 or -0: never replayed across the two
+        [{"margin_distance_mm": d} for d in (-0.0, 0.0, 0, 2, 2.0, 3.5)],
+        [{"t_stage": s} for s in ("TX", "pT4b", "TX", "cT4N1M1", "rpT3", "cT4N1M0", "cT4N1M1")],
+        [{"diagnosis_codes": c} for c in (["C20", "C78.5"], ["C20"], ["C78.5", "C20"], ["C18.7", "C20"])],
+        [{"metastatic": False, "t_stage": "cT4N1M1"}, {"metastatic": True, "t_stage": "cT4N1M1"}],
+    ],
+)
+def test_the_replay_keeps_what_each_value_says(policies: PolicySet, changes: list[dict[str, Any]]) -> None:
+    base = {"procedure_codes": ["77425"], "diagnosis_codes": ["C20"], "date_of_service": "2024-03-01"}
+    for policy in policies:
+        parser = parser_for(policy)
+        for change in changes * 3:  # seen, learnt, replayed
+            case = {**base, **{k: v for k, v in change.items() if k in policy.fact_index}}
+            assert outcome(parser.parse, case) == outcome(parser.reference, case)
+            assert json_of(policy.id, parser.parse, case) == json_of(policy.id, parser.reference, case)
