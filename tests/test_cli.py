@@ -208,3 +208,21 @@ def test_decide_and_explain_keep_every_cited_sentence_readable_at_80_columns(tmp
     # the reason: the facts it rests on, and the note that the policy's own wording is broader
     assert "T stage: pT3 (given)" in text
     assert "[policy_text_broader]" in text
+
+
+def test_the_screen_commands_offer_the_screening_formats() -> None:
+    from medpolicy import cli_screen
+    from medpolicy.screening.api import FORMATS
+
+    assert cli_screen.FORMATS == FORMATS  # spelled out in the CLI so start-up does not load screening
+
+
+def test_deciding_does_not_load_the_other_subcommands_stacks() -> None:
+    """Start-up cost: ``medpolicy decide`` on JSON lines loads neither screening nor extraction."""
+    code = (
+        "import sys, medpolicy.cli\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('medpolicy.screening', 'medpolicy.extract',"
+        " 'duckdb', 'fastapi', 'sqlalchemy'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

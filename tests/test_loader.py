@@ -134,3 +134,19 @@ def test_load_policy_reads_one_folder() -> None:
     p = load_policy(SRC)
     assert [v.id for v in p.versions] == ["1988-10-01", "2002-09-01", "2004-09-01", "2009-10-06"]
     assert [str(v.effective_to) for v in p.versions] == ["2002-08-31", "2004-08-31", "2009-10-05", "None"]
+
+
+def test_a_yaml_syntax_error_is_a_load_error_naming_the_file_and_line(tmp_path: Path) -> None:
+    root = _copy(tmp_path, "prior_authorization: true", "prior_authorization: [true")
+    probs = _problems(root)
+    assert len(probs) == 1
+    assert "policy.yaml" in probs[0]
+    assert "cannot read policy file" in probs[0]
+    assert f"line {_line_of(root, 'prior_authorization')}" in probs[0]
+
+
+def test_a_yaml_tag_that_would_build_an_object_is_refused(tmp_path: Path) -> None:
+    root = _copy(tmp_path, "prior_authorization: true", "prior_authorization: !!python/name:os.getcwd ''")
+    probs = _problems(root)
+    assert len(probs) == 1
+    assert "could not determine a constructor" in probs[0]

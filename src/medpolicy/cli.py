@@ -18,7 +18,6 @@ from medpolicy import __version__, cli_extract, cli_help, cli_screen, strictjson
 from medpolicy.cli_audit import audit_app
 from medpolicy.engine import decide, decider
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
-from medpolicy.extract.proposal import case_and_sources
 from medpolicy.policy import PolicySet, load_policies
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
@@ -124,6 +123,8 @@ def decide_cmd(
         except OSError as e:
             err.print(f"[bold red]cannot read[/] {file}: {e.strerror}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+    from medpolicy.extract.proposal import case_and_sources  # not needed for JSON lines
+
     raw, sources = case_and_sources(raw)  # an extraction record (medpolicy extract --json) as it is
     try:
         d = decide(raw, policies, policy_id=policy_id, sources=sources)

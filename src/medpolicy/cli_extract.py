@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from medpolicy.extract.documents import MAX_DOCUMENT_BYTES
-from medpolicy.extract.pipeline import extraction_record
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["extract_cmd", "register"]
 
@@ -28,6 +27,8 @@ _out = Console(soft_wrap=True)
 
 
 def _read(path: str) -> tuple[bytes | None, dict[str, str] | None]:
+    from medpolicy.extract.documents import MAX_DOCUMENT_BYTES  # the extraction stack loads only here
+
     p = Path(path)
     try:
         size = p.stat().st_size
@@ -51,6 +52,8 @@ def extract_cmd(
 ) -> None:
     """Propose IORT case facts (site, T category, margins, recurrence, metastases) from reports, each
     with the words it was read from. Facts are proposals (source: extracted) for a person to confirm."""
+    from medpolicy.extract.pipeline import extraction_record
+
     failed = False
     for path in files:
         data, problem = _read(path)
@@ -79,6 +82,8 @@ def extract_cmd(
 
 
 def _table(record: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{record['file']} ({record['kind']}, {record['engine']})", title_justify="left")
     table.add_column("fact")
     table.add_column("value")

@@ -5,25 +5,23 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
 from medpolicy.errors import MedpolicyError
-from medpolicy.screening.api import FORMATS, ImpactResult, ScreeningError, Summary, impact, screen
+
+if TYPE_CHECKING:  # the screening stack and rich's tables load only when a command here runs
+    from rich.progress import Progress, TaskID
+
+    from medpolicy.screening.api import ImpactResult, Summary
 
 __all__ = ["register"]
+
+#: ``medpolicy.screening.api.FORMATS``, spelled out so that loading the CLI does not load the screening
+#: stack (a test checks that the two agree).
+FORMATS = ("parquet", "csv", "jsonl")
 
 EXIT_BAD_INPUT = 2
 out = Console()
@@ -57,6 +55,8 @@ def _policies(root: Path | None):  # type: ignore[no-untyped-def]
 
 
 def _print_summary(s: Summary, *, title: str = "screened") -> None:
+    from rich.table import Table
+
     t = Table(title=f"{title}: {s.policy_id} on {s.engine}", title_justify="left")
     t.add_column("outcome")
     t.add_column("lines", justify="right")
@@ -95,6 +95,15 @@ class _Feedback:
 
     def __enter__(self) -> _Feedback:
         if self.console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TransferSpeedColumn,
+            )
+
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -173,6 +182,8 @@ def screen_cmd(
             err.print(f"[bold red]invalid_x12[/] {m}", highlight=False)
         if problems:
             raise typer.Exit(EXIT_BAD_INPUT)
+    from medpolicy.screening.api import ScreeningError, screen
+
     try:
         with _Feedback(err, "screen", _input_bytes(claims)) as feedback:
             s = screen(
@@ -211,6 +222,8 @@ def impact_cmd(
 ) -> None:
     """What a policy revision would change: the same lines under two versions, as a transition table
     (lines and billed amounts) and the changed lines."""
+    from medpolicy.screening.api import ScreeningError, impact
+
     try:
         with _Feedback(err, "impact", 2 * _input_bytes(claims)) as feedback:
             r = impact(
@@ -234,6 +247,8 @@ def impact_cmd(
 
 
 def _print_impact(r: ImpactResult) -> None:
+    from rich.table import Table
+
     t = Table(title=f"{r.from_label} → {r.to_label}", title_justify="left")
     for c in ("from", "to", "lines", "billed"):
         t.add_column(c, justify="right" if c in ("lines", "billed") else "left")

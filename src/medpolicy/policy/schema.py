@@ -138,8 +138,13 @@ class _PolicyFile(_Strict):
 # YAML with line numbers
 
 
+#: libyaml's parser when PyYAML was built with it (the same nodes, marks and safe constructors; about six
+#: times faster, most of a policy's load time); its syntax errors are worded by libyaml.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load_yaml(text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    loader = yaml.SafeLoader(text)
+    loader = _SafeLoader(text)
     lines: dict[tuple[Any, ...], int] = {}
     try:
         node = loader.get_single_node()
