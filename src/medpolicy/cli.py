@@ -108,8 +108,6 @@ def decide_cmd(
     policies_dir: PoliciesOpt = None,
 ) -> None:
     """Decide a case (JSON) or a batch of cases (JSON lines: one determination per line)."""
-    from medpolicy.render import determination_view, explain_tree  # only the human view needs rich tables
-
     policies = _load(policies_dir)
     jsonl = file.endswith(".jsonl") or file.endswith(".ndjson")
     if jsonl:
@@ -140,6 +138,8 @@ def decide_cmd(
     if as_json:
         print(strictjson.dumps_safe(d.to_dict(), indent=2))
     else:
+        from medpolicy.render import determination_view, explain_tree  # only the human view needs rich tables
+
         out.print(determination_view(d))
         if explain:
             out.print(explain_tree(d))
