@@ -359,7 +359,12 @@ def serve_cmd(
     ssl_certfile: Annotated[str | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM).")] = None,
     ssl_keyfile: Annotated[str | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
     public_base_url: Annotated[
-        str | None, typer.Option("--public-base-url", help="The URL clients call (CDS Hooks JWT audience).")
+        str | None,
+        typer.Option(
+            "--public-base-url",
+            help="The URL clients call (CDS Hooks JWT audience); required outside --demo "
+            "(or MEDPOLICY_CDS_BASE_URL).",
+        ),
     ] = None,
 ) -> None:
     """Run the HTTP service (our API, CDS Hooks/CRD, DTR, PAS and the reviewer workbench)."""
