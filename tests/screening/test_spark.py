@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
-from screening_helpers import assert_equivalent, result_rows
+from screening_helpers import assert_equivalent, assert_service_scope, result_rows, write_service_lines
 
 from medpolicy.screening import screen
 from medpolicy.screening.generator import generate_claims, write_all, write_csv, write_facts
@@ -113,6 +113,22 @@ def test_spark_equals_decide_with_joint_classes_and_routing(
     else:
         assert "no_policy_applies" in {e["code"] for e in s.errors}
         assert len(s.policy_id.split(",")) == 2
+
+
+@pytest.mark.parametrize("policy_id", ["example-iort-commercial", None])
+def test_spark_governs_a_line_by_the_service_given_as_decide(
+    policy_id: str | None, spark: Any, tmp_path: Path
+) -> None:
+    """A brachytherapy line whose facts row states ``intraoperative_radiation`` (the commercial
+    example's ``governs_service``): governed on Spark as on DuckDB and as ``decide``."""
+    claims, facts = write_service_lines(tmp_path, by_member=policy_id is None)
+    out = tmp_path / "spark-result"
+    s = screen([claims], out, engine="spark", spark=spark, facts=facts, policy_id=policy_id)
+    assert s.balanced
+    assert_service_scope(result_rows(out), s.errors, policy_id)
+    d = screen([claims], tmp_path / "duck.parquet", facts=facts, policy_id=policy_id)
+    assert sorted(result_rows(out)) == sorted(result_rows(tmp_path / "duck.parquet"))
+    assert (s.written, s.not_governed, s.in_error) == (d.written, d.not_governed, d.in_error)
 
 
 def test_spark_reports_bad_input_like_duckdb(spark: Any, tmp_path: Path) -> None:

@@ -300,8 +300,9 @@ def coverage_first(inputs: Sequence[Path | str]) -> list[Path]:
     return sorted(paths, key=lambda p: not is_coverage(p))  # stable: the others keep their order
 
 
-def _facts(runner: Runner, path: Path | None, policy: Policy) -> tuple[str | None, list[str]]:
-    """Register the facts table; its key column (claim_id or member_id) and fact columns."""
+def _facts_table(runner: Runner, path: Path | None) -> tuple[str | None, list[str]]:
+    """Register the facts table (``mp_facts_raw``): its key column (claim_id or member_id) and columns.
+    One row per key: a facts row is a line's own."""
     if path is None:
         return None, []
     if path.suffix.lower() == ".parquet":
@@ -313,13 +314,20 @@ def _facts(runner: Runner, path: Path | None, policy: Policy) -> tuple[str | Non
     key = "claim_id" if "claim_id" in cols else "member_id" if "member_id" in cols else None
     if key is None:
         raise ScreeningError(f"facts table {path.name}: no claim_id or member_id column")
-    facts = [c for c in cols if c in policy.fact_index and c not in ("procedure_codes", "date_of_service")]
     gen = SqlGen(runner.dialect)
-    runner.create("mp_facts", gen.facts(key, facts))
-    dup = runner.query("SELECT COUNT(*) - COUNT(DISTINCT fact_key) FROM mp_facts")[0][0]
+    dup = runner.query(f"SELECT COUNT(*) - COUNT(DISTINCT fact_key) FROM ({gen.facts(key, [])}) f")[0][0]
     if dup:
         raise ScreeningError(f"facts table {path.name}: {dup} rows repeat a {key} (one row per {key})")
-    return key, facts
+    return key, cols
+
+
+def _facts(runner: Runner, key: str | None, cols: Sequence[str], policy: Policy) -> list[str]:
+    """The policy's fact columns of the registered facts table (``mp_facts``: one row per key)."""
+    if key is None:
+        return []
+    facts = [c for c in cols if c in policy.fact_index and c not in ("procedure_codes", "date_of_service")]
+    runner.create("mp_facts", SqlGen(runner.dialect).facts(key, facts))
+    return facts
 
 
 def _screen_table(
@@ -497,8 +505,14 @@ def screen(
                 on_bytes(ins.engine_bytes)
             total = ins.staged_lines + sum(run.query(f"SELECT COUNT(*) FROM {v}")[0][0] for v in ins.views)
             table = keep_table or "mp_screened"
+            facts_key, facts_cols = _facts_table(run, Path(facts) if facts else None)
+            # The service facts the facts table states (a policy scoping by the service given, as
+            # ``governs_service``): a line stating one true is in that policy's scope whatever its code.
+            flags = [f for f in routes.services if f in facts_cols] if facts_key else []
+            if facts_key and flags:
+                run.create("mp_lines_svc", gen.with_services(facts_key, flags), materialize=False)
             # Each line's policy (routed as decide routes its case), then each policy's lines screened.
-            run.create("mp_routed", gen.routed(routes))
+            run.create("mp_routed", gen.routed(routes, flags))
             run.load(
                 "mp_route_errors",
                 [("tag", "STRING"), ("code", "STRING"), ("field", "STRING"), ("reason", "STRING")],
@@ -510,7 +524,7 @@ def screen(
                 s.policy_id = ",".join(pol.id for pol in screened) or s.policy_id
             parts = []
             for k, pol in enumerate(screened):
-                facts_key, fact_cols = _facts(run, Path(facts) if facts else None, pol)
+                fact_cols = _facts(run, facts_key, facts_cols, pol)
                 try:
                     plan = Plan(pol, fact_cols, force_version=versions[pol.id])
                 except KeyError:
@@ -531,7 +545,7 @@ def screen(
             if output is not None:
                 out = Path(output)
                 if keep_ungoverned:
-                    run.create("mp_ungoverned", gen.governed(routes.codes, governed=False), materialize=False)
+                    run.create("mp_ungoverned", gen.ungoverned(routes, flags), materialize=False)
                 run.write(
                     gen.output(
                         table,
