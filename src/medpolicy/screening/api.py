@@ -1,6 +1,7 @@
 """``screen`` and ``impact``: the Python API the CLI and the Spark job call.
 
-A run: read the inputs (X12 and FHIR through the streaming readers into a staged CSV; CSV and Parquet
+A run: read the inputs (X12 and FHIR through the streaming readers into a staged CSV, or Parquet in a
+``stage_dir`` a cluster's executors can read; CSV and Parquet
 by the engine itself through a column mapping), route each line whose procedure code some policy
 governs as ``decide`` routes its case (``routes``: line of business, the plan's default), and for each
 policy that lines go to: classify each distinct combination of interacting columns with the engine
@@ -15,6 +16,7 @@ import csv
 import datetime as dt
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +55,9 @@ class Runner(Protocol):
     name: str
 
     def register_csv(self, view: str, path: Path, delimiter: str) -> None: ...
-    def register_parquet(self, view: str, path: Path) -> None: ...
+    def register_parquet(self, view: str, path: Path | str) -> None: ...
+    def stage(self, staged_csv: Path, dest: str) -> None: ...
+    def remove(self, dest: str) -> None: ...
     def columns(self, view: str) -> list[str]: ...
     def load(self, name: str, schema: Sequence[tuple[str, str]], rows: Any) -> None: ...
     def create(self, name: str, sql: str, *, materialize: bool = True) -> None: ...
@@ -197,6 +201,7 @@ class _Inputs:
         self.reader_lines = 0
         self.views: list[str] = []  # tabular inputs, counted by the engine (Parquet: from its metadata)
         self.coverages: dict[str, str | None] = {}  # FHIR Coverage/id -> line of business
+        self.staged_uri: str | None = None  # the staged Parquet (``finish(stage_dir)``)
 
     def _emit(self, row: tuple[Any, ...]) -> None:
         # None is written as an empty field: the staged source reads an empty field as NULL.
@@ -254,11 +259,18 @@ class _Inputs:
         if not self._fh.closed:
             self._fh.close()
 
-    def finish(self) -> None:
+    def finish(self, stage_dir: str | None = None) -> None:
+        """Register the staged lines: the local CSV, or (``stage_dir``) Parquet written there by the
+        runner, which a cluster's executors can read (``staged_uri``, removed by ``screen`` after the run)."""
         self._fh.close()
         if self.staged_lines:
             view = f"mp_src{len(self.sources)}"
-            self.runner.register_csv(view, self.staged, ",")
+            if stage_dir is None:
+                self.runner.register_csv(view, self.staged, ",")
+            else:
+                self.staged_uri = f"{stage_dir.rstrip('/')}/medpolicy-staged-{uuid.uuid4().hex}.parquet"
+                self.runner.stage(self.staged, self.staged_uri)
+                self.runner.register_parquet(view, self.staged_uri)
             self.sources.append(self.gen.source(view, staged_mapping().source_columns(), "staged"))
         if not self.sources:
             empty = (
@@ -458,6 +470,7 @@ def screen(
     errors_output: Path | str | None = None,
     keep_table: str | None = None,
     keep_ungoverned: bool = False,
+    stage_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     on_bytes: Progress | None = None,
 ) -> Summary:
@@ -465,7 +478,10 @@ def screen(
     not be screened to ``errors_output`` (JSON lines; default: beside the output). ``as_of`` applies the
     version in force on that date to every line (default: each line's date of service chooses);
     ``version`` names the version outright; ``keep_ungoverned`` writes the lines the policy does not
-    govern too (outcome ``not_applicable``; still counted as not governed). ``progress`` is told each
+    govern too (outcome ``not_applicable``; still counted as not governed). ``stage_dir``: where the lines
+    read from X12 and FHIR are staged, as Parquet, for the engine to read (a path or URI on storage every
+    Spark executor can read; removed after the run); default: a CSV in a local temporary folder, which
+    only an engine on this machine can read. ``progress`` is told each
     stage (reading claims, screening, writing) and ``on_bytes`` the bytes of the inputs read as they are
     (X12 and FHIR as the readers go; CSV and Parquet once the engine has scanned them): the CLI's progress
     bar. Raises ``ScreeningError`` when the run cannot start."""
@@ -498,7 +514,7 @@ def screen(
                     ins.add(Path(p), mapping)
                 except MappingError as e:
                     raise ScreeningError(str(e)) from None
-            ins.finish()
+            ins.finish(str(stage_dir) if stage_dir is not None else None)
             note("screening")
             gen = SqlGen(run.dialect)
             if on_bytes is not None and ins.engine_bytes:
@@ -564,6 +580,8 @@ def screen(
         finally:
             ins.close()
             restore()
+            if ins.staged_uri is not None:
+                run.remove(ins.staged_uri)
             if own:
                 run.close()
     s.seconds = time.perf_counter() - start
@@ -601,6 +619,7 @@ def impact(
     facts: Path | str | None = None,
     mapping: str | None = None,
     spark: Any = None,
+    stage_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     on_bytes: Progress | None = None,
 ) -> ImpactResult:
@@ -620,6 +639,7 @@ def impact(
             mapping=mapping,
             runner=run,
             keep_table="mp_side_a",
+            stage_dir=stage_dir,
             progress=progress,
             on_bytes=on_bytes,
         )
@@ -633,6 +653,7 @@ def impact(
             mapping=mapping,
             runner=run,
             keep_table="mp_side_b",
+            stage_dir=stage_dir,
             progress=progress,
             on_bytes=on_bytes,
         )

@@ -5,7 +5,7 @@ The statements use the subset both dialects share (``CAST(... AS STRING)``, ``TR
 register the tables the statements read:
 
 =================  ==================================================================================
-``mp_src<n>``      an input file as the engine reads it (CSV or Parquet; X12 and FHIR are staged as CSV)
+``mp_src<n>``      an input file as the engine reads it (CSV or Parquet; X12 and FHIR staged as CSV, or Parquet in a stage_dir)
 ``mp_facts_raw``   the optional facts table
 ``mp_lines_svc``   the lines with a flag per service fact (``svc_<fact>``) their facts-table row states
 ``mp_map_date``    ``(value, err_code, err_field, err_reason, vclass, iso)``: each distinct date
