@@ -207,8 +207,8 @@ class SqlGen:
             route = f"CASE {' '.join(whens)} ELSE {route} END"
         src = "mp_lines_svc" if flags else "mp_lines"
         return (
-            f"SELECT * FROM (SELECT l.*, CASE WHEN {self._in_scope(routes, flags)} THEN {route} END AS route "
-            f"FROM {src} l) r WHERE route IS NOT NULL"
+            f"SELECT * FROM (SELECT l.*, {route} AS route FROM {src} l "
+            f"WHERE {self._in_scope(routes, flags)}) r WHERE route IS NOT NULL"
         )
 
     def routed_errors(self) -> str:
