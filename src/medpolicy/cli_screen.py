@@ -35,6 +35,14 @@ FormatOpt = Annotated[str, typer.Option("--format", help=f"Output format: {', '.
 PolicyOpt = Annotated[
     str | None, typer.Option("--policy", help="Policy id (needed when several are loaded).")
 ]
+StageDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--stage-dir",
+        help="Where X12/FHIR lines are staged as Parquet for the engine (Spark on a cluster: a path or "
+        "URI every executor can read, hdfs://... s3a://...); default: a local temporary folder.",
+    ),
+]
 FactsOpt = Annotated[
     Path | None, typer.Option("--facts", help="Facts table (CSV or Parquet) by claim_id or member_id.")
 ]
@@ -165,6 +173,7 @@ def screen_cmd(
         bool, typer.Option("--keep-ungoverned", help="Write the lines the policy does not govern too.")
     ] = False,
     policies: PoliciesOpt = None,
+    stage_dir: StageDirOpt = None,
 ) -> None:
     """Screen claim lines under a policy: one row per governed line (outcome, missing facts,
     disposition, CARC/RARC), errors beside it, and a summary."""
@@ -197,6 +206,7 @@ def screen_cmd(
                 facts=facts,
                 mapping=mapping,
                 keep_ungoverned=keep_ungoverned,
+                stage_dir=stage_dir,
                 progress=feedback.stage,
                 on_bytes=feedback.advance,
             )
@@ -219,6 +229,7 @@ def impact_cmd(
     facts: FactsOpt = None,
     mapping: MappingOpt = None,
     policies: PoliciesOpt = None,
+    stage_dir: StageDirOpt = None,
 ) -> None:
     """What a policy revision would change: the same lines under two versions, as a transition table
     (lines and billed amounts) and the changed lines."""
@@ -237,6 +248,7 @@ def impact_cmd(
                 policy_id=policy,
                 facts=facts,
                 mapping=mapping,
+                stage_dir=stage_dir,
                 progress=feedback.stage,
                 on_bytes=feedback.advance,
             )

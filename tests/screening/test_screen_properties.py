@@ -1,6 +1,8 @@
 """Property: for any claim lines and facts (valid or not), screening answers as ``decide`` does: the same
 outcome, version, missing facts and conflict flag (``rests_on_conflict``), or, where ``decide`` rejects
-the case (the AJCC chapter cross-check included), the line in the errors with the same error code."""
+the case (the AJCC chapter cross-check included), the line in the errors with the same error code; a line
+the policy does not govern (``Policy.governs_case``: neither its code nor the service stated) is not
+written."""
 
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ LINE = st.tuples(CODES, DX, DATES, FACTS)
 
 # The example commercial policy: breast criteria (an age from the birth date and the date of service),
 # a delivery method from the procedure code, histology from the diagnosis codes.
-EX_CODES = st.sampled_from(["77425", "77424", "77469"])
+# Brachytherapy and other codes: in scope only when the facts state the service (``governs_service``).
+EX_CODES = st.sampled_from(["77425", "77424", "77469", "77770", "77771", "99213"])
 EX_DX = st.lists(
     st.sampled_from(["C50.911", "D05.10", "C20", "C18.7", "C48.0", "C78.5", "C25.0"]), max_size=2
 )
@@ -62,6 +65,7 @@ EX_FACTS = st.fixed_dictionaries(
         "margin_status": st.sampled_from(["negative", "close", "positive"]),
         "t_stage": st.sampled_from(["pT4b", "pT1c", "rT2"]),
         "trial_enrolment": st.booleans(),
+        "intraoperative_radiation": st.booleans(),
         "tumor_size_mm": st.sampled_from([12, 22, 30]),
         "lymphovascular_invasion": st.booleans(),
         "er_status": st.sampled_from(["positive", "negative"]),
@@ -114,6 +118,12 @@ def _check(lines: list[tuple[Any, ...]], folder: Path, policy_id: str | None) ->
         case: dict[str, Any] = {"procedure_codes": [code.strip()], "date_of_service": _iso(date), **facts}
         if dx:
             case["diagnosis_codes"] = dx
+        if policy_id is not None and not POLICIES.get(policy_id).governs_case(case):
+            # not in the policy's scope (neither its code nor the service stated): counted, not
+            # written, its other facts unread (as any line whose code no policy governs)
+            assert f"c{k}" not in got, case
+            assert f"c{k}" not in errors, case
+            continue
         try:
             det = decide(case, POLICIES, policy_id=policy_id)
         except CaseError as e:

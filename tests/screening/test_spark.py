@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
-from screening_helpers import assert_equivalent, result_rows
+from screening_helpers import assert_equivalent, assert_service_scope, result_rows, write_service_lines
 
 from medpolicy.screening import screen
 from medpolicy.screening.generator import generate_claims, write_all, write_csv, write_facts
@@ -115,6 +115,62 @@ def test_spark_equals_decide_with_joint_classes_and_routing(
         assert len(s.policy_id.split(",")) == 2
 
 
+@pytest.mark.parametrize("policy_id", ["example-iort-commercial", None])
+def test_spark_governs_a_line_by_the_service_given_as_decide(
+    policy_id: str | None, spark: Any, tmp_path: Path
+) -> None:
+    """A brachytherapy line whose facts row states ``intraoperative_radiation`` (the commercial
+    example's ``governs_service``): governed on Spark as on DuckDB and as ``decide``."""
+    claims, facts = write_service_lines(tmp_path, by_member=policy_id is None)
+    out = tmp_path / "spark-result"
+    s = screen([claims], out, engine="spark", spark=spark, facts=facts, policy_id=policy_id)
+    assert s.balanced
+    assert_service_scope(result_rows(out), s.errors, policy_id)
+    d = screen([claims], tmp_path / "duck.parquet", facts=facts, policy_id=policy_id)
+    assert sorted(result_rows(out)) == sorted(result_rows(tmp_path / "duck.parquet"))
+    assert (s.written, s.not_governed, s.in_error) == (d.written, d.not_governed, d.in_error)
+
+
+def test_spark_reads_x12_lines_staged_as_parquet_in_the_stage_dir(
+    spark: Any, generated: dict[str, Path], tmp_path: Path
+) -> None:
+    """``stage_dir`` (shared storage on a cluster): the X12 lines are written there as Parquet by Spark
+    and Spark reads them from there (not from the driver's local CSV); removed after the run; the same
+    answers as DuckDB's local staging."""
+    import duckdb
+
+    stage = tmp_path / "shared-stage"
+    seen: dict[str, Any] = {}
+
+    def at(stage_name: str) -> None:
+        if stage_name == "screening":
+            staged = list(stage.glob("medpolicy-staged-*.parquet"))
+            seen["dirs"] = staged
+            seen["rows"] = duckdb.sql(f"SELECT COUNT(*) FROM '{staged[0]}/*.parquet'").fetchall()[0][0]
+            seen["read"] = spark.table("mp_src0").inputFiles()
+
+    out = tmp_path / "spark-result"
+    s = screen(
+        [generated["837p"]],
+        out,
+        engine="spark",
+        spark=spark,
+        facts=generated["facts"],
+        stage_dir=str(stage),
+        progress=at,
+    )
+    assert s.balanced
+    assert len(seen["dirs"]) == 1
+    assert seen["rows"] == s.lines_read - sum(e.get("lines", 0) for e in s.errors)
+    assert seen["read"]
+    assert all(str(seen["dirs"][0]) in f and f.endswith(".parquet") for f in seen["read"])
+    assert list(stage.iterdir()) == []
+    duck = tmp_path / "duck.parquet"
+    d = screen([generated["837p"]], duck, facts=generated["facts"])
+    assert sorted(result_rows(out)) == sorted(result_rows(duck))
+    assert (s.written, s.not_governed, s.in_error) == (d.written, d.not_governed, d.in_error)
+
+
 def test_spark_reports_bad_input_like_duckdb(spark: Any, tmp_path: Path) -> None:
     p = tmp_path / "c.csv"
     p.write_text(
@@ -137,6 +193,7 @@ def test_spark_submit_runs_the_job_entry_point(
         submit = Path(shutil.which("spark-submit") or "spark-submit")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     out = tmp_path / "submitted"
+    stage = tmp_path / "stage"  # shared storage on a cluster (hdfs://, s3a://): here a file:// URI
     proc = subprocess.run(
         [
             str(submit),
@@ -146,10 +203,13 @@ def test_spark_submit_runs_the_job_entry_point(
             "spark.ui.enabled=false",
             spark_job.__file__,
             str(generated["csv"]),
+            str(generated["837p"]),
             "-o",
             str(out),
             "--facts",
             str(generated["facts"]),
+            "--stage-dir",
+            stage.as_uri(),
         ],
         capture_output=True,
         text=True,
@@ -162,3 +222,5 @@ def test_spark_submit_runs_the_job_entry_point(
     assert summary["engine"] == "spark"
     assert summary["written"] == len(result_rows(out)) > 0
     assert summary["lines_read"] == summary["written"] + summary["not_governed"] + summary["in_error"]
+    assert stage.is_dir()  # the X12 lines were staged there (and removed after the run)
+    assert list(stage.iterdir()) == []

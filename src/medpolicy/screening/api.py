@@ -1,8 +1,9 @@
 """``screen`` and ``impact``: the Python API the CLI and the Spark job call.
 
-A run: read the inputs (X12 and FHIR through the streaming readers into a staged CSV; CSV and Parquet
-by the engine itself through a column mapping), route each line whose procedure code some policy
-governs as ``decide`` routes its case (``routes``: line of business, the plan's default), and for each
+A run: read the inputs (``inputs``: X12 and FHIR through the streaming readers, staged as a local CSV or
+as Parquet in a ``stage_dir`` a cluster's executors can read; CSV and Parquet by the engine itself
+through a column mapping), route each line some policy governs (its procedure code, or the service its
+facts state) as ``decide`` routes its case (``routes``: line of business, the plan's default), and for each
 policy that lines go to: classify each distinct combination of interacting columns with the engine
 (``classify.Plan``), number each line's key, ask the engine for the result of each key that occurs,
 join; then write. Every run ends by checking that
@@ -11,33 +12,24 @@ nothing was lost: lines read = lines written + lines not governed + lines in err
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from medpolicy.errors import MedpolicyError
 from medpolicy.policy import Policy, PolicySet, load_policies, load_policy
 from medpolicy.screening.classify import Plan
-from medpolicy.screening.fhir import read_fhir
-from medpolicy.screening.records import STAGED_COLUMNS, Progress, ReadError
+from medpolicy.screening.inputs import Inputs, Runner, coverage_first
+from medpolicy.screening.records import Progress
 from medpolicy.screening.routes import routes_for
-from medpolicy.screening.sqlgen import Dialect, SqlGen, lit
-from medpolicy.screening.tabular import (
-    Mapping,
-    MappingError,
-    csv_header,
-    guess_mapping,
-    load_mapping,
-    staged_mapping,
-)
-from medpolicy.screening.x12 import looks_like_x12, read_x12
+from medpolicy.screening.sqlgen import SqlGen, lit
+from medpolicy.screening.tabular import MappingError, csv_header
 
 __all__ = ["ImpactResult", "Runner", "ScreeningError", "Summary", "impact", "screen"]
 
@@ -46,20 +38,6 @@ FORMATS = ("parquet", "csv", "jsonl")
 
 class ScreeningError(ValueError):
     """A run that cannot start (an unknown policy, version, mapping or facts table)."""
-
-
-class Runner(Protocol):
-    dialect: Dialect
-    name: str
-
-    def register_csv(self, view: str, path: Path, delimiter: str) -> None: ...
-    def register_parquet(self, view: str, path: Path) -> None: ...
-    def columns(self, view: str) -> list[str]: ...
-    def load(self, name: str, schema: Sequence[tuple[str, str]], rows: Any) -> None: ...
-    def create(self, name: str, sql: str, *, materialize: bool = True) -> None: ...
-    def query(self, sql: str) -> list[tuple[Any, ...]]: ...
-    def write(self, sql: str, path: Path, fmt: str) -> None: ...
-    def close(self) -> None: ...
 
 
 @dataclass
@@ -179,129 +157,9 @@ def _single(policies: PolicySet | Policy | None, policy_id: str | None) -> tuple
     return None, ps
 
 
-class _Inputs:
-    """Registers each input with the runner and stages X12 and FHIR lines."""
-
-    def __init__(self, runner: Runner, tmp: Path, on_bytes: Progress | None = None) -> None:
-        self.runner = runner
-        self.on_bytes = on_bytes
-        self.engine_bytes = 0  # CSV/Parquet inputs: read by the engine when it screens
-        self.gen = SqlGen(runner.dialect)
-        self.sources: list[str] = []
-        self.errors: list[ReadError] = []
-        self.staged = tmp / "staged.csv"
-        self._fh = open(self.staged, "w", newline="", encoding="utf-8")  # noqa: SIM115 -- closed in finish() or close()
-        self._w = csv.writer(self._fh)
-        self._w.writerow(STAGED_COLUMNS)
-        self.staged_lines = 0
-        self.reader_lines = 0
-        self.views: list[str] = []  # tabular inputs, counted by the engine (Parquet: from its metadata)
-        self.coverages: dict[str, str | None] = {}  # FHIR Coverage/id -> line of business
-
-    def _emit(self, row: tuple[Any, ...]) -> None:
-        # None is written as an empty field: the staged source reads an empty field as NULL.
-        self._w.writerow(row)
-        self.staged_lines += 1
-
-    def add(self, path: Path, mapping: str | None) -> None:
-        suffix = path.suffix.lower()
-        if not path.is_file():
-            self.errors.append(ReadError(path.name, "file", "not_found", "no such file"))
-            return
-        if suffix in (".ndjson", ".jsonl", ".json"):
-            read_fhir(path, self._emit, self.errors.append, self.coverages, self.on_bytes)
-        elif suffix == ".parquet":
-            self._tabular(path, load_mapping(mapping or "canonical"), parquet=True)
-        elif suffix in (".csv", ".txt", ".tsv") and not looks_like_x12(path):
-            header, delim = csv_header(path, load_mapping(mapping).delimiter if mapping else None)
-            m = load_mapping(mapping) if mapping else guess_mapping(header)
-            self._tabular(path, m.model_copy(update={"delimiter": delim}), parquet=False)
-        else:
-            read_x12(path, self._emit, self.errors.append, self.on_bytes)
-
-    def _tabular(self, path: Path, m: Mapping, *, parquet: bool) -> None:
-        self.engine_bytes += path.stat().st_size
-        view = f"mp_src{len(self.sources)}"
-        if parquet:
-            self.runner.register_parquet(view, path)
-        else:
-            self.runner.register_csv(view, path, m.delimiter)
-        header = self.runner.columns(view)
-        if m.columns.line_of_business is None and "line_of_business" in header:
-            # an extract carrying the line of business routes its lines (whatever the mapping)
-            m = m.model_copy(
-                update={"columns": m.columns.model_copy(update={"line_of_business": "line_of_business"})}
-            )
-        m = m.for_header(header)
-        missing = m.missing(header)
-        if missing:
-            rows = self.runner.query(f"SELECT COUNT(*) FROM {view}")[0][0]
-            self.errors.append(
-                ReadError(
-                    path.name,
-                    "header",
-                    "unknown_column",
-                    f"column mapping {m.name!r} names columns the file does not have: {', '.join(missing)}",
-                    lines=int(rows),
-                )
-            )
-            self.reader_lines += int(rows)
-            return
-        self.sources.append(self.gen.source(view, m.source_columns(), path.name))
-        self.views.append(view)
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
-
-    def finish(self) -> None:
-        self._fh.close()
-        if self.staged_lines:
-            view = f"mp_src{len(self.sources)}"
-            self.runner.register_csv(view, self.staged, ",")
-            self.sources.append(self.gen.source(view, staged_mapping().source_columns(), "staged"))
-        if not self.sources:
-            empty = (
-                "SELECT CAST(NULL AS STRING) AS claim_id, CAST(NULL AS BIGINT) AS line_number, "
-                + ", ".join(
-                    f"CAST(NULL AS {t}) AS {c}"
-                    for c, t in (
-                        ("member_id", "STRING"),
-                        ("procedure_code", "STRING"),
-                        ("diagnosis_codes", "STRING"),
-                        ("date_of_service", "STRING"),
-                        ("billed_amount", "DOUBLE"),
-                        ("source", "STRING"),
-                        ("location", "STRING"),
-                        ("line_of_business", "STRING"),
-                    )
-                )
-            )
-            self.sources.append(f"SELECT * FROM ({empty}) e WHERE 1 = 0")
-        self.runner.create("mp_lines", self.gen.lines(self.sources), materialize=False)
-
-
-def coverage_first(inputs: Sequence[Path | str]) -> list[Path]:
-    """The inputs, FHIR files of Coverage resources first (a Bulk Data export's ``Coverage.ndjson``): the
-    EOBs read after them find the Coverage their ``insurance`` names, whatever order they were given in."""
-    paths = [Path(p) for p in inputs]
-
-    def is_coverage(p: Path) -> bool:
-        if p.suffix.lower() not in (".ndjson", ".jsonl") or not p.is_file():
-            return False
-        with open(p, "rb") as fh:
-            first = fh.readline(1 << 16)
-        try:
-            doc = orjson.loads(first)
-        except orjson.JSONDecodeError:
-            return False
-        return isinstance(doc, dict) and doc.get("resourceType") == "Coverage"
-
-    return sorted(paths, key=lambda p: not is_coverage(p))  # stable: the others keep their order
-
-
-def _facts(runner: Runner, path: Path | None, policy: Policy) -> tuple[str | None, list[str]]:
-    """Register the facts table; its key column (claim_id or member_id) and fact columns."""
+def _facts_table(runner: Runner, path: Path | None) -> tuple[str | None, list[str]]:
+    """Register the facts table (``mp_facts_raw``): its key column (claim_id or member_id) and columns.
+    One row per key: a facts row is a line's own."""
     if path is None:
         return None, []
     if path.suffix.lower() == ".parquet":
@@ -313,13 +171,20 @@ def _facts(runner: Runner, path: Path | None, policy: Policy) -> tuple[str | Non
     key = "claim_id" if "claim_id" in cols else "member_id" if "member_id" in cols else None
     if key is None:
         raise ScreeningError(f"facts table {path.name}: no claim_id or member_id column")
-    facts = [c for c in cols if c in policy.fact_index and c not in ("procedure_codes", "date_of_service")]
     gen = SqlGen(runner.dialect)
-    runner.create("mp_facts", gen.facts(key, facts))
-    dup = runner.query("SELECT COUNT(*) - COUNT(DISTINCT fact_key) FROM mp_facts")[0][0]
+    dup = runner.query(f"SELECT COUNT(*) - COUNT(DISTINCT fact_key) FROM ({gen.facts(key, [])}) f")[0][0]
     if dup:
         raise ScreeningError(f"facts table {path.name}: {dup} rows repeat a {key} (one row per {key})")
-    return key, facts
+    return key, cols
+
+
+def _facts(runner: Runner, key: str | None, cols: Sequence[str], policy: Policy) -> list[str]:
+    """The policy's fact columns of the registered facts table (``mp_facts``: one row per key)."""
+    if key is None:
+        return []
+    facts = [c for c in cols if c in policy.fact_index and c not in ("procedure_codes", "date_of_service")]
+    runner.create("mp_facts", SqlGen(runner.dialect).facts(key, facts))
+    return facts
 
 
 def _screen_table(
@@ -393,7 +258,7 @@ def _screen_table(
     runner.create(table, gen.screened(plan.policy.id), materialize=materialize)
 
 
-def _summarize(runner: Runner, s: Summary, table: str, inputs: _Inputs, total: int) -> None:
+def _summarize(runner: Runner, s: Summary, table: str, inputs: Inputs, total: int) -> None:
     gen = SqlGen(runner.dialect)
     reader_errs = sum(e.lines for e in inputs.errors)
     s.lines_read = total + reader_errs
@@ -450,6 +315,7 @@ def screen(
     errors_output: Path | str | None = None,
     keep_table: str | None = None,
     keep_ungoverned: bool = False,
+    stage_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     on_bytes: Progress | None = None,
 ) -> Summary:
@@ -457,7 +323,10 @@ def screen(
     not be screened to ``errors_output`` (JSON lines; default: beside the output). ``as_of`` applies the
     version in force on that date to every line (default: each line's date of service chooses);
     ``version`` names the version outright; ``keep_ungoverned`` writes the lines the policy does not
-    govern too (outcome ``not_applicable``; still counted as not governed). ``progress`` is told each
+    govern too (outcome ``not_applicable``; still counted as not governed). ``stage_dir``: where the lines
+    read from X12 and FHIR are staged, as Parquet, for the engine to read (a path or URI on storage every
+    Spark executor can read; removed after the run); default: a CSV in a local temporary folder, which
+    only an engine on this machine can read. ``progress`` is told each
     stage (reading claims, screening, writing) and ``on_bytes`` the bytes of the inputs read as they are
     (X12 and FHIR as the readers go; CSV and Parquet once the engine has scanned them): the CLI's progress
     bar. Raises ``ScreeningError`` when the run cannot start."""
@@ -482,7 +351,7 @@ def screen(
     s = Summary(",".join(p.id for p in routes.policies) or (single.id if single else ""), run.name)
     restore = _no_constraint_propagation(run)
     with tempfile.TemporaryDirectory(prefix="medpolicy-stage-") as tmp:
-        ins = _Inputs(run, Path(tmp), on_bytes)
+        ins = Inputs(run, Path(tmp), on_bytes)
         try:
             note("reading claims")
             for p in coverage_first(inputs):
@@ -490,15 +359,21 @@ def screen(
                     ins.add(Path(p), mapping)
                 except MappingError as e:
                     raise ScreeningError(str(e)) from None
-            ins.finish()
+            ins.finish(str(stage_dir) if stage_dir is not None else None)
             note("screening")
             gen = SqlGen(run.dialect)
             if on_bytes is not None and ins.engine_bytes:
                 on_bytes(ins.engine_bytes)
             total = ins.staged_lines + sum(run.query(f"SELECT COUNT(*) FROM {v}")[0][0] for v in ins.views)
             table = keep_table or "mp_screened"
+            facts_key, facts_cols = _facts_table(run, Path(facts) if facts else None)
+            # The service facts the facts table states (a policy scoping by the service given, as
+            # ``governs_service``): a line stating one true is in that policy's scope whatever its code.
+            flags = [f for f in routes.services if f in facts_cols] if facts_key else []
+            if facts_key and flags:
+                run.create("mp_lines_svc", gen.with_services(facts_key, flags), materialize=False)
             # Each line's policy (routed as decide routes its case), then each policy's lines screened.
-            run.create("mp_routed", gen.routed(routes))
+            run.create("mp_routed", gen.routed(routes, flags))
             run.load(
                 "mp_route_errors",
                 [("tag", "STRING"), ("code", "STRING"), ("field", "STRING"), ("reason", "STRING")],
@@ -510,7 +385,7 @@ def screen(
                 s.policy_id = ",".join(pol.id for pol in screened) or s.policy_id
             parts = []
             for k, pol in enumerate(screened):
-                facts_key, fact_cols = _facts(run, Path(facts) if facts else None, pol)
+                fact_cols = _facts(run, facts_key, facts_cols, pol)
                 try:
                     plan = Plan(pol, fact_cols, force_version=versions[pol.id])
                 except KeyError:
@@ -531,7 +406,7 @@ def screen(
             if output is not None:
                 out = Path(output)
                 if keep_ungoverned:
-                    run.create("mp_ungoverned", gen.governed(routes.codes, governed=False), materialize=False)
+                    run.create("mp_ungoverned", gen.ungoverned(routes, flags), materialize=False)
                 run.write(
                     gen.output(
                         table,
@@ -550,6 +425,8 @@ def screen(
         finally:
             ins.close()
             restore()
+            if ins.staged_uri is not None:
+                run.remove(ins.staged_uri)
             if own:
                 run.close()
     s.seconds = time.perf_counter() - start
@@ -587,6 +464,7 @@ def impact(
     facts: Path | str | None = None,
     mapping: str | None = None,
     spark: Any = None,
+    stage_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     on_bytes: Progress | None = None,
 ) -> ImpactResult:
@@ -606,6 +484,7 @@ def impact(
             mapping=mapping,
             runner=run,
             keep_table="mp_side_a",
+            stage_dir=stage_dir,
             progress=progress,
             on_bytes=on_bytes,
         )
@@ -619,6 +498,7 @@ def impact(
             mapping=mapping,
             runner=run,
             keep_table="mp_side_b",
+            stage_dir=stage_dir,
             progress=progress,
             on_bytes=on_bytes,
         )

@@ -37,6 +37,7 @@ from medpolicy.screening.dispositions import Disposition, disposition_for
 
 __all__ = [
     "CLAIM_COLUMNS",
+    "TRUE_TEXTS",
     "Group",
     "KeyLayout",
     "Plan",
@@ -80,6 +81,8 @@ def split_codes(raw: str) -> list[str]:
 
 
 _TRUE = {"true", "t", "yes", "y", "1"}
+#: The texts (lower case, trimmed) a boolean fact column gives ``decide`` as true.
+TRUE_TEXTS = frozenset(_TRUE)
 _FALSE = {"false", "f", "no", "n", "0"}
 
 

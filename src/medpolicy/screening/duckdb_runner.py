@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -53,8 +54,24 @@ class DuckDBRunner:
             f"all_varchar = true, delim = {_lit(delimiter)}, quote = '\"', escape = '\"', nullstr = {_lit(NULL)})"
         )
 
-    def register_parquet(self, view: str, path: Path) -> None:
+    def register_parquet(self, view: str, path: Path | str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_parquet({_lit(path)})")
+
+    def stage(self, staged_csv: Path, dest: str) -> None:
+        """The staged lines (a local CSV) written as one Parquet file at ``dest`` (a path DuckDB can
+        write; its folder is made)."""
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        self.register_csv("mp_stage_csv", staged_csv, ",")
+        self.con.execute(
+            f"COPY (SELECT * FROM mp_stage_csv) TO '{_path_literal(Path(dest))}' (FORMAT parquet)"
+        )
+
+    def remove(self, dest: str) -> None:
+        p = Path(dest)
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
 
     def columns(self, view: str) -> list[str]:
         return [r[0] for r in self.con.execute(f"DESCRIBE {view}").fetchall()]

@@ -4,7 +4,9 @@
         claims.parquet -o result.parquet [--facts facts.parquet] [--policy bluekc-iort] [--mapping rif-carrier]
 
 On a cluster, give inputs every executor can read (a shared file system or object store) and install
-medpolicy on the driver (the executors run only SQL). Prints the run's summary as one JSON line.
+medpolicy on the driver (the executors run only SQL). X12 and FHIR files are read on the driver: give
+``--stage-dir`` on shared storage (``hdfs:///tmp/medpolicy``, ``s3a://bucket/stage``) for the lines read
+from them, staged there as Parquet for the executors (removed after the run). Prints the run's summary as one JSON line.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policy")
     ap.add_argument("--facts")
     ap.add_argument("--mapping")
+    ap.add_argument(
+        "--stage-dir",
+        help="where X12/FHIR lines are staged as Parquet: a path or URI every executor can read",
+    )
     args = ap.parse_args(argv)
     from pyspark.sql import SparkSession
 
@@ -40,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         policy_id=args.policy,
         facts=args.facts,
         mapping=args.mapping,
+        stage_dir=args.stage_dir,
     )
     print(orjson.dumps(s.to_dict()).decode())
     return 0

@@ -7,6 +7,8 @@ a directory of part files at the output path.
 
 from __future__ import annotations
 
+import csv
+import itertools
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -16,6 +18,8 @@ from medpolicy.screening.sqlgen import SPARK, Dialect
 
 __all__ = ["SparkRunner", "local_session"]
 
+#: Staged lines sent to the executors at a time (``SparkRunner.stage``).
+STAGE_BATCH = 200_000
 _TYPES = {"STRING": "STRING", "INT": "INT", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE"}
 
 
@@ -64,8 +68,32 @@ class SparkRunner:
         )
         df.createOrReplaceTempView(view)
 
-    def register_parquet(self, view: str, path: Path) -> None:
+    def register_parquet(self, view: str, path: Path | str) -> None:
         self.spark.read.parquet(str(path)).createOrReplaceTempView(view)
+
+    def stage(self, staged_csv: Path, dest: str, batch: int = STAGE_BATCH) -> None:
+        """The staged lines (a CSV on the driver's disk, which executors on a cluster cannot read) written
+        as Parquet at ``dest`` (a path or URI every executor can read: ``hdfs://``, ``s3a://``, a shared
+        mount): read on the driver ``batch`` rows at a time, each batch sent to the executors and
+        appended, so the driver holds one batch. Every column is text, as in the staged CSV."""
+        with open(staged_csv, newline="", encoding="utf-8") as fh:
+            rows = csv.reader(fh)
+            header = next(rows)
+            ddl = ", ".join(f"`{c}` STRING" for c in header)
+            mode = "overwrite"
+            while True:
+                chunk = [tuple(v if v != "" else None for v in row) for row in itertools.islice(rows, batch)]
+                if chunk or mode == "overwrite":  # an empty staging still writes its schema
+                    self.spark.createDataFrame(chunk, ddl).write.mode(mode).parquet(dest)
+                    mode = "append"
+                if len(chunk) < batch:
+                    return
+
+    def remove(self, dest: str) -> None:
+        """Delete the staged Parquet at ``dest`` (through Hadoop's file system: any URI Spark writes)."""
+        jvm = self.spark.sparkContext._jvm
+        path = jvm.org.apache.hadoop.fs.Path(dest)
+        path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
 
     def columns(self, view: str) -> list[str]:
         return list(self.spark.table(view).columns)

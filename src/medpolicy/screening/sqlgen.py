@@ -5,8 +5,9 @@ The statements use the subset both dialects share (``CAST(... AS STRING)``, ``TR
 register the tables the statements read:
 
 =================  ==================================================================================
-``mp_src<n>``      an input file as the engine reads it (CSV or Parquet; X12 and FHIR are staged as CSV)
+``mp_src<n>``      an input file as the engine reads it (CSV or Parquet; X12 and FHIR staged as CSV, or Parquet in a stage_dir)
 ``mp_facts_raw``   the optional facts table
+``mp_lines_svc``   the lines with a flag per service fact (``svc_<fact>``) their facts-table row states
 ``mp_map_date``    ``(value, err_code, err_field, err_reason, vclass, iso)``: each distinct date
 ``mp_gf``          the governed lines with their facts-table row (fact columns as ``f_<fact>``)
 ``mp_map_<n>``     ``(value, err_code, err_field, err_reason, err_late, sig, c<i>..., iso<j>...)``: each distinct
@@ -17,11 +18,12 @@ register the tables the statements read:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from medpolicy.routing import LINES_OF_BUSINESS
-from medpolicy.screening.classify import AGE_PREFIX, DX, Group, KeyLayout, Plan
+from medpolicy.screening.classify import AGE_PREFIX, DX, TRUE_TEXTS, Group, KeyLayout, Plan
 from medpolicy.screening.lob import sql_case
 from medpolicy.screening.routes import Routes
 
@@ -148,26 +150,66 @@ class SqlGen:
     def lines(self, sources: Sequence[str]) -> str:
         return " UNION ALL ".join(f"({q})" for q in sources)
 
-    def governed(self, codes: Sequence[str], *, governed: bool = True) -> str:
-        inlist = ", ".join(lit(c) for c in sorted(codes))
-        neg = "" if governed else "NOT "
+    def with_services(self, facts_key: str, services: Sequence[str]) -> str:
+        """``mp_lines`` with a flag per service fact (``svc_<fact>``): 1 when the line's facts-table row
+        states it true (the texts ``decide`` is given as true: ``classify.raw_fact``), else 0."""
+        q = self.d.q
+        trues = ", ".join(lit(t) for t in sorted(TRUE_TEXTS))
+        flags = ", ".join(
+            f"CASE WHEN LOWER(s.{q(f)}) IN ({trues}) THEN 1 ELSE 0 END AS {q('svc_' + f)}" for f in services
+        )
+        cols = ", ".join(f"{self._s(f)} AS {q(f)}" for f in services)
         return (
-            f"SELECT * FROM mp_lines WHERE procedure_code IS NOT NULL AND {neg}procedure_code IN ({inlist})"
+            f"SELECT l.*, {flags} FROM mp_lines l LEFT JOIN (SELECT {self._s(facts_key)} AS fact_key, {cols} "
+            f"FROM mp_facts_raw) s ON s.fact_key = l.{q(facts_key)}"
         )
 
-    def routed(self, routes: Routes) -> str:
+    def _in_scope(self, routes: Routes, flags: Sequence[str]) -> str:
+        """A line some policy governs: a governed code, or a service fact stated true (NULL or false
+        otherwise)."""
+        inlist = ", ".join(lit(c) for c in routes.codes) or "NULL"
+        return " OR ".join([f"procedure_code IN ({inlist})", *(f"{self.d.q('svc_' + f)} = 1" for f in flags)])
+
+    def ungoverned(self, routes: Routes, flags: Sequence[str] = ()) -> str:
+        """The lines no policy governs (a procedure code given)."""
+        src = "mp_lines_svc" if flags else "mp_lines"
+        return (
+            f"SELECT * FROM {src} WHERE procedure_code IS NOT NULL "
+            f"AND NOT COALESCE({self._in_scope(routes, flags)}, FALSE)"
+        )
+
+    def routed(self, routes: Routes, flags: Sequence[str] = ()) -> str:
         """The lines some policy governs, each with its ``route``: the policy that screens it, or
-        ``!<n>`` (``routes.errors[n]``)."""
-        inlist = ", ".join(lit(c) for c in routes.codes)
+        ``!<n>`` (``routes.errors[n]``). ``flags``: the service facts the lines carry (``svc_<fact>``,
+        ``with_services``); a line stating one true is routed as ``decide`` routes such a case."""
+        q = self.d.q
 
-        def by_code(lob: str | None) -> str:
-            whens = " ".join(f"WHEN {lit(c)} THEN {lit(routes.by[(c, lob)])}" for c in routes.codes)
-            return f"CASE procedure_code {whens} END"
+        def by_lob(route_of: Callable[[str | None, str | None], str | None], other: bool) -> str:
+            def by_code(lob: str | None) -> str:
+                whens = " ".join(f"WHEN {lit(c)} THEN {lit(route_of(c, lob))}" for c in routes.codes)
+                rest = f" ELSE {lit(route_of(None, lob))}" if other else ""
+                return f"CASE procedure_code {whens}{rest} END" if whens else lit(route_of(None, lob))
 
-        branches = [f"WHEN line_of_business IS NULL THEN {by_code(None)}"]
-        branches += [f"WHEN line_of_business = {lit(lob)} THEN {by_code(lob)}" for lob in LINES_OF_BUSINESS]
-        route = f"CASE {' '.join(branches)} ELSE {lit(routes.invalid)} END"
-        return f"SELECT l.*, {route} AS route FROM mp_lines l WHERE procedure_code IN ({inlist})"
+            branches = [f"WHEN line_of_business IS NULL THEN {by_code(None)}"]
+            branches += [
+                f"WHEN line_of_business = {lit(lob)} THEN {by_code(lob)}" for lob in LINES_OF_BUSINESS
+            ]
+            return f"CASE {' '.join(branches)} ELSE {lit(routes.invalid)} END"
+
+        route = by_lob(lambda c, lob: routes.by.get((c, lob)) if c else None, other=False)
+        stated_sets = [s for s in routes.by_service if set(s[2]) <= set(flags)]
+        if flags and stated_sets:
+            whens = []
+            for stated in dict.fromkeys(s[2] for s in stated_sets):
+                cond = " AND ".join(f"{q('svc_' + f)} = {int(f in stated)}" for f in flags)
+                expr = by_lob(partial(_service_route, routes, stated), other=True)
+                whens.append(f"WHEN {cond} THEN {expr}")
+            route = f"CASE {' '.join(whens)} ELSE {route} END"
+        src = "mp_lines_svc" if flags else "mp_lines"
+        return (
+            f"SELECT * FROM (SELECT l.*, {route} AS route FROM {src} l "
+            f"WHERE {self._in_scope(routes, flags)}) r WHERE route IS NOT NULL"
+        )
 
     def routed_errors(self) -> str:
         """The lines no policy can screen, as screened rows in error."""
@@ -184,8 +226,8 @@ class SqlGen:
         )
 
     def facts(self, key: str, columns: Sequence[str]) -> str:
-        cols = ", ".join(f"{self._s(c)} AS {self.d.q(c)}" for c in columns)
-        return f"SELECT {self._s(key)} AS fact_key, {cols} FROM mp_facts_raw"
+        cols = "".join(f", {self._s(c)} AS {self.d.q(c)}" for c in columns)
+        return f"SELECT {self._s(key)} AS fact_key{cols} FROM mp_facts_raw"
 
     def gov_facts(self, facts_key: str | None, columns: Sequence[str]) -> str:
         """The governed lines with their facts-table row (``f_<fact>``; NULL without a facts table)."""
@@ -373,6 +415,10 @@ class SqlGen:
             "OR COALESCE(a.missing_facts, '') <> COALESCE(b.missing_facts, '') "
             "OR COALESCE(a.disposition, '') <> COALESCE(b.disposition, '')"
         )
+
+
+def _service_route(routes: Routes, stated: tuple[str, ...], code: str | None, lob: str | None) -> str | None:
+    return routes.by_service.get((code, lob, stated))
 
 
 def key_expr(layout: KeyLayout) -> str:
