@@ -120,6 +120,17 @@ _MAX_ENUMERATION = 4096
 #: Largest lookup table (product of each fact's class count + 1) a version gets in ``Engine.decide``.
 _MAX_TABLE = 1 << 16
 
+#: The end of ``Engine.decide``: wrap the result ``r`` in a ``Determination`` as its ``__init__``
+#: would, without the call (a Python ``__init__`` costs a frame per case; the lazy slots stay unset).
+_WRAP = (
+    "o = _new(_D)",
+    "o.policy = _policy",
+    "o.case = case",
+    "o.result = r",
+    "o.trace = r.trace",
+    "return o",
+)
+
 
 def _nested(dims: Sequence[int]) -> list[Any]:
     """Nested lists of ``None`` with the given dimensions (the leaves are filled on first use)."""
@@ -129,11 +140,12 @@ def _nested(dims: Sequence[int]) -> list[Any]:
 
 
 class _SetClasses(dict[Any, int]):
-    """Class of each value of a set-valued fact seen so far (``None``: unknown), computed on a miss;
-    at most ``_MAX_SETS`` are kept, so arbitrary input cannot grow it without bound."""
+    """Class of each value of a set-valued fact seen so far (``None``: ``unknown``, the index of the
+    unknown class in ``Engine.decide``'s tables), computed on a miss; at most ``_MAX_SETS`` are kept,
+    so arbitrary input cannot grow it without bound."""
 
-    def __init__(self, classify: Callable[[Any], int]) -> None:
-        super().__init__({None: -1})
+    def __init__(self, classify: Callable[[Any], int], unknown: int) -> None:
+        super().__init__({None: unknown})
         self._classify = classify
 
     def __missing__(self, value: Any) -> int:
@@ -214,7 +226,7 @@ class Engine:
         ``(version class, class of each fact read, ...)``; ``_evaluate`` expands it.
 
         ``decide`` classifies the same way, then finds the result in a table indexed by the classes
-        (nested lists, unknown = index -1, filled from ``result`` on first use): list indexing instead
+        (nested lists, unknown = the last index, filled from ``result`` on first use): list indexing instead
         of building and hashing a key tuple. A version whose table would be large uses ``result``'s
         dictionary instead. A value outside a fact's classes (a case not made by ``parse_case``) is
         unknown, as in ``key``."""
@@ -223,6 +235,7 @@ class Engine:
             "_starts": self.starts,
             "_result": self.result,
             "_D": Determination,
+            "_new": object.__new__,
             "_policy": self.policy,
         }
         self.key_facts: list[tuple[int, ...]] = []
@@ -273,7 +286,8 @@ class Engine:
         decide_lines += [
             "    except (KeyError, IndexError, TypeError):  # a value outside its classes: unknown, as in key",
             "        pass",
-            "    return _D(_policy, case, _result(_key(case.values)))",
+            "    r = _result(_key(case.values))",
+            *("    " + line for line in _WRAP),
         ]
         src = "\n".join(decide_lines) + "\n"
         exec(compile(src, f"<medpolicy decide {self.policy.id}>", "exec"), env)  # noqa: S102 -- as above
@@ -286,10 +300,9 @@ class Engine:
         """Lines of ``decide`` for one version class: classify, look up, fill on first use."""
         names = [f"c{n}" for n in range(len(read))]
         lines = [f"{name} = {expr}" for name, expr in zip(names, exprs, strict=True)]
-        key = "(" + ", ".join([str(vclass), *names]) + ",)"
         dims = [len(self.classes[i]) + 1 for i in read]  # the last index: unknown (class -1)
         if math.prod(dims) > _MAX_TABLE:
-            return [*lines, f"return _D(_policy, case, _result({key}))"]
+            return ["r = _result(_key(case.values))", *_WRAP]
         table = f"_table{vclass + 1}"
         env[table] = _nested(dims)
         if not names:
@@ -302,8 +315,8 @@ class Engine:
             f"node = {node}",
             f"r = node[{last}]",
             "if r is None:",
-            f"    r = node[{last}] = _result({key})",
-            "return _D(_policy, case, r)",
+            f"    r = node[{last}] = _result(_key(case.values))",
+            *_WRAP,
         ]
 
     def _facts_for(self, vclass: int) -> frozenset[int]:
@@ -321,12 +334,13 @@ class Engine:
 
     def _class_expr(self, i: int, env: dict[str, Any], *, strict: bool = False) -> str:
         """Python for the class of fact ``i`` (-1: unknown). ``strict``: a value outside the fact's
-        classes raises KeyError (``decide`` then falls back to ``key``) instead of counting as unknown;
-        a subscript is cheaper than ``dict.get``."""
+        classes raises KeyError (``decide`` then falls back to ``key``) instead of counting as unknown,
+        and unknown is the class count (the last index of ``decide``'s tables: a non-negative index
+        keeps CPython's specialised list subscript); a subscript is cheaper than ``dict.get``."""
         f, fn = self.facts[i], self.classifiers[i]
         table = getattr(fn, "table", None)
         if table is not None and strict:
-            env[f"_u{i}"] = {**table, None: -1}
+            env[f"_u{i}"] = {**table, None: len(self.classes[i])}
             return f"_u{i}[g({f!r})]"
         if table is not None:
             env[f"_t{i}"] = table
@@ -335,7 +349,7 @@ class Engine:
         if sets is not None and strict:
             # Parsing hands out one frozenset per distinct input (its hash is cached), so a dictionary
             # of the sets seen is cheaper than testing each atom's set.
-            env[f"_m{i}"] = _SetClasses(fn)
+            env[f"_m{i}"] = _SetClasses(fn, len(self.classes[i]))
             return f"_m{i}[g({f!r})]"
         if sets is not None:
             # A set-valued fact: its class is the bit pattern of the atoms' sets it meets.
@@ -694,9 +708,8 @@ class Determination:
         #: Every criterion of the version with its three-valued result, in order (``result.trace``,
         #: kept here because nearly every reader wants it).
         self.trace: tuple[CriterionResult, ...] = result.trace
-        self._notes: tuple[Note, ...] | None = None
-        self._conflicts: list[dict[str, Any]] | None = None
-        self._flags: list[str] | None = None
+        # ``_notes``, ``_conflicts`` and ``_flags`` are computed on first use; until then they are unset
+        # (``Engine.decide`` builds determinations without calling this: keep the two alike).
 
     @property
     def outcome(self) -> Outcome:
@@ -720,7 +733,8 @@ class Determination:
 
     @property
     def notes(self) -> tuple[Note, ...]:
-        if self._notes is None:
+        notes: tuple[Note, ...] | None = getattr(self, "_notes", None)
+        if notes is None:
             notes = self.case.notes + self.result.notes
             since = self.policy.governs.since
             latest = self.policy.governs.latest_since
@@ -736,33 +750,37 @@ class Determination:
                     if dos < since[code]
                 )
             self._notes = notes
-        return self._notes
+        return notes
 
     @property
     def conflicts(self) -> list[dict[str, Any]]:
         """The case's conflicting facts (a given value against one other facts point to), each with
         ``decisive``: whether the other value changes the outcome (a fresh list each call)."""
-        if self._conflicts is None:
+        found: list[dict[str, Any]] | None = getattr(self, "_conflicts", None)
+        if found is None:
             if not self.case.notes:
-                self._conflicts = []
+                found = []
             else:
                 engine = engine_for(self.policy)
-                self._conflicts = conflicts(self, lambda c: engine.decide(c).outcome)
-        return [dict(c) for c in self._conflicts]
+                found = conflicts(self, lambda c: engine.decide(c).outcome)
+            self._conflicts = found
+        return [dict(c) for c in found]
 
     @property
     def flags(self) -> list[str]:
         """Marks for the life cycle and reviewers: ``rests_on_conflict`` (a decisive conflict: approve
         nothing automatically), ``policy_review_overdue`` (the service is after the policy's review date)."""
-        if self._flags is None:
+        marks: list[str] | None = getattr(self, "_flags", None)
+        if marks is None:
             review_by = self.policy.review_by
             if self.case.notes:
-                self._flags = flags(self, self.conflicts)
+                marks = flags(self, self.conflicts)
             elif review_by is not None and (dos := self.case.values.get(DOS)) is not None and dos > review_by:
-                self._flags = [REVIEW_OVERDUE]
+                marks = [REVIEW_OVERDUE]
             else:
-                self._flags = []
-        return list(self._flags)
+                marks = []
+            self._flags = marks
+        return list(marks)
 
     @property
     def rests_on_conflict(self) -> bool:
