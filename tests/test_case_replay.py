@@ -173,3 +173,21 @@ def test_the_replay_keeps_what_each_value_says(policies: PolicySet, changes: lis
             case = {**base, **{k: v for k, v in change.items() if k in policy.fact_index}}
             assert outcome(parser.parse, case) == outcome(parser.reference, case)
             assert json_of(policy.id, parser.parse, case) == json_of(policy.id, parser.reference, case)
+
+
+def test_cases_at_the_input_limits_are_never_remembered(policies: PolicySet) -> None:
+    """Issue 8: memory bounded by entries *and* bytes. A case with many codes is finished by the
+    reference each time, and neither its combination nor a shape with unknown keys is kept."""
+    parser = parser_for(policies.get("bluekc-iort"))
+    finishes, shapes = parser.finishes, parser.shapes
+    assert finishes is not None
+    kept = (len(finishes.seen), len(finishes.table), len(shapes.seen), len(shapes.table))
+    codes = [f"C18.{d}" for d in range(10)]
+    big = {"procedure_codes": ["77425"], "diagnosis_codes": codes, "date_of_service": "2024-03-01"}
+    unknown = {"procedure_codes": ["77425"], "x" * 1000: 1}
+    for _ in range(3):
+        assert outcome(parser.parse, big) == outcome(parser.reference, big)
+        assert outcome(parser.parse, unknown) == outcome(parser.reference, unknown)
+    # the big case's shape is an ordinary one (compiled); its combination is not kept, nor the unknown shape
+    assert (len(finishes.seen), len(finishes.table)) == kept[:2]
+    assert not any("x" * 1000 in s for s in (*shapes.seen, *shapes.table))

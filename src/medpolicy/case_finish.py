@@ -45,6 +45,28 @@ _WINDOW = 4096
 _MIN_HIT_RATE = 0.1
 
 
+#: Largest collection (codes, staging parts) and string a remembered key may hold: a typical case has a
+#: few codes; a case at the input limits (50 codes a list) is finished by the reference every time, so
+#: that 16,384 remembered keys stay small (issue 8: memory bounded by entries and bytes).
+_SMALL_ITEMS = 8
+_SMALL_CHARS = 64
+
+
+def _small(key: tuple[Any, ...]) -> bool:
+    """Whether every part of ``key`` (and of its nested tuples and sets) is small enough to keep."""
+    stack: list[Any] = list(key)
+    while stack:
+        part = stack.pop()
+        if isinstance(part, str):
+            if len(part) > _SMALL_CHARS:
+                return False
+        elif isinstance(part, (tuple, frozenset, set, list)):
+            if len(part) > _SMALL_ITEMS:
+                return False
+            stack.extend(part)
+    return True
+
+
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> Delta:
     """Keys removed, then keys set (new ones in the order they were added)."""
     removed = tuple(k for k in before if k not in after)
@@ -105,6 +127,8 @@ class Finishes:
             self._review()
         table = self.table
         if key is None or len(table) >= LIMITS.cache_finishes:
+            return self.parser.finish(raw, values, display, src, metadata)
+        if not _small(key):  # large lists are never remembered: memory stays bounded per entry
             return self.parser.finish(raw, values, display, src, metadata)
         if key not in self.seen:  # a combination that never comes again costs one set insertion
             if len(self.seen) < LIMITS.cache_finishes:

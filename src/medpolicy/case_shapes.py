@@ -28,6 +28,8 @@ _MAX_COUNTED = 4096
 
 Parse = Callable[[dict[str, Any]], "Case | None"]
 
+_METADATA = frozenset({"id", "label"})
+
 
 def _UNSEEN(raw: dict[str, Any]) -> Case | None:  # noqa: N802 -- a sentinel: a shape not compiled yet
     return None
@@ -51,6 +53,11 @@ class Shapes:
         if fn is _UNSEEN:
             if len(self.table) >= _MAX_SHAPES or len(shape) > LIMITS.max_case_fields:
                 return None
+            known = self.parser.specs
+            if not all(k in known or k in _METADATA for k in shape):
+                return (
+                    None  # an unknown key (any length, any number): never remembered, the reference says why
+                )
             n = self.seen.get(shape, 0) + 1
             if n < 2:
                 if len(self.seen) < _MAX_COUNTED:
