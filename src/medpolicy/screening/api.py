@@ -474,33 +474,22 @@ def impact(
     (pa, va, la), (pb, vb, lb) = _side(from_, policies, policy_id), _side(to, policies, policy_id)
     run = _runner(engine, spark)
     try:
-        sa = screen(
-            inputs,
-            None,
-            engine=engine,
-            policies=pa,
-            version=va,
-            facts=facts,
-            mapping=mapping,
-            runner=run,
-            keep_table="mp_side_a",
-            stage_dir=stage_dir,
-            progress=progress,
-            on_bytes=on_bytes,
-        )
-        sb = screen(
-            inputs,
-            None,
-            engine=engine,
-            policies=pb,
-            version=vb,
-            facts=facts,
-            mapping=mapping,
-            runner=run,
-            keep_table="mp_side_b",
-            stage_dir=stage_dir,
-            progress=progress,
-            on_bytes=on_bytes,
+        sa, sb = (
+            screen(
+                inputs,
+                None,
+                engine=engine,
+                policies=pol,
+                version=ver,
+                facts=facts,
+                mapping=mapping,
+                runner=run,
+                keep_table=table,
+                stage_dir=stage_dir,
+                progress=progress,
+                on_bytes=on_bytes,
+            )
+            for pol, ver, table in ((pa, va, "mp_side_a"), (pb, vb, "mp_side_b"))
         )
         gen = SqlGen(run.dialect)
         rows = run.query(gen.transitions("mp_side_a", "mp_side_b"))
