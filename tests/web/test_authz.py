@@ -110,6 +110,23 @@ def test_reading_a_requests_patient_data_is_recorded(workbench: Workbench) -> No
     assert all(r["at"].tzinfo is not None for r in reads)
 
 
+def test_an_administrator_cannot_answer_or_correct_a_request(workbench: Workbench) -> None:
+    pa = workbench.create("information_needed")
+    admin = workbench.client(ADMIN)
+    answers = _post(admin, pa.id, "answers", fact_margin_status="negative")
+    correction = _post(admin, pa.id, "corrections", fact="t_stage", value="pT1", reason="operative report")
+    for refused in (answers, correction):
+        assert refused.status_code == 403
+        assert "An administrator cannot change a request." in refused.text
+    assert [e.action for e in workbench.store.list_audit(pa.id)] == ["submit", "request_information"]
+    stale = admin.post(f"/requests/{pa.id}/answers", data={"csrf_token": "stale"})
+    assert stale.status_code == 403  # the CSRF check comes first, as before
+    assert "An administrator cannot change" not in stale.text
+    token = csrf_of(admin.get(f"/requests/{pa.id}").text)
+    unknown = admin.post("/requests/pa_unknown/corrections", data={"csrf_token": token, "fact": "t_stage"})
+    assert unknown.status_code == 404  # an unknown request: 404 before the role is looked at
+
+
 def test_an_administrator_changes_a_role_and_it_is_logged(workbench: Workbench, caplog: Any) -> None:
     caplog.set_level(logging.INFO, logger="medpolicy.security")
     workbench.users.add_user("role.rita", "rita-password-00001", "nurse", display_name="Rita")

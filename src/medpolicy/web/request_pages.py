@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from medpolicy.store import Action, LifecycleError, PARequest, State, StoreError
+from medpolicy.store import Action, LifecycleError, PARequest, Role, State, StoreError
 from medpolicy.store.lifecycle import FINAL_STATES, allowed_actions
 from medpolicy.web import corrections, present
 from medpolicy.web.assignment import CASEWORK_MESSAGES
@@ -179,17 +179,30 @@ def _request_problem(
     )
 
 
-@router.post("/requests/{request_id}/answers")
-async def answer_missing(request: Request, request_id: str) -> Response:
-    """Record a reviewer's answers to the missing facts; the store decides again."""
+async def _open_for_change(
+    request: Request, request_id: str
+) -> tuple[dict[str, str], tuple[User, str], PARequest, Role] | Response:
+    """What a reviewer's change of a request's facts needs: `_open_for_action` (the form, the signed-in
+    user with CSRF checked, the request) and the user's role in the life cycle; or the response that
+    refuses it (sign-in page, CSRF refusal, 404, or 403 for an administrator, who reviews nothing)."""
     opened = await _open_for_action(request, request_id)
     if isinstance(opened, Response):
         return opened
     form, auth, pa = opened
-    user = auth[0]
-    role = user.lifecycle_role
+    role = auth[0].lifecycle_role
     if role is None:
         return _request_problem(request, auth, pa, 403, "An administrator cannot change a request.")
+    return form, auth, pa, role
+
+
+@router.post("/requests/{request_id}/answers")
+async def answer_missing(request: Request, request_id: str) -> Response:
+    """Record a reviewer's answers to the missing facts; the store decides again."""
+    opened = await _open_for_change(request, request_id)
+    if isinstance(opened, Response):
+        return opened
+    form, auth, pa, role = opened
+    user = auth[0]
     det = pa.determination.determination if pa.determination else {}
     fields = present.question_fields(det.get("missing_facts") or [], _policy(request, pa.policy_id))
     answers = present.parse_answers(form, fields)
@@ -280,14 +293,11 @@ async def preview_answers(request: Request, request_id: str) -> Response:
 @router.post("/requests/{request_id}/corrections")
 async def correct_fact(request: Request, request_id: str) -> Response:
     """Correct a submitted or derived fact, with a required reason (its own audited event)."""
-    opened = await _open_for_action(request, request_id)
+    opened = await _open_for_change(request, request_id)
     if isinstance(opened, Response):
         return opened
-    form, auth, pa = opened
+    form, auth, pa, role = opened
     user = auth[0]
-    role = user.lifecycle_role
-    if role is None:
-        return _request_problem(request, auth, pa, 403, "An administrator cannot change a request.")
     parsed = corrections.parse_correction(form, _policy(request, pa.policy_id))
     if parsed is None:
         return _request_problem(request, auth, pa, 422, "Choose the fact to correct.")
