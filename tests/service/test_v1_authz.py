@@ -163,3 +163,35 @@ def test_a_reviewer_clients_reads_of_patient_data_are_recorded(live_server: Live
     assert _get(live_server, f"/v1/prior-auth/{pa['id']}", live_server.other_token).status_code == 404
     assert _get(live_server, "/v1/prior-auth/pa_unknown", nurse).status_code == 404
     assert len(live_server.store.list_reads(pa["id"])) == 4
+
+
+def test_a_reviewer_clients_list_reads_are_recorded_for_each_request_listed(live_server: LiveServer) -> None:
+    """Each item of `GET /v1/prior-auth` shows a request's case: a reviewer client's list is one read
+    per request listed, under the authenticated client. A name the client sends along is not the
+    reader (a bearer token is not bound to a person: docs/security.md)."""
+    first, second = _submit(live_server, INVESTIGATIONAL), _submit(live_server, INVESTIGATIONAL)
+    store = live_server.store
+    assert _get(live_server, "/v1/prior-auth?limit=500").status_code == 200  # the submitter: its own
+    assert store.list_reads(first["id"]) == store.list_reads(second["id"]) == []
+
+    nurse = live_server.nurse_token
+    found = _get(live_server, f"/v1/prior-auth?search={first['id']}&on_behalf_of=nurse.ann", nurse)
+    assert [item["id"] for item in found.json()["items"]] == [first["id"]]
+    reads = store.list_reads(first["id"])
+    assert [(r["principal"], r["actor"], r["what"]) for r in reads] == [
+        ("client:test-nurse", "test-nurse", "api list")
+    ]
+    assert store.list_reads(second["id"]) == []  # not listed, not read
+
+    everything = _get(live_server, "/v1/prior-auth?limit=500", live_server.physician_token).json()["items"]
+    assert {first["id"], second["id"]} <= {item["id"] for item in everything}
+    for item in everything:
+        listed = [
+            (r["principal"], r["actor"]) for r in store.list_reads(item["id"]) if r["what"] == "api list"
+        ]
+        assert listed.count(("client:test-physician", "test-physician")) == 1
+
+    nothing = _get(live_server, "/v1/prior-auth?search=no-such-request-anywhere", nurse)
+    assert nothing.json()["items"] == []
+    assert _get(live_server, "/v1/prior-auth?limit=0", nurse).status_code == 422  # refused: no read
+    assert len(store.list_reads(first["id"])) == 2

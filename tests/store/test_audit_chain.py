@@ -311,3 +311,32 @@ def test_keyed_determinations_join_the_chain(store: Store, policies: PolicySet) 
     report = _report(store)["determinations"]
     assert report.length == 3
     assert report.broken is None
+
+
+def test_a_list_read_records_each_request_shown_once_in_the_reads_chain(store: Store) -> None:
+    """A list or a queue shows several requests' patient data at once: each request shown gets its own
+    read (so "who read this request" stays one lookup), sealed into the reads chain like a single read."""
+    first, _ = store.create_pa_request(INVESTIGATIONAL, submitter="ehr-1")
+    second, _ = store.create_pa_request(MEDICALLY_NECESSARY, submitter="ehr-1")
+    unseen, _ = store.create_pa_request(MEDICALLY_NECESSARY, submitter="ehr-2")
+    store.record_read(first.id, principal="user:nurse.nora", actor="nurse.nora", what="request page")
+    store.record_reads(
+        [first.id, second.id, first.id], principal="client:um-1", actor="um-1", what="api list"
+    )
+    store.record_reads([], principal="client:um-1", actor="um-1", what="api list")  # an empty list: nothing
+
+    def who(request_id: str) -> list[tuple[str, str, str]]:
+        return [(r["principal"], r["actor"], r["what"]) for r in store.list_reads(request_id)]
+
+    assert who(first.id) == [
+        ("user:nurse.nora", "nurse.nora", "request page"),
+        ("client:um-1", "um-1", "api list"),
+    ]
+    assert who(second.id) == [("client:um-1", "um-1", "api list")]
+    assert who(unseen.id) == []
+    listed = store.list_reads(first.id)[1:] + store.list_reads(second.id)
+    assert listed[0]["at"] == listed[1]["at"]
+    assert listed[0]["at"].tzinfo is not None
+    reads = _report(store)["pa_reads"]
+    assert reads.ok, str(reads.broken)
+    assert reads.length == 3

@@ -127,6 +127,22 @@ def test_an_administrator_cannot_answer_or_correct_a_request(workbench: Workbenc
     assert unknown.status_code == 404  # an unknown request: 404 before the role is looked at
 
 
+def test_each_request_the_queue_shows_is_recorded_as_read(workbench: Workbench) -> None:
+    """The queue shows each request's member (name, id, birth date): a read of each request shown."""
+    shown = workbench.create("medically_necessary", member="Queue Quinn (M-7001)")
+    hidden = workbench.create("investigational", member="Hidden Hal (M-7002)")
+    physician = workbench.client(PHYSICIAN)
+    page = physician.get("/", params={"view": "decided", "q": "M-7001"})
+    assert page.status_code == 200
+    assert "Queue Quinn" in page.text
+    assert "Hidden Hal" not in page.text
+    reads = workbench.store.list_reads(shown.id)
+    assert [(r["principal"], r["actor"], r["what"]) for r in reads] == [
+        ("user:dr.paul", "dr.paul", "queue page")
+    ]
+    assert workbench.store.list_reads(hidden.id) == []  # filtered out: not shown, not read
+
+
 def test_an_administrator_changes_a_role_and_it_is_logged(workbench: Workbench, caplog: Any) -> None:
     caplog.set_level(logging.INFO, logger="medpolicy.security")
     workbench.users.add_user("role.rita", "rita-password-00001", "nurse", display_name="Rita")

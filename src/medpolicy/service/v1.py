@@ -462,6 +462,10 @@ def list_prior_auth(
         limit=limit,
         offset=offset,
     )
+    if client.is_reviewer:  # each item shows the request's case and member: one read per request listed
+        store.record_reads(
+            [r.id for r in items], principal=client_principal(client), actor=client.client_id, what="api list"
+        )
     return JSONResponse({"items": [r.to_dict() for r in items], "limit": limit, "offset": offset})
 
 

@@ -7,18 +7,18 @@ as it may, take the reviewers' and the submitter's actions and corrections throu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import String, cast, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from medpolicy.extract.proposal import EXTRACTED, extracted_facts, rests_on_unconfirmed
-from medpolicy.store import corrections, lifecycle
+from medpolicy.store import audit_chain, corrections, lifecycle
 from medpolicy.store.determinations import DeterminationsMixin, _json_native
 from medpolicy.store.errors import (
     ConcurrentUpdateError,
@@ -482,10 +482,22 @@ class PARequestsMixin(DeterminationsMixin):
 
     def record_read(self, request_id: str, *, principal: str, actor: str, what: str) -> None:
         """Record that a person read a request's patient data (HIPAA access accounting)."""
+        self.record_reads([request_id], principal=principal, actor=actor, what=what)
+
+    def record_reads(self, request_ids: Sequence[str], *, principal: str, actor: str, what: str) -> None:
+        """Record one read of each request's patient data shown at once (a list, a queue): a row per
+        request, so "who read this request" stays one indexed lookup (`list_reads`). One transaction
+        and one seal of the chain for them all."""
+        if not request_ids:
+            return
+        at = self.clock()
+        rows: list[dict[str, Any]] = [
+            {"request_id": request_id, "at": at, "principal": principal, "actor": actor, "what": what}
+            for request_id in dict.fromkeys(request_ids)  # each request once, in the order shown
+        ]
         with self._write() as session:
-            session.add(
-                PAReadRow(request_id=request_id, at=self.clock(), principal=principal, actor=actor, what=what)
-            )
+            audit_chain.seal_values(session.connection(), "pa_reads", rows)
+            session.execute(insert(PAReadRow), rows)
 
     def list_reads(self, request_id: str) -> list[dict[str, Any]]:
         """Who read a request's patient data, oldest first: {at, principal, actor, what}."""

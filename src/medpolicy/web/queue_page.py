@@ -1,4 +1,5 @@
-"""The workbench's queue (`/`): the views (all open, my work, by state), search, filters and sort."""
+"""The workbench's queue (`/`): the views (all open, my work, by state), search, filters and sort.
+Each request the queue shows is recorded as read (`pa_reads`, what="queue page")."""
 
 from __future__ import annotations
 
@@ -106,6 +107,11 @@ def queue(
         policy=policy, provider=provider, state=state, due=due, mine=user.username if view == "mine" else ""
     )
     rows = apply_filters(store, rows, filters, now=now, tz=load_plan().zone)
+    # Access accounting: each row shows its member (name, id, birth date), so each is a read of that
+    # request's patient data, recorded like a request page's. The counts show no one: not recorded.
+    store.record_reads(
+        [row.pa.id for row in rows], principal=f"user:{user.username}", actor=user.username, what="queue page"
+    )
     counts = {
         key: sum(1 for s in states for _ in store.list_pa_requests(state=s, limit=QUEUE_LIMIT))
         for key, _l, states in VIEWS
