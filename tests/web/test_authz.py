@@ -113,16 +113,24 @@ def test_reading_a_requests_patient_data_is_recorded(workbench: Workbench) -> No
 def test_an_administrator_cannot_answer_or_correct_a_request(workbench: Workbench) -> None:
     pa = workbench.create("information_needed")
     admin = workbench.client(ADMIN)
-    answers = _post(admin, pa.id, "answers", fact_margin_status="negative")
-    correction = _post(admin, pa.id, "corrections", fact="t_stage", value="pT1", reason="operative report")
+    token = csrf_of(admin.get(f"/requests/{pa.id}").text)
+    answers = admin.post(
+        f"/requests/{pa.id}/answers", data={"csrf_token": token, "fact_margin_status": "negative"}
+    )
+    correction = admin.post(
+        f"/requests/{pa.id}/corrections",
+        data={"csrf_token": token, "fact": "t_stage", "value": "pT1", "reason": "operative report"},
+    )
     for refused in (answers, correction):
         assert refused.status_code == 403
         assert "An administrator cannot change a request." in refused.text
+        assert 'id="facts-h"' in refused.text  # the refusal shows the request's page (its patient data) ...
+    reads = [(r["actor"], r["what"]) for r in workbench.store.list_reads(pa.id)]
+    assert reads == [("admin.ada", "request page")] * 3  # ... so it is a read, like the page itself
     assert [e.action for e in workbench.store.list_audit(pa.id)] == ["submit", "request_information"]
     stale = admin.post(f"/requests/{pa.id}/answers", data={"csrf_token": "stale"})
     assert stale.status_code == 403  # the CSRF check comes first, as before
     assert "An administrator cannot change" not in stale.text
-    token = csrf_of(admin.get(f"/requests/{pa.id}").text)
     unknown = admin.post("/requests/pa_unknown/corrections", data={"csrf_token": token, "fact": "t_stage"})
     assert unknown.status_code == 404  # an unknown request: 404 before the role is looked at
 

@@ -164,6 +164,7 @@ def _request_problem(
     answers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     user, csrf = auth
+    _record_read(request, user, pa.id, "request page")  # a refusal shows the whole page again
     return render(
         request,
         "request.html",
