@@ -183,12 +183,20 @@ def test_an_edited_outcome_is_detected(store: Store) -> None:
 
 def test_an_edited_event_is_detected(store: Store) -> None:
     _trail(store)
+    before = _report(store)["pa_events"]
+    assert (before.ok, before.length) == (True, 5), str(before.broken)  # a break here is not the edit's
     with store.engine.begin() as conn:
         _drop_append_only_triggers(conn, "pa_events")
-        conn.execute(sa.text("UPDATE pa_events SET actor = 'dr-somebody-else' WHERE action = 'deny'"))
+        edited = conn.execute(
+            sa.text("UPDATE pa_events SET actor = 'dr-somebody-else' WHERE action = 'deny'")
+        )
+        assert edited.rowcount == 1
     broken = _report(store)["pa_events"].broken
     assert broken is not None
-    assert broken.seq == 3
+    assert (broken.seq, broken.problem) == (
+        3,
+        "its content does not match its hash: the row was changed after it was written",
+    ), str(broken)
 
 
 def test_a_deleted_event_is_detected(store: Store) -> None:
