@@ -931,7 +931,7 @@ class Determination:
             overdue = review_by is not None and dos > review_by
         else:
             overdue = False
-        key = (id(r), notes, not_yet, values.get("tumor_site"), overdue)
+        key: tuple[Any, ...] = (id(r), notes, not_yet, values.get("tumor_site"), overdue)
         display = case.display
         for k, s in case.sources.items():
             if s != "given":
