@@ -128,3 +128,17 @@ def test_missing_file_and_broken_policies_get_the_full_clis_message(tmp_path: Pa
     bad = run("decide", str(tmp_path / "cases.jsonl"), "--policies", str(tmp_path / "policies"))
     assert bad.returncode == 2
     assert "invalid policy" in bad.stderr
+
+
+def test_fast_start_leaves_the_collector_on_with_start_up_frozen(cases: Path) -> None:
+    """Start-up objects are kept out of collections (a speed-up), but cyclic garbage made while lines
+    are decided is still collected: memory stays bounded on any number of lines."""
+    code = (
+        "import gc, runpy, sys\n"
+        f"sys.argv = ['medpolicy', 'decide', {str(cases)!r}]\n"
+        "try:\n    runpy.run_module('medpolicy', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    print(e.code, gc.isenabled(), gc.get_freeze_count() > 10_000, file=sys.stderr)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.stderr.splitlines()[-1] == "2 True True"

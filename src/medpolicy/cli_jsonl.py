@@ -11,6 +11,7 @@ and the full CLI (``medpolicy.cli``) runs instead and answers exactly as it alwa
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -112,6 +113,10 @@ def fast_decide(argv: list[str]) -> int | None:
     except OSError:
         return None  # the full CLI says why it cannot read it
     output = args.get("output")
+    # What start-up made lives until exit: keep the collector from walking it again and again while
+    # lines are decided (a full collection walks every object the process holds).
+    gc.freeze()
+    gc.enable()
     with src:
         return decide_jsonl(
             src,
