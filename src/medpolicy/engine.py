@@ -902,15 +902,23 @@ class Determination:
         return f'{first},"case":{_dumps(dict(meta))}{last}' if meta else first + last
 
     def _quick_key(self, r: EvalResult, case: Case) -> tuple[Any, ...] | None:
-        """What the compact line of a case without conflicting facts depends on besides its metadata
-        (see ``notes``, ``flags`` and ``rationale``), or None when it has conflicting facts (whose
-        flags take deciding again). The key may hold a derived value that is a list: the caller's
-        lookup then raises TypeError."""
+        """What the compact line of a case depends on besides its metadata (see ``notes``, ``flags``,
+        ``conflicts`` and ``rationale``), or None when it cannot be known without deciding again. The
+        key may hold a value that is a list: the caller's lookup then raises TypeError.
+
+        Conflicting facts: whether a conflict is decisive is the outcome of the case with the fact's
+        alternative put in (``explanation.conflicts``), which is fixed by the key's result (one per
+        key: the date's version and the class of each fact it reads) and the note (the fact and its
+        alternative), unless the fact is the date of service (another version reads other facts).
+        The conflict list also shows the given value: it joins the key."""
         notes = case.notes
+        given: tuple[Any, ...] = ()
         if notes:
             for n in notes:
-                if n.code == CONFLICT:
-                    return None
+                if n.code == CONFLICT and n.fact is not None:
+                    if n.fact == DOS:
+                        return None
+                    given += (n.fact, case.display.get(n.fact))
         policy = self.policy
         values = case.values
         dos = values.get(DOS)
@@ -931,7 +939,7 @@ class Determination:
             overdue = review_by is not None and dos > review_by
         else:
             overdue = False
-        key: tuple[Any, ...] = (id(r), notes, not_yet, values.get("tumor_site"), overdue)
+        key: tuple[Any, ...] = (id(r), notes, not_yet, values.get("tumor_site"), overdue, given)
         display = case.display
         for k, s in case.sources.items():
             if s != "given":
