@@ -142,3 +142,27 @@ def test_fast_start_leaves_the_collector_on_with_start_up_frozen(cases: Path) ->
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert r.stderr.splitlines()[-1] == "2 True True"
+
+
+def test_fast_start_fails_as_the_full_cli_does(cases: Path, tmp_path: Path) -> None:
+    """An output that cannot be written is an internal error (exit 1, said on stderr); a reader that
+    leaves early (`| head`) ends the run with exit 1 and no message, as Click does."""
+    for full_cli in (False, True):
+        r = run("decide", str(cases), "-o", str(tmp_path), full_cli=full_cli)
+        assert r.returncode == 1
+        assert r.stderr.startswith("internal error IsADirectoryError"), r.stderr
+    many = tmp_path / "many.jsonl"
+    many.write_text((LINES[0] + "\n") * 5000)
+    for full_cli in (False, True):
+        env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+        if full_cli:
+            env["FORCE_COLOR"] = ""
+        p = subprocess.Popen(
+            [*MEDPOLICY, "decide", str(many)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        assert p.stdout is not None
+        p.stdout.readline()
+        p.stdout.close()  # the reader leaves
+        _, stderr = p.communicate()
+        assert p.returncode == 1
+        assert stderr == b""

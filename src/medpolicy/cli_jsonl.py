@@ -19,15 +19,23 @@ from typing import TYPE_CHECKING, Any
 
 from medpolicy import strictjson
 from medpolicy.engine import decider
-from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
+from medpolicy.errors import CaseError, MedpolicyError
 from medpolicy.policy import PolicySet, load_policies
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "decide_jsonl", "error_json", "fast_decide", "is_jsonl"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "decide_jsonl",
+    "error_json",
+    "fast_decide",
+    "is_jsonl",
+]
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 #: Lines are written in blocks: one write per this many lines, not one per line.
 BLOCK_LINES = 512
 
@@ -105,8 +113,8 @@ def fast_decide(argv: list[str]) -> int | None:
     policies_dir = args.get("policies")
     try:
         policies = load_policies(Path(policies_dir) if policies_dir is not None else None)
-    except PolicyLoadError:
-        return None  # the full CLI loads them again and lists the problems
+    except Exception:  # a PolicyLoadError or worse: the full CLI meets it again and says so
+        return None
     path = Path(args["file"])
     try:
         src = path.open("rb")
@@ -120,15 +128,22 @@ def fast_decide(argv: list[str]) -> int | None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 10)
     gc.enable()
-    with src:
-        return decide_jsonl(
-            src,
-            path,
-            policies,
-            args.get("policy"),
-            Path(output) if output is not None else None,
-            args.get("full", False),
-        )
+    try:
+        with src:
+            return decide_jsonl(
+                src,
+                path,
+                policies,
+                args.get("policy"),
+                Path(output) if output is not None else None,
+                args.get("full", False),
+            )
+    except BrokenPipeError:  # the reader left (`| head`): exit 1 quietly, as Click does for the full CLI
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return EXIT_INTERNAL
+    except Exception as e:  # the last resort, as in medpolicy.cli.main: say so, exit 1
+        _stderr_console().print(f"[bold red]internal error[/] {type(e).__name__}: {e}", highlight=False)
+        return EXIT_INTERNAL
 
 
 def decide_jsonl(
