@@ -831,10 +831,10 @@ class Determination:
         case = self.case
         quick: tuple[Any, ...] | None = None
         if detail == "compact":
-            # Without conflicting facts, a case's line is fixed by its key's result, its notes, the
-            # facts the rationale and the date-dependent notes and flags read, and its derived facts:
-            # looked up before any of them is computed. (This runs once per line of `medpolicy
-            # decide`: the key is built, hashed and looked up once.)
+            # A case's line is fixed by its key's result, its notes, the facts the rationale and the
+            # date-dependent notes and flags read, its derived facts and its conflicting facts' given
+            # values (see _quick_key): looked up before any of them is computed. (This runs once per
+            # line of `medpolicy decide`: the key is built, hashed and looked up once.)
             quick = self._quick_key(r, case)
             if quick is not None:
                 try:
