@@ -39,7 +39,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 #: Lines are written in blocks: one write per this many lines, not one per line.
 BLOCK_LINES = 512
 
-# `medpolicy decide` options the fast start understands, and whether each takes a value.
+# The `medpolicy decide` options the fast start understands: those that take a value, and flags.
 _OPTIONS = {"--policy": "policy", "--output": "output", "-o": "output", "--policies": "policies"}
 _FLAGS = {"--full": "full"}
 
