@@ -84,3 +84,27 @@ def test_a_block_and_a_range_cover_their_categories() -> None:
     assert {"C61", "C20", "C50.911", "C7A.026"} <= everything
     assert "D01.2" not in everything
     assert t.billable_under("C77-C79") >= {"C78.5", "C78.7", "C79.51"}
+
+
+def test_the_shipped_compact_table_is_built_from_the_generated_tsv() -> None:
+    """`icd10cm()` reads `icd10cm.compact.gz` (fast to load); it must be exactly what `build` makes of
+    the TSV that is checked against simple-icd-10-cm above (rebuild: python -m medpolicy.codes.compact)."""
+    from importlib import resources
+
+    from medpolicy.codes.compact import COMPACT, SOURCE, build, from_compact, from_tsv
+
+    files = resources.files("medpolicy.codes")
+    reference = from_tsv(files.joinpath(SOURCE).read_bytes())
+    shipped = files.joinpath(COMPACT).read_bytes()
+    assert shipped == build(reference), "stale icd10cm.compact.gz: run python -m medpolicy.codes.compact"
+    assert from_compact(shipped) == reference == icd10cm()
+
+
+def test_billable_codes_are_leaves_and_unknown_codes_have_no_descendants() -> None:
+    t = icd10cm()
+    for i, code in enumerate(t.order[:-1]):
+        if t.kinds[code] == "billable":
+            assert t.depths[i + 1] <= t.depths[i], code
+    assert t.descendants("C20") == []
+    with pytest.raises(KeyError):
+        t.descendants("C20.9")

@@ -97,3 +97,29 @@ def test_the_json_text_matches_the_reference_construction_on_generated_cases(pol
         for detail in ("full", "compact"):
             assert json.loads(d.to_json(detail=detail)) == d._build_dict(detail=detail), case
             assert d.to_dict(detail=detail) == d._build_dict(detail=detail)
+
+
+def test_cached_compact_lines_of_conflicting_cases_say_what_the_reference_says(policies: PolicySet) -> None:
+    """A compact line with conflicting facts is reused by the key's result and the conflict notes,
+    without deciding the alternatives again: cases that share a result but differ in the given value,
+    the alternative, whether the conflict is decisive, the case id or the date's version must each
+    still get their own flags and conflicts."""
+    import json
+
+    rectal = {"procedure_codes": ["77425"], "diagnosis_codes": ["C20"], "t_stage": "pT4b"}
+    variants = [
+        {"margin_status": status, "margin_distance_mm": mm}
+        for status in ("close", "negative", "positive")
+        for mm in (10, 0.8, 0.5, 2)
+    ]
+    seen_flags = set()
+    for round_ in range(2):  # the second round finds every line cached
+        for dos in ("2024-03-01", "2009-11-01", "2005-01-01"):
+            for n, facts in enumerate(variants):
+                case = {**rectal, **facts, "date_of_service": dos, "id": f"{round_}-{dos}-{n}"}
+                d = decide(case, policies)
+                line = json.loads(d.to_json(detail="compact"))
+                assert line == d._build_dict(detail="compact"), case
+                seen_flags.add(tuple(line["flags"]))
+    assert ("rests_on_conflict",) in seen_flags
+    assert () in seen_flags

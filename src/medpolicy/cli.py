@@ -16,7 +16,8 @@ from rich.console import Console
 
 from medpolicy import __version__, cli_extract, cli_help, cli_screen, strictjson
 from medpolicy.cli_audit import audit_app
-from medpolicy.engine import decide, decider
+from medpolicy.cli_jsonl import decide_jsonl, error_json, is_jsonl
+from medpolicy.engine import decide
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
 from medpolicy.policy import PolicySet, load_policies
 
@@ -80,13 +81,6 @@ def _print_case_error(e: CaseError) -> None:
         )
 
 
-def _error_json(e: MedpolicyError) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": e.code, "message": str(e)}
-    if isinstance(e, CaseError):
-        body["errors"] = [fe.to_dict() for fe in e.errors]
-    return body
-
-
 @app.command("decide")
 def decide_cmd(
     file: Annotated[
@@ -109,8 +103,7 @@ def decide_cmd(
 ) -> None:
     """Decide a case (JSON) or a batch of cases (JSON lines: one determination per line)."""
     policies = _load(policies_dir)
-    jsonl = file.endswith(".jsonl") or file.endswith(".ndjson")
-    if jsonl:
+    if is_jsonl(file):
         raise typer.Exit(_decide_jsonl(Path(file), policies, policy_id, output, full))
     if file == "-":
         raw = _read_json(sys.stdin.buffer, "stdin")
@@ -128,7 +121,7 @@ def decide_cmd(
         d = decide(raw, policies, policy_id=policy_id, sources=sources)
     except CaseError as e:
         if as_json:
-            print(strictjson.dumps_safe({"error": _error_json(e)}, indent=2))
+            print(strictjson.dumps_safe({"error": error_json(e)}, indent=2))
         else:
             _print_case_error(e)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -171,57 +164,8 @@ def _decide_jsonl(
     except OSError as e:
         err.print(f"[bold red]cannot read[/] {path}: {e.strerror}", highlight=False)
         return EXIT_BAD_INPUT
-    sink = output.open("w", encoding="utf-8") if output else sys.stdout
-    detail = "full" if full else "compact"
-    bad = 0
-    show_progress = err.is_terminal
-    # Lines are written in blocks (one write per few hundred lines, not one per line).
-    block: list[str] = []
-    try:
-        with src:
-            lines: Any = src
-            progress = None
-            if show_progress:
-                from rich.progress import Progress
-
-                total = sum(1 for _ in path.open("rb"))
-                progress = Progress(console=err, transient=True)
-                task = progress.add_task("deciding", total=total)
-                progress.start()
-            write = block.append
-            decide_one = decider(policies, policy_id=policy_id)
-            dumps = strictjson.dumps_safe
-            loads = strictjson.loads
-            for n, line in enumerate(lines, 1):
-                if len(block) >= 512:
-                    sink.write("".join(block))
-                    block.clear()
-                    if progress is not None:
-                        progress.update(task, completed=n)
-                try:
-                    raw = loads(line)
-                    write(decide_one(raw).to_json(detail=detail) + "\n")
-                    continue
-                except strictjson.JsonInputError as e:
-                    if not line.strip():  # blank lines are skipped, not errors
-                        continue
-                    bad += 1
-                    write(dumps({"line": n, "error": {"code": "invalid_json", "message": str(e)}}))
-                except MedpolicyError as e:
-                    bad += 1
-                    rid = raw.get("id") if isinstance(raw, dict) else None
-                    write(dumps({"line": n, "id": rid, "error": _error_json(e)}))
-                write("\n")
-            if progress is not None:
-                progress.stop()
-    finally:
-        sink.write("".join(block))  # what was decided before any failure is still written
-        if output:
-            sink.close()
-    if bad:
-        err.print(f"{bad} line(s) rejected as bad input (see their error lines)")
-        return EXIT_BAD_INPUT
-    return EXIT_OK
+    with src:
+        return decide_jsonl(src, path, policies, policy_id, output, full, err)
 
 
 @policy_app.command("list")

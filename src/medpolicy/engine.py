@@ -831,38 +831,43 @@ class Determination:
         case = self.case
         quick: tuple[Any, ...] | None = None
         if detail == "compact":
-            # Without conflicting facts, a case's line is fixed by its key's result, its notes, the
-            # facts the rationale and the date-dependent notes and flags read, and its derived facts:
-            # looked up before any of them is computed.
+            # A case's line is fixed by its key's result, its notes, the facts the rationale and the
+            # date-dependent notes and flags read, its derived facts and its conflicting facts' given
+            # values (see _quick_key): looked up before any of them is computed. (This runs once per
+            # line of `medpolicy decide`: the key is built, hashed and looked up once.)
             quick = self._quick_key(r, case)
             if quick is not None:
-                cached = _QUICK.get(quick)
+                try:
+                    cached = _QUICK.get(quick)
+                except TypeError:  # a derived list value: render this one in full
+                    quick = cached = None
                 if cached is not None and cached[2] is r:
-                    before, after, _ = cached
                     meta = case.metadata
                     if not meta:
-                        return before + after
-                    return f'{before},"case":{_dumps(meta if type(meta) is dict else dict(meta))}{after}'
+                        return cached[0] + cached[1]
+                    if type(meta) is not dict:
+                        meta = dict(meta)
+                    return f'{cached[0]},"case":{_orjson_dumps(meta).decode()}{cached[1]}'
         notes = self.notes
         rat = self.rationale
         flags = self.flags
         line_key: tuple[Any, ...] | None = None
         if detail == "compact":
-            display = self.case.display
+            display = case.display
             try:
                 line_key = (
                     id(r),
                     notes,
                     tuple(flags),
                     rat.id if rat else None,
-                    *((k, display[k], s) for k, s in self.case.sources.items() if s != "given"),
+                    *((k, display[k], s) for k, s in case.sources.items() if s != "given"),
                 )
                 cached = _LINES.get(line_key)
             except TypeError:  # a derived list value: render this one in full
                 line_key = cached = None
             if cached is not None and cached[2] is r:
                 before, after, _ = cached
-                meta = self.case.metadata
+                meta = case.metadata
                 if not meta:
                     return before + after
                 return f'{before},"case":{_dumps(meta if type(meta) is dict else dict(meta))}{after}'
@@ -893,36 +898,52 @@ class Determination:
             _LINES[line_key] = (first, last, r)
         if quick is not None and len(_QUICK) < 50_000:
             _QUICK[quick] = (first, last, r)
-        meta = self.case.metadata
+        meta = case.metadata
         return f'{first},"case":{_dumps(dict(meta))}{last}' if meta else first + last
 
     def _quick_key(self, r: EvalResult, case: Case) -> tuple[Any, ...] | None:
-        """What the compact line of a case without conflicting facts depends on besides its metadata
-        (see ``notes``, ``flags`` and ``rationale``), or None when it has conflicting facts (whose
-        flags take deciding again) or a derived value that is a list."""
+        """What the compact line of a case depends on besides its metadata (see ``notes``, ``flags``,
+        ``conflicts`` and ``rationale``), or None when it cannot be known without deciding again. The
+        key may hold a value that is a list: the caller's lookup then raises TypeError.
+
+        Conflicting facts: whether a conflict is decisive is the outcome of the case with the fact's
+        alternative put in (``explanation.conflicts``), which is fixed by the key's result (one per
+        key: the date's version and the class of each fact it reads) and the note (the fact and its
+        alternative), unless the fact is the date of service (another version reads other facts).
+        The conflict list also shows the given value: it joins the key."""
         notes = case.notes
+        given: tuple[Any, ...] = ()
         if notes:
             for n in notes:
-                if n.code == CONFLICT:
-                    return None
+                if n.code == CONFLICT and n.fact is not None:
+                    if n.fact == DOS:
+                        return None
+                    given += (n.fact, case.display.get(n.fact))
         policy = self.policy
         values = case.values
         dos = values.get(DOS)
-        latest = policy.governs.latest_since
         not_yet: tuple[str, ...] = ()
-        if dos is not None and latest is not None and dos < latest:
-            since = policy.governs.since
-            procs = values.get("procedure_codes") or frozenset()
-            not_yet = tuple(code for code in sorted(procs & since.keys()) if dos < since[code])
-        review_by = policy.review_by
-        overdue = review_by is not None and dos is not None and dos > review_by
+        if dos is not None:
+            latest = policy.governs.latest_since
+            if latest is not None and dos < latest:
+                # The requested codes that took effect after the date of service (usually one code
+                # is requested: a loop beats intersecting and sorting sets).
+                since = policy.governs.since
+                for code in values.get("procedure_codes") or ():
+                    took_effect = since.get(code)
+                    if took_effect is not None and dos < took_effect:
+                        not_yet += (code,)
+                if len(not_yet) > 1:
+                    not_yet = tuple(sorted(not_yet))
+            review_by = policy.review_by
+            overdue = review_by is not None and dos > review_by
+        else:
+            overdue = False
+        key: tuple[Any, ...] = (id(r), notes, not_yet, values.get("tumor_site"), overdue, given)
         display = case.display
-        derived = [(k, display[k], s) for k, s in case.sources.items() if s != "given"]
-        key = (id(r), notes, not_yet, values.get("tumor_site"), overdue, *derived)
-        try:
-            hash(key)
-        except TypeError:  # a derived list value
-            return None
+        for k, s in case.sources.items():
+            if s != "given":
+                key += ((k, display[k], s),)
         return key
 
     def _facts(self, detail: str) -> dict[str, Any]:
@@ -934,6 +955,9 @@ class Determination:
         return {
             k: {"value": v, "source": s} for k, v in self.case.display.items() if (s := src[k]) != "given"
         }
+
+
+_orjson_dumps = orjson.dumps
 
 
 def _dumps(value: Any) -> str:

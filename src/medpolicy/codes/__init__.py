@@ -7,7 +7,6 @@ Everything here is pure: the ICD-10-CM table ships inside the package and is rea
 from __future__ import annotations
 
 import bisect
-import gzip
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -47,19 +46,38 @@ def normalize_procedure(raw: str) -> str:
     return "".join(raw.split()).upper()
 
 
+#: One letter per row of the compact table: the row's kind.
+KIND_LETTERS = {"billable": "b", "header": "h", "block": "k"}
+_KIND_OF_LETTER = {letter: kind for kind, letter in KIND_LETTERS.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class ICD10CM:
-    """The ICD-10-CM code set: every code (billable or not) and block, with parents, in the code set's
-    own order (a pre-order walk of its tree: each code comes after its parent, and a code's descendants
-    follow it without a break)."""
+    """The ICD-10-CM code set: every code (billable or not) and block, with its depth in the tree, in
+    the code set's own order (a pre-order walk of its tree: each code comes after its parent, and a
+    code's descendants are the rows after it that lie deeper, without a break)."""
 
     source: str
     kinds: dict[str, CodeKind]
     order: tuple[str, ...]
-    parents: tuple[str, ...]
-    position: dict[str, int]
+    #: Each row's depth in the tree (0: a block or category hung under a chapter), one byte per row.
+    depths: bytes
+    #: The row of each code that has descendants (headers and blocks; a billable code is a leaf).
+    branch_rows: dict[str, int]
     #: Every category (a three-character code that is not a block), sorted: ranges are read from it.
     categories: tuple[str, ...] = ()
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        """Each row's parent ("" at depth 0), rebuilt from the depths on each call (for checks and
+        tools: deciding never needs it)."""
+        out: list[str] = []
+        path: list[str] = []
+        for code, depth in zip(self.order, self.depths, strict=True):
+            del path[depth:]
+            out.append(path[-1] if path else "")
+            path.append(code)
+        return tuple(out)
 
     def kind(self, code: str) -> CodeKind | None:
         return self.kinds.get(code)
@@ -68,17 +86,19 @@ class ICD10CM:
         return self.kinds.get(code) == "billable"
 
     def descendants(self, code: str) -> list[str]:
-        """The code's descendants in the hierarchy: the run of rows after it whose parent is the code
-        or one of its descendants."""
-        start = self.position[code]
-        inside = {code}
-        out: list[str] = []
-        for i in range(start + 1, len(self.order)):
-            if self.parents[i] not in inside:
-                break
-            inside.add(self.order[i])
-            out.append(self.order[i])
-        return out
+        """The code's descendants in the hierarchy: the run of rows after it that lie deeper. Raises
+        KeyError for a code that is not in the code set."""
+        start = self.branch_rows.get(code)
+        if start is None:
+            if code in self.kinds:
+                return []  # billable: a leaf
+            raise KeyError(code)
+        depths, order = self.depths, self.order
+        top = depths[start]
+        end = start + 1
+        while end < len(order) and depths[end] > top:
+            end += 1
+        return list(order[start + 1 : end])
 
     def billable_under(self, entry: str) -> frozenset[str]:
         """Billable codes covered by a group entry: a code (itself and its descendants), a block, or a
@@ -104,20 +124,8 @@ class ICD10CM:
 
 @cache
 def icd10cm() -> ICD10CM:
-    """Load the packaged ICD-10-CM table (about 100 ms, once per process)."""
-    data = resources.files("medpolicy.codes").joinpath("icd10cm.tsv.gz").read_bytes()
-    text = gzip.decompress(data).decode()
-    header, _, body = text.partition("\n")
-    # Split the whole table at C speed: every row is code, kind, parent.
-    cells = body.rstrip("\n").replace("\n", "\t").split("\t")
-    codes, kinds_col, parents = cells[0::3], cells[1::3], cells[2::3]
-    return ICD10CM(
-        source=header.lstrip("# "),
-        kinds=dict(zip(codes, kinds_col, strict=True)),
-        order=tuple(codes),
-        parents=tuple(parents),
-        position={c: i for i, c in enumerate(codes)},
-        categories=tuple(
-            sorted(c for c, k in zip(codes, kinds_col, strict=True) if len(c) == 3 and k != "block")
-        ),
-    )
+    """Load the packaged ICD-10-CM table (its compact form, ``compact.COMPACT``: about 30 ms, once per
+    process)."""
+    from medpolicy.codes.compact import COMPACT, from_compact
+
+    return from_compact(resources.files("medpolicy.codes").joinpath(COMPACT).read_bytes())
