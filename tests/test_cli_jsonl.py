@@ -166,3 +166,15 @@ def test_fast_start_fails_as_the_full_cli_does(cases: Path, tmp_path: Path) -> N
         _, stderr = p.communicate()
         assert p.returncode == 1
         assert stderr == b""
+
+
+@pytest.mark.parametrize("full_cli", [False, True])
+def test_an_unknown_policy_is_bad_input_said_before_any_line(tmp_path: Path, full_cli: bool) -> None:
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(LINES[0] + "\n")
+    r = run("decide", str(cases), "--policy", "nope", full_cli=full_cli)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert "policy_not_found" in r.stderr
+    assert "'nope'" in r.stderr
+    assert "internal error" not in r.stderr

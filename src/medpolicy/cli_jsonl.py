@@ -157,7 +157,12 @@ def decide_jsonl(
 ) -> int:
     """Decide every line of ``src`` (the open file at ``path``) and write one line each: the compact
     determination, or ``{"line", "id", "error"}``. Blank lines are skipped. Exit 2 when any line was
-    bad input."""
+    bad input. An unknown ``policy_id`` is bad input too (exit 2), said before anything is written."""
+    try:
+        decide_one = decider(policies, policy_id=policy_id)
+    except MedpolicyError as e:
+        (err or _stderr_console()).print(f"[bold red]{e.code}[/] {e}", highlight=False)
+        return EXIT_BAD_INPUT
     sink = output.open("w", encoding="utf-8") if output else sys.stdout
     detail = "full" if full else "compact"
     bad = 0
@@ -172,7 +177,6 @@ def decide_jsonl(
     # Each output line is one string in `block` (no newline), joined and written every BLOCK_LINES.
     block: list[str] = []
     write = block.append
-    decide_one = decider(policies, policy_id=policy_id)
     dumps = strictjson.dumps_safe
     loads = strictjson.loads
     try:
