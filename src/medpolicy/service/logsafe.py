@@ -66,7 +66,8 @@ class SafeFormatter(logging.Formatter):
         cached = self._second
         if cached[0] != second:
             cached = self._second = (second, time.strftime(self.default_time_format, self.converter(second)))
-        return self.default_msec_format % (cached[1], record.msecs)
+        msec_format = self.default_msec_format
+        return msec_format % (cached[1], record.msecs) if msec_format else cached[1]
 
     def formatException(self, ei: Any) -> str:  # noqa: N802 - the logging API's name
         return exception_summary(ei[1]) if ei and ei[1] is not None else "(no exception)"
