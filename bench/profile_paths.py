@@ -158,10 +158,11 @@ def v1(n: int, top: int) -> None:
     async def main() -> None:
         async with app.router.lifespan_context(app):
             await run(300, None)
-            plain = await run(n, None)
+            block = max(1, n // 5)  # the best of five blocks: other processes' load only adds
+            plain = min([await run(block, None) for _ in range(5)])
             print(
                 f"POST /v1/determinations in process, {n:,} calls, one at a time: "
-                f"{plain / n * 1e6:.0f} us CPU per call on the event loop, unprofiled"
+                f"{plain / block * 1e6:.0f} us CPU per call on the event loop, unprofiled (best of 5 blocks)"
             )
             profile = cProfile.Profile(time.thread_time)
             await run(n, profile)

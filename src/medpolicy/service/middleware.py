@@ -169,6 +169,7 @@ class ServiceMiddleware:
     async def _fast(self, fast: FastPath, body: bytes, scope: Scope, receive: Receive, send: Send) -> bool:
         """Whether `fast` answered the request (an exception with a handler is answered by it)."""
         request = StrictJSONRequest(scope, _replay(body, receive))
+        request._body = body  # Starlette's cache of the body: `body()` and `json()` need not stream it
         try:
             response = await fast(request)
         except Exception as exc:
