@@ -176,7 +176,11 @@ def _peek(token: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
         # three canonical base64url segments (no padding, no stray characters: no malleable tokens)
         raise JwtError("invalid_token", "the bearer token is not a well-formed JWT")
     try:
-        header = strictjson.loads(_b64url(parts[0]))  # no NaN, no duplicate claims
+        header = _HEADERS.get(parts[0])
+        if header is None:
+            header = strictjson.loads(_b64url(parts[0]))  # no NaN, no duplicate claims
+            if isinstance(header, dict) and len(parts[0]) <= 256 and len(_HEADERS) < _MAX_HEADERS:
+                _HEADERS[parts[0]] = header
         claims = strictjson.loads(_b64url(parts[1]))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise JwtError("invalid_token", "the bearer token is not a well-formed JWT") from None
@@ -189,6 +193,12 @@ def _peek(token: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
 MAX_TOKEN_CHARS = 8192
 #: Longest ``jti`` recorded (the store's column width).
 MAX_JTI_CHARS = 200
+
+#: Decoded JWT headers by their base64url text. A client signs every call with the same header (alg,
+#: kid, typ), so it is read once; the claims, new in every token, are read each time. Nothing here is
+#: trusted before the signature verifies, and the callers only read the header (never change it).
+_HEADERS: dict[str, dict[str, Any]] = {}
+_MAX_HEADERS = 256  # (headers up to 256 characters: at most ~100 kB, whatever callers send)
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")  # may be empty: an unsigned token then fails on its alg
 
@@ -241,6 +251,7 @@ class CdsJwtVerifier:
         self._jwks_min_refresh = jwks_min_refresh
         self._jwks_cache: dict[str, tuple[float, float, Mapping[str, Any]]] = {}
         self._keys: dict[tuple[str, str], Any] = {}
+        self._key_objects: dict[tuple[str, int], tuple[Mapping[str, Any], Any]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -384,7 +395,11 @@ class CdsJwtVerifier:
                     raise JwtError("unsupported_algorithm", "the JWT alg does not match the key's alg")
                 if jwk.get("use") not in (None, "sig"):
                     continue
-                # Keys are immutable: build each (checked) key object once, keyed by its JWK text.
+                # Keys are immutable: build each (checked) key object once. Looked up by the JWK
+                # object itself (a JWK Set fetched again brings new objects), then by its text.
+                known = self._key_objects.get((alg, id(jwk)))
+                if known is not None and known[0] is jwk:
+                    return known[1]
                 cache_key = (alg, json.dumps(jwk, sort_keys=True))
                 key = self._keys.get(cache_key)
                 if key is None:
@@ -397,6 +412,9 @@ class CdsJwtVerifier:
                     with self._lock:
                         if len(self._keys) < 1_000:
                             self._keys[cache_key] = key
+                with self._lock:
+                    if len(self._key_objects) < 1_000:  # (the JWK is kept: its id is not reused)
+                        self._key_objects[(alg, id(jwk))] = (jwk, key)
                 return key
         raise JwtError("unknown_key", "no key with this kid in the issuer's JWK Set")
 

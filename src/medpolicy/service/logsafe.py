@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 import traceback
 from types import TracebackType
 from typing import Any
 
 MAX_ARG_CHARS = 120
+_PLAIN = frozenset({int, float, bool, type(None)})  # shown as they are (a str too, up to MAX_ARG_CHARS)
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
@@ -28,8 +30,23 @@ class SafeFormatter(logging.Formatter):
 
     def __init__(self, fmt: str | None = None, datefmt: str | None = None, **kwargs: Any) -> None:
         super().__init__(fmt or "%(asctime)s %(levelname)s %(name)s %(message)s", datefmt, **kwargs)
+        self._second: tuple[int, str] = (-1, "")  # (epoch second, its formatted date and time)
 
     def format(self, record: logging.LogRecord) -> str:
+        args = record.args
+        if (
+            record.exc_info is None
+            and record.exc_text is None
+            and record.stack_info is None
+            and type(args) is tuple
+            and all(type(a) in _PLAIN or (type(a) is str and len(a) <= MAX_ARG_CHARS) for a in args)
+        ):
+            # Every argument would be shown as it is, and there is no exception: the record needs no
+            # safe copy (an access-log line, each request's, is formatted this way).
+            try:
+                return super().format(record)
+            except (TypeError, ValueError):
+                pass
         safe = copy.copy(record)
         safe.exc_text = None  # another formatter may have cached the full traceback on the record
         if safe.args:
@@ -40,6 +57,17 @@ class SafeFormatter(logging.Formatter):
         except (TypeError, ValueError):
             safe.args = ()
         return super().format(safe)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        # the default "%Y-%m-%d %H:%M:%S,mmm": the seconds' text is kept (one strftime a second)
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime(self.default_time_format, self.converter(second)))
+        msec_format = self.default_msec_format
+        return msec_format % (cached[1], record.msecs) if msec_format else cached[1]
 
     def formatException(self, ei: Any) -> str:  # noqa: N802 - the logging API's name
         return exception_summary(ei[1]) if ei and ei[1] is not None else "(no exception)"

@@ -52,6 +52,7 @@ MAX_HEADER_BYTES = 16 * 1024
 HSTS = b"max-age=31536000; includeSubDomains"
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORM = b"application/x-www-form-urlencoded"
+_ACCESS_LINE = "%s %s %d %.1fms request_id=%s principal=%s"
 
 #: A route's fast path: its response to a request it can answer alone, or None to decline.
 FastPath = Callable[[StrictJSONRequest], Awaitable[Response | None]]
@@ -143,19 +144,32 @@ class ServiceMiddleware:
             error = ApiError(500, "internal_error", "the service failed; it has been logged")
             await render_error(scope["path"], error)(scope, receive, send_with_headers)
         finally:
-            access_log.info(
-                "%s %s %d %.1fms request_id=%s principal=%s",
-                scope["method"],
-                scope["path"],
-                status,
-                (time.perf_counter() - started) * 1000,
-                request_id,
-                state.get("principal", "-"),  # set when the caller authenticated
-            )
+            if access_log.isEnabledFor(logging.INFO):
+                # handle(makeRecord()) is info() without its look up the stack for the caller's file
+                # and line, which no access line shows: a tenth of the request's logging cost
+                access_log.handle(
+                    access_log.makeRecord(
+                        access_log.name,
+                        logging.INFO,
+                        __file__,
+                        0,
+                        _ACCESS_LINE,
+                        (
+                            scope["method"],
+                            scope["path"],
+                            status,
+                            (time.perf_counter() - started) * 1000,
+                            request_id,
+                            state.get("principal", "-"),  # set when the caller authenticated
+                        ),
+                        None,
+                    )
+                )
 
     async def _fast(self, fast: FastPath, body: bytes, scope: Scope, receive: Receive, send: Send) -> bool:
         """Whether `fast` answered the request (an exception with a handler is answered by it)."""
         request = StrictJSONRequest(scope, _replay(body, receive))
+        request._body = body  # Starlette's cache of the body: `body()` and `json()` need not stream it
         try:
             response = await fast(request)
         except Exception as exc:
