@@ -1,0 +1,78 @@
+"""The explanation's parts shared between determinations (``explanation._key_parts``) are what each
+determination would get on its own: basis, statement, parameters and rationale, for every policy, on
+cases that differ in id and date but fall under the same result, and on cases that derive facts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medpolicy import CaseError, PolicySet, decide, load_policies
+from medpolicy.explanation import _basis, _deciding_facts, _parameters, _rationale, explanation
+
+POLICIES: PolicySet = load_policies()
+
+DX = ["C20", "C19", "C21.1", "C18.7", "C25.0", "C78.5", "C50.911", "C16.3", "C49.A5", "Z85.048"]
+PROCS = ["77425", "77424", "77469", "77770", "45110", "19301"]
+STAGINGS = ["pT4b", "TX", "cT4N1M1", "ypT3", "pT2", "rT2", "T4", "cT4a"]
+MARGINS = ["negative", "close", "positive", "gross_residual", "R0", "R1"]
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> dict[str, Any]:
+    case: dict[str, Any] = {
+        "procedure_codes": draw(st.lists(st.sampled_from(PROCS), min_size=1, max_size=2, unique=True)),
+        "diagnosis_codes": draw(st.lists(st.sampled_from(DX), min_size=1, max_size=2, unique=True)),
+    }
+    if draw(st.booleans()):
+        case["margin_status"] = draw(st.sampled_from(MARGINS))
+    elif draw(st.booleans()):
+        case["margin_distance_mm"] = draw(st.sampled_from([0.5, 1.0, 2.0, 4.5]))
+    if draw(st.booleans()):
+        case["t_stage"] = draw(st.sampled_from(STAGINGS))
+    if draw(st.booleans()):
+        case["recurrent"] = draw(st.booleans())
+    return case
+
+
+def reference(d: Any) -> dict[str, Any]:
+    """The explanation's shared parts computed for this determination alone."""
+    names = _deciding_facts(d)
+    basis, statement = _basis(d)
+    return {
+        "basis": basis,
+        "statement": statement,
+        "parameters": _parameters(d, names),
+        "rationale": _rationale(d),
+    }
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cases(),
+    st.lists(st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2026, 1, 1)), min_size=2, max_size=3),
+)
+def test_shared_parts_are_each_determinations_own(raw: dict[str, Any], dates: list[dt.date]) -> None:
+    for n, day in enumerate(dates):
+        case = {**raw, "id": f"case-{n}", "date_of_service": day.isoformat()}
+        try:
+            d = decide(case, POLICIES)
+        except CaseError:
+            return
+        got = explanation(d)
+        assert {k: got[k] for k in ("basis", "statement", "parameters", "rationale")} == reference(d)
+
+
+def test_a_caller_changing_its_explanation_does_not_change_the_next(policies: PolicySet) -> None:
+    case = {"date_of_service": "2024-03-01", "procedure_codes": ["77425"], "diagnosis_codes": ["C20"]}
+    case |= {"margin_distance_mm": 0.5, "t_stage": "pT4b"}
+    first = explanation(decide(case, policies))
+    assert first["parameters"], "the margin band's threshold is a parameter this decision used"
+    first["parameters"][0]["value"] = "changed"
+    first["rationale"] = None
+    again = explanation(decide({**case, "id": "another"}, policies))
+    assert again["parameters"][0]["value"] != "changed"
+    assert again == {**first, "parameters": again["parameters"], "rationale": again["rationale"]}
