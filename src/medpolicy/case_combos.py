@@ -1,0 +1,411 @@
+"""The validated path in one step: a raw case to its determination, by the combination of its values.
+
+``decider(policies)`` (what the CLI, the benchmarks and batch callers use) routes a raw case, parses it
+and decides it. Nearly everything that costs time there is a pure function of a few values that a batch
+repeats over and over: the codes, the stagings, the enums and flags, which together choose the policy,
+the derivations and notes of ``finish`` and the engine's classes. What differs from case to case is
+the id, the date of service and perhaps a number.
+
+``Combos`` generates, for each case shape (its keys, in order) seen twice, a function that checks the
+per-case values inline (an id or label is a short string; a date is found in the date handler's memo of
+valid dates, or goes through that handler; a number passes the number handler's checks) and looks the
+rest up, raw, in a table of *templates*: a tuple of the other values (lists as tuples) -> the policy,
+the parts of the case's three dictionaries around the per-case facts, its notes, and the engine's
+result for a date on or after the latest version. The case and its determination are then built as
+``Case.__init__`` and ``Engine.decide`` build them.
+
+A value is per-case only when ``finish`` does not read it in any of the policies (``finish_reads``);
+a number whose band fills in an absent fact (a margin distance without a margin status) is per-case with
+its band in the key. A per-case fact the engine reads (other than the date of service, which only picks
+the version) turns the engine's part off: the engine decides the case. Everything else is in the key,
+with the keys routing reads (procedure codes, line of business, group, the service facts): the policy is
+a function of the key.
+
+A template is learnt the second time its key comes, from the reference parser (``_Parser.reference``)
+and the engine, and kept only if the template rebuilds that very case identically (values, display,
+sources, notes, metadata, items and order; the same engine result). Anything else (an invalid value, a
+null in a per-case fact, an integer id, a key too large to keep, a full table) goes the ordinary way
+(``slow``): the reference's checks say why. Bounded: 256 shapes per decider, ``LIMITS.cache_finishes``
+templates, as many keys seen once and as many keys that do not template (errors); keys with large parts
+(``case_finish._small``) are never kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from medpolicy.case_finish import _small, finish_reads
+from medpolicy.limits import LIMITS
+from medpolicy.routing import ROUTING_KEYS
+
+if TYPE_CHECKING:
+    from medpolicy.case import _Parser
+    from medpolicy.engine import Determination
+    from medpolicy.policy import Policy
+
+__all__ = ["Combos"]
+
+DOS = "date_of_service"
+_METADATA = frozenset({"id", "label"})
+#: Shapes compiled per decider, and shapes counted before compiling (a shape is compiled when seen twice).
+_MAX_SHAPES = 256
+_MAX_COUNTED = 4096
+_INT_BOUND = 2**63
+
+Decide = Callable[[Mapping[str, Any]], "Determination"]
+
+
+class _Fallback(Exception):  # noqa: N818 -- not an error: the ordinary path takes the case
+    """A value the inline checks do not take: the ordinary path decides the case."""
+
+
+def _other(x: Any) -> Any:
+    """A key part for a value that is not a string, list, bool or null: numbers tagged by type (1, 1.0
+    and True are equal keys but not the same input; 0.0 and -0.0 print differently, so a zero is never
+    keyed); anything else is left to the ordinary path."""
+    t = type(x)
+    if t is int:
+        return ("int", x)
+    if t is float and x != 0:
+        return ("float", x)
+    raise _Fallback
+
+
+class Combos:
+    """The templates of one decider, by shape and by the combination of the values ``finish``, routing
+    and the engine read."""
+
+    def __init__(
+        self,
+        policies: Sequence[Policy],
+        route: Callable[[Mapping[str, Any]], Policy],
+        slow: Decide,
+        route_keys: frozenset[str],
+    ) -> None:
+        from medpolicy.case import Case, parser_for
+        from medpolicy.engine import Determination, engine_for
+
+        self.parsers: list[_Parser] = [parser_for(p) for p in policies]
+        self.reads = [finish_reads(p) for p in self.parsers]
+        self.route = route
+        self.slow = slow
+        self.route_keys = route_keys | ROUTING_KEYS
+        self.known = frozenset(k for p in self.parsers for k in p.specs) | _METADATA | ROUTING_KEYS
+        self.shapes: dict[tuple[str, ...], Decide] = {}
+        self.counted: dict[tuple[str, ...], int] = {}
+        #: Templates, keys seen once and keys refused, over all shapes (each bounded by the same limit).
+        self.kept = self.seen = self.refused = 0
+        #: Valid dates up to today (they stay valid whatever the horizon is), as the date handlers keep
+        #: them, but as many as a batch spans (``LIMITS.cache_batch_dates``).
+        self.dates: dict[str, tuple[Any, str]] = {}
+        self._case, self._det, self._parser_for, self._engine_for = Case, Determination, parser_for, engine_for
+
+    # -- the entry point
+
+    def decider(self) -> Decide:
+        """The decider: a raw case to its determination (the ordinary path for anything unusual)."""
+        shapes_get, slow, unseen = self.shapes.get, self.slow, self._unseen
+
+        def one(raw: Mapping[str, Any]) -> Determination:
+            if type(raw) is dict:
+                try:
+                    fn = shapes_get(tuple(raw))
+                except TypeError:  # an unhashable key (not from JSON)
+                    return slow(raw)
+                if fn is not None:
+                    return fn(raw)
+                return unseen(raw)
+            return slow(raw)
+
+        return one
+
+    def _unseen(self, raw: dict[str, Any]) -> Determination:
+        shape = tuple(raw)
+        if (
+            len(self.shapes) < _MAX_SHAPES
+            and len(shape) <= LIMITS.max_case_fields
+            and all(type(k) is str and k in self.known for k in shape)  # unknown keys: never remembered
+        ):
+            n = self.counted.get(shape, 0) + 1
+            if n >= 2:
+                self.shapes[shape] = self._compile(shape)
+                return self.shapes[shape](raw)
+            if len(self.counted) < _MAX_COUNTED:
+                self.counted[shape] = n
+        return self.slow(raw)
+
+    # -- what each key of a shape is
+
+    def _per_case(self, key: str, shape: tuple[str, ...]) -> tuple[str, Any] | None:
+        """("date", a date handler) or ("number", (minimum, band bounds or None)) when ``key`` is a
+        per-case fact in every policy (``finish`` does not read it, or reads only its band and the
+        fact the band fills in is not in the shape, or it is the reference date of an age whose birth
+        date is not in the shape); None: the key is part of the template's key."""
+        if key in self.route_keys:
+            return None
+        specs = [p.specs.get(key) for p in self.parsers]
+        if any(s is None for s in specs):
+            return None
+        types = {s.type for s in specs if s is not None}
+        if types == {"date"}:
+            for read, _, ages in self.reads:
+                if key in read or any(at == key and born in shape for born, at in ages):
+                    return None
+            return "date", self.parsers[0].handlers[key]
+        if types == {"number"}:
+            minimums = {s.minimum for s in specs if s is not None}
+            bounds: set[tuple[float | None, ...]] = set()
+            for read, by_band, ages in self.reads:
+                if key in read or any(at == key and born in shape for born, at in ages):
+                    return None
+                if key in by_band:
+                    target, b = by_band[key]
+                    if target in shape:
+                        return None
+                    bounds.add(b)
+            if len(minimums) != 1 or len(bounds) > 1:
+                return None
+            return "number", (minimums.pop(), bounds.pop() if bounds else None)
+        return None
+
+    def _date_miss(self, handler: Callable[[Any, list[Any]], Any]) -> Callable[[Any], Any]:
+        """The date handler's checks, its valid dates up to today kept in ``self.dates``."""
+        from medpolicy.case import date_horizon
+
+        dates = self.dates
+
+        def miss(value: Any) -> Any:
+            got = handler(value, [])
+            if got is None:
+                raise _Fallback
+            if (
+                len(dates) < LIMITS.cache_batch_dates
+                and type(value) is str
+                and len(value) <= LIMITS.cache_value_chars
+                and got[0] <= date_horizon(0)
+            ):
+                dates[value] = got
+            return got
+
+        return miss
+
+    # -- the generated function of a shape
+
+    def _compile(self, shape: tuple[str, ...]) -> Decide:
+        env: dict[str, Any] = {
+            "_Fallback": _Fallback,
+            "_other": _other,
+            "_slow": self.slow,
+            "_new": object.__new__,
+            "_Case": self._case,
+            "_D": self._det,
+            "_max_chars": LIMITS.max_string_chars,
+            "_inf": float("inf"),
+            "_B": _INT_BOUND,
+        }
+        table: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        env["_get"] = table.get
+        body: list[str] = []
+        parts: list[str] = []  # the template's key
+        metadata: list[str] = []
+        per_case: list[tuple[str, str, str]] = []  # (key, value expression, display expression)
+        facts_before_first = False  # a fact key before the first per-case fact: the first part may be non-empty
+        for i, key in enumerate(shape):
+            x = f"x{i}"
+            body.append(f"{x} = raw[{key!r}]")
+            if key in _METADATA:
+                body.append(f"if type({x}) is not str or len({x}) > _max_chars:\n    raise _Fallback")
+                metadata.append(f"{key!r}: {x}")
+                continue
+            kind = self._per_case(key, shape)
+            if kind is None:
+                if key in ROUTING_KEYS:
+                    metadata.append(f"{key!r}: {x}")
+                body.append(
+                    f"if type({x}) is list:\n    k{i} = tuple({x})\n"
+                    f"elif type({x}) is str or {x} is None or {x} is True or {x} is False:\n    k{i} = {x}\n"
+                    f"else:\n    k{i} = _other({x})"
+                )
+                parts.append(f"k{i}")
+                if not per_case and key not in ROUTING_KEYS:
+                    facts_before_first = True
+                continue
+            what, detail = kind
+            if what == "date":
+                env["_dates"], env[f"_dh{i}"] = self.dates, self._date_miss(detail)
+                body.append(
+                    f"h{i} = _dates.get({x}) if type({x}) is str else None\n"
+                    f"if h{i} is None:\n    h{i} = _dh{i}({x})"
+                )
+                per_case.append((key, f"h{i}[0]", f"h{i}[1]"))
+            else:
+                low, bounds = detail
+                env[f"_low{i}"] = low if low is not None else float("-inf")
+                body.append(
+                    f"t = type({x})\n"
+                    f"if not ((t is float or (t is int and -_B < {x} < _B)) and _low{i} <= {x} < _inf):\n"
+                    "    raise _Fallback"
+                )
+                per_case.append((key, f"float({x})", x))
+                if bounds is not None:
+                    lines = []
+                    for j, bound in enumerate(bounds):
+                        if bound is None:
+                            lines.append(f"else:\n    k{i} = {j}")
+                            break
+                        env[f"_bound{i}_{j}"] = bound
+                        lines.append(f"{'if' if j == 0 else 'elif'} {x} <= _bound{i}_{j}:\n    k{i} = {j}")
+                    body.append("\n".join(lines))
+                    parts.append(f"k{i}")
+        n = len(per_case)
+        names = [f"v{j}" for j in range(n + 1)] + [f"d{j}" for j in range(n + 1)]
+        dos_per_case = any(k == DOS for k, _, _ in per_case)
+
+        def segments(prefix: str, which: int) -> str:
+            out = [] if not facts_before_first else [f"**{prefix}0"]
+            for j, item in enumerate(per_case):
+                out += [f"{item[0]!r}: {item[which]}", f"**{prefix}{j + 1}"]
+            return "{" + ", ".join(out) + "}"
+
+        dos_value = next((v for k, v, _ in per_case if k == DOS), None)
+        src = [
+            "def fn(raw):",
+            "    try:",
+            *("        " + line for b in body for line in b.split("\n")),
+            f"        key = ({''.join(p + ', ' for p in parts)})",
+            "        t = _get(key)",
+            "    except (_Fallback, TypeError):  # a value to check in full, or an unhashable part",
+            "        return _slow(raw)",
+            "    if t is None:",
+            "        return _learn(raw, key)",
+            f"    {', '.join(names)}, s, notes, policy, r, latest, decide = t",
+            "    c = _new(_Case)",
+            f"    c.values = {segments('v', 1)}",
+            f"    c.display = {segments('d', 2)}",
+            "    c.sources = s.copy()",
+            "    c.notes = notes",
+            f"    c.metadata = {{{', '.join(metadata)}}}",
+            f"    if r is None{f' or {dos_value} < latest' if dos_per_case else ''}:",
+            "        return decide(c)",
+            "    o = _new(_D)",
+            "    o.policy = policy",
+            "    o.case = c",
+            "    o.result = r",
+            "    o.trace = r.trace",
+            "    return o",
+        ]
+        learner = _Learner(self, shape, [k for k, _, _ in per_case], table, facts_before_first)
+        env["_learn"] = learner.learn
+        exec(compile("\n".join(src) + "\n", "<medpolicy case combination>", "exec"), env)  # noqa: S102 -- keys are repr()'d literals; the code is built from the policies' facts
+        fn: Decide = env["fn"]
+        learner.fn = fn
+        return fn
+
+
+class _Learner:
+    """Learns the templates of one shape: the second time a key comes, from the reference."""
+
+    def __init__(
+        self,
+        combos: Combos,
+        shape: tuple[str, ...],
+        per_case: list[str],
+        table: dict[tuple[Any, ...], tuple[Any, ...]],
+        first_part: bool,
+    ) -> None:
+        self.combos, self.shape, self.per_case, self.table = combos, shape, per_case, table
+        self.first_part = first_part
+        self.seen: set[tuple[Any, ...]] = set()
+        self.refused: set[tuple[Any, ...]] = set()
+        self.fn: Decide | None = None
+
+    def learn(self, raw: dict[str, Any], key: tuple[Any, ...]) -> Determination:
+        combos, table = self.combos, self.table
+        limit = LIMITS.cache_finishes
+        if key in self.refused or combos.kept >= limit or not _small(key):
+            return combos.slow(raw)
+        if key not in self.seen:  # a combination that never comes again costs a set insertion
+            if combos.seen < limit:
+                self.seen.add(key)
+                combos.seen += 1
+            return combos.slow(raw)
+        try:
+            policy = combos.route(raw)
+            case = combos._parser_for(policy).reference(raw, None)
+        except Exception:  # noqa: BLE001 -- the ordinary path raises it again, as the caller expects
+            self._refuse(key)
+            return combos.slow(raw)
+        engine = combos._engine_for(policy)
+        det = engine.decide(case)
+        template = self._template(raw, case, policy, engine, det)
+        if template is None:
+            self._refuse(key)
+            return det
+        table[key] = template
+        assert self.fn is not None
+        again = self.fn(raw)
+        if not _same(again, det):  # not a template that rebuilds this case: never kept
+            del table[key]
+            self._refuse(key)
+        else:
+            combos.kept += 1
+        return det
+
+    def _refuse(self, key: tuple[Any, ...]) -> None:
+        if self.combos.refused < LIMITS.cache_finishes:
+            self.refused.add(key)
+            self.combos.refused += 1
+
+    def _template(
+        self, raw: dict[str, Any], case: Any, policy: Policy, engine: Any, det: Determination
+    ) -> tuple[Any, ...] | None:
+        """The parts of the case around its per-case facts, or None when they are not where the shape
+        puts them (a per-case fact missing or not given)."""
+        parts_v = _split(case.values, self.per_case)
+        parts_d = _split(case.display, self.per_case)
+        if parts_v is None or parts_d is None:
+            return None
+        if any(case.sources.get(k) != "given" for k in self.per_case):
+            return None
+        if not self.first_part and (parts_v[0] or parts_d[0]):
+            return None
+        # The engine's result serves every case of this key on or after the latest version, unless the
+        # engine reads a per-case fact other than the date of service.
+        reads_per_case = any(k in engine.facts for k in self.per_case if k != DOS)
+        dos = case.values.get(DOS)
+        latest = engine.starts[-1] if engine.starts else None
+        r = None
+        if not reads_per_case and latest is not None:
+            if DOS not in self.per_case or (dos is not None and dos >= latest):
+                r = det.result
+        return (*parts_v, *parts_d, dict(case.sources), case.notes, policy, r, latest, engine.decide)
+
+
+def _split(d: Mapping[str, Any], per_case: list[str]) -> list[dict[str, Any]] | None:
+    """``d``'s items between the per-case keys (which must all be there, in that order)."""
+    out: list[dict[str, Any]] = [{}]
+    want = iter(per_case)
+    nxt = next(want, None)
+    for k, v in d.items():
+        if k == nxt:
+            out.append({})
+            nxt = next(want, None)
+        elif k in per_case:
+            return None
+        else:
+            out[-1][k] = v
+    return out if nxt is None else None
+
+
+def _same(a: Determination, b: Determination) -> bool:
+    ca, cb = a.case, b.case
+    return (
+        a.result is b.result
+        and a.policy is b.policy
+        and list(ca.values.items()) == list(cb.values.items())
+        and list(ca.display.items()) == list(cb.display.items())
+        and list(ca.sources.items()) == list(cb.sources.items())
+        and list(ca.metadata.items()) == list(cb.metadata.items())
+        and ca.notes == cb.notes
+    )
