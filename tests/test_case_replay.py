@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from medpolicy import Case, CaseError, PolicySet, load_policies
 from medpolicy.case import date_horizon, parser_for
-from medpolicy.engine import engine_for
+from medpolicy.engine import Determination, decider, engine_for
+from medpolicy.errors import NoPolicyApplies
 from medpolicy.limits import LIMITS
 
 POLICIES: PolicySet = load_policies()
@@ -191,3 +192,92 @@ def test_cases_at_the_input_limits_are_never_remembered(policies: PolicySet) -> 
     # the big case's shape is an ordinary one (compiled); its combination is not kept, nor the unknown shape
     assert (len(finishes.seen), len(finishes.table)) == kept[:2]
     assert not any("x" * 1000 in s for s in (*shapes.seen, *shapes.table))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The batch decider (``medpolicy.case_combos``): a raw case to its determination from learnt templates.
+
+ROUTED = decider(POLICIES)
+SINGLE = {p.id: decider(POLICIES, policy_id=p.id) for p in POLICIES}
+
+
+def reference_decision(policy_id: str | None, raw: dict[str, Any]) -> Any:
+    """What ``decide`` gives, through the reference parser: the determination or the error."""
+    try:
+        policy = POLICIES.get(policy_id) if policy_id is not None else POLICIES.route(raw)
+        d = engine_for(policy).decide(parser_for(policy).reference(raw, None))
+    except (CaseError, NoPolicyApplies) as e:
+        return ("error", type(e).__name__, getattr(e, "errors", None) and [fe.to_dict() for fe in e.errors])
+    return decision(d)
+
+
+def decision(d: Determination) -> Any:
+    c = d.case
+    return (
+        d.policy.id,
+        d.result,
+        list(c.values.items()),
+        list(c.display.items()),
+        list(c.sources.items()),
+        c.notes,
+        list(c.metadata.items()),
+        d.notes,
+        d.to_json(detail="full"),
+    )
+
+
+def batch_decision(one: Any, raw: dict[str, Any]) -> Any:
+    try:
+        d = one(raw)
+    except (CaseError, NoPolicyApplies) as e:
+        return ("error", type(e).__name__, getattr(e, "errors", None) and [fe.to_dict() for fe in e.errors])
+    return decision(d)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw_cases(), st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2026, 12, 31)), st.booleans())
+def test_the_batch_decider_gives_what_the_reference_gives(
+    drawn: tuple[str, dict[str, Any]], other: dt.date, routed: bool
+) -> None:
+    """Each case five times (seen, learnt, replayed), then with another id and date of service: the
+    per-case values the templates do not hold."""
+    policy_id, raw = drawn
+    one, chosen = (ROUTED, None) if routed else (SINGLE[policy_id], policy_id)
+    moved = {**raw, "id": "another", "date_of_service": other.isoformat()}
+    for case in [raw] * 3 + [moved] * 3:
+        assert batch_decision(one, case) == reference_decision(chosen, case)
+
+
+def test_the_batch_decider_learns_templates_and_they_replay() -> None:
+    """A batch's repeated combinations are decided from templates, identical to the reference, across
+    ids, dates (before and after the latest version), margin distances in each band, TX, derived sites,
+    conflicts, lines of business and groups."""
+    one = decider(POLICIES)
+    combos = one.combos  # type: ignore[attr-defined]
+    bases: list[dict[str, Any]] = [
+        {
+            "procedure_codes": ["77425"],
+            "diagnosis_codes": ["C20"],
+            "margin_status": "close",
+            "t_stage": "pT4b",
+        },
+        {"procedure_codes": ["77424", "77469"], "diagnosis_codes": ["C20", "Z85.048"], "t_stage": "TX"},
+        {"procedure_codes": ["77425"], "diagnosis_codes": ["C78.5"], "t_stage": ["cT4a", "ypT3"]},
+        {
+            "procedure_codes": ["77425"],
+            "diagnosis_codes": ["C18.7"],
+            "margin_status": "R1",
+            "recurrent": True,
+        },
+        {"procedure_codes": ["77770"], "diagnosis_codes": ["C20"], "recurrent": False},
+        {"procedure_codes": ["77425"], "diagnosis_codes": ["C20"], "line_of_business": "medicare_advantage"},
+        {"procedure_codes": ["77425"], "diagnosis_codes": ["C50.911"], "group": "EXAMPLE-PPO", "age": 70},
+    ]
+    distances = [0.4, 1.0, 1.5, 2.0, 5.5, 3, -1.0, 0.0]
+    dates = ["2024-03-01", "2009-10-06", "2009-10-05", "1999-01-01", "2025-08-01", " 2020-02-29 "]
+    for base in bases:
+        for i, dos in enumerate(dates * 2):
+            for extra in [{}, {"margin_distance_mm": distances[i % len(distances)]}]:
+                raw = {"id": f"case-{i}", "date_of_service": dos, **base, **extra}
+                assert batch_decision(one, raw) == reference_decision(None, raw)
+    assert combos.kept > 10

@@ -56,7 +56,7 @@ _INT_BOUND = 2**63
 Decide = Callable[[Mapping[str, Any]], "Determination"]
 
 
-class _Fallback(Exception):  # noqa: N818 -- not an error: the ordinary path takes the case
+class _Fallback(Exception):  # not an error: the ordinary path takes the case
     """A value the inline checks do not take: the ordinary path decides the case."""
 
 
@@ -99,7 +99,13 @@ class Combos:
         #: Valid dates up to today (they stay valid whatever the horizon is), as the date handlers keep
         #: them, but as many as a batch spans (``LIMITS.cache_batch_dates``).
         self.dates: dict[str, tuple[Any, str]] = {}
-        self._case, self._det, self._parser_for, self._engine_for = Case, Determination, parser_for, engine_for
+        self.interned: dict[Any, Any] = {}
+        self._case, self._det, self._parser_for, self._engine_for = (
+            Case,
+            Determination,
+            parser_for,
+            engine_for,
+        )
 
     # -- the entry point
 
@@ -118,6 +124,7 @@ class Combos:
                 return unseen(raw)
             return slow(raw)
 
+        one.combos = self  # type: ignore[attr-defined]  # for tests and profiles: what was learnt
         return one
 
     def _unseen(self, raw: dict[str, Any]) -> Determination:
@@ -210,7 +217,6 @@ class Combos:
         parts: list[str] = []  # the template's key
         metadata: list[str] = []
         per_case: list[tuple[str, str, str]] = []  # (key, value expression, display expression)
-        facts_before_first = False  # a fact key before the first per-case fact: the first part may be non-empty
         for i, key in enumerate(shape):
             x = f"x{i}"
             body.append(f"{x} = raw[{key!r}]")
@@ -228,8 +234,6 @@ class Combos:
                     f"else:\n    k{i} = _other({x})"
                 )
                 parts.append(f"k{i}")
-                if not per_case and key not in ROUTING_KEYS:
-                    facts_before_first = True
                 continue
             what, detail = kind
             if what == "date":
@@ -258,17 +262,8 @@ class Combos:
                         lines.append(f"{'if' if j == 0 else 'elif'} {x} <= _bound{i}_{j}:\n    k{i} = {j}")
                     body.append("\n".join(lines))
                     parts.append(f"k{i}")
-        n = len(per_case)
-        names = [f"v{j}" for j in range(n + 1)] + [f"d{j}" for j in range(n + 1)]
-        dos_per_case = any(k == DOS for k, _, _ in per_case)
-
-        def segments(prefix: str, which: int) -> str:
-            out = [] if not facts_before_first else [f"**{prefix}0"]
-            for j, item in enumerate(per_case):
-                out += [f"{item[0]!r}: {item[which]}", f"**{prefix}{j + 1}"]
-            return "{" + ", ".join(out) + "}"
-
         dos_value = next((v for k, v, _ in per_case if k == DOS), None)
+        args = "".join(f", {v}, {d}" for _, v, d in per_case)
         src = [
             "def fn(raw):",
             "    try:",
@@ -279,28 +274,43 @@ class Combos:
             "        return _slow(raw)",
             "    if t is None:",
             "        return _learn(raw, key)",
-            f"    {', '.join(names)}, s, notes, policy, r, latest, decide = t",
-            "    c = _new(_Case)",
-            f"    c.values = {segments('v', 1)}",
-            f"    c.display = {segments('d', 2)}",
-            "    c.sources = s.copy()",
-            "    c.notes = notes",
-            f"    c.metadata = {{{', '.join(metadata)}}}",
-            f"    if r is None{f' or {dos_value} < latest' if dos_per_case else ''}:",
-            "        return decide(c)",
+            f"    c = t[0](t, {{{', '.join(metadata)}}}{args})",
+            "    r = t[4]",
+            f"    if r is None{f' or {dos_value} < t[5]' if dos_value is not None else ''}:",
+            "        return t[6](c)",
             "    o = _new(_D)",
-            "    o.policy = policy",
+            "    o.policy = t[3]",
             "    o.case = c",
             "    o.result = r",
             "    o.trace = r.trace",
             "    return o",
         ]
-        learner = _Learner(self, shape, [k for k, _, _ in per_case], table, facts_before_first)
+        learner = _Learner(self, shape, [k for k, _, _ in per_case], table)
         env["_learn"] = learner.learn
         exec(compile("\n".join(src) + "\n", "<medpolicy case combination>", "exec"), env)  # noqa: S102 -- keys are repr()'d literals; the code is built from the policies' facts
         fn: Decide = env["fn"]
         learner.fn = fn
         return fn
+
+    def intern(self, value: Any, key: Any = None) -> Any:
+        """One object for equal parts of many templates (codes, sources, notes): what a case is built
+        from stays in a few hot objects instead of one copy per combination."""
+        k = value if key is None else key
+        got = self.interned.get(k)
+        if got is not None:
+            return got
+        if len(self.interned) < _MAX_INTERNED:
+            self.interned[k] = value
+        return value
+
+
+#: Equal parts shared between templates, per decider; case layouts (the order of a case's keys) per shape.
+_MAX_INTERNED = 4096
+_MAX_LAYOUTS = 64
+
+#: The fixed head of a template: builder, sources, notes, policy, engine result, latest version's
+#: start, the engine's decide; then the values and displays of the facts that are not per-case.
+_HEAD = 7
 
 
 class _Learner:
@@ -312,12 +322,11 @@ class _Learner:
         shape: tuple[str, ...],
         per_case: list[str],
         table: dict[tuple[Any, ...], tuple[Any, ...]],
-        first_part: bool,
     ) -> None:
         self.combos, self.shape, self.per_case, self.table = combos, shape, per_case, table
-        self.first_part = first_part
         self.seen: set[tuple[Any, ...]] = set()
         self.refused: set[tuple[Any, ...]] = set()
+        self.layouts: dict[tuple[tuple[str, ...], tuple[str, ...]], Callable[..., Any]] = {}
         self.fn: Decide | None = None
 
     def learn(self, raw: dict[str, Any], key: tuple[Any, ...]) -> Determination:
@@ -333,15 +342,16 @@ class _Learner:
         try:
             policy = combos.route(raw)
             case = combos._parser_for(policy).reference(raw, None)
-        except Exception:  # noqa: BLE001 -- the ordinary path raises it again, as the caller expects
+        except Exception:  # the ordinary path raises it again, as the caller expects
             self._refuse(key)
             return combos.slow(raw)
         engine = combos._engine_for(policy)
         det = engine.decide(case)
-        template = self._template(raw, case, policy, engine, det)
+        template = self._template(case, policy, engine, det)
         if template is None:
             self._refuse(key)
             return det
+        key = tuple(combos.intern(p) if type(p) is tuple else p for p in key)
         table[key] = template
         assert self.fn is not None
         again = self.fn(raw)
@@ -357,45 +367,81 @@ class _Learner:
             self.refused.add(key)
             self.combos.refused += 1
 
-    def _template(
-        self, raw: dict[str, Any], case: Any, policy: Policy, engine: Any, det: Determination
-    ) -> tuple[Any, ...] | None:
-        """The parts of the case around its per-case facts, or None when they are not where the shape
-        puts them (a per-case fact missing or not given)."""
-        parts_v = _split(case.values, self.per_case)
-        parts_d = _split(case.display, self.per_case)
-        if parts_v is None or parts_d is None:
+    def _template(self, case: Any, policy: Policy, engine: Any, det: Determination) -> tuple[Any, ...] | None:
+        """The template of ``case``, or None when its per-case facts are not where the shape puts them
+        (missing, moved or not given) or the shape has too many layouts."""
+        per_case = self.per_case
+        vkeys, dkeys = tuple(case.values), tuple(case.display)
+        if [k for k in vkeys if k in per_case] != per_case or [k for k in dkeys if k in per_case] != per_case:
             return None
-        if any(case.sources.get(k) != "given" for k in self.per_case):
+        if any(case.sources.get(k) != "given" for k in per_case):
             return None
-        if not self.first_part and (parts_v[0] or parts_d[0]):
-            return None
+        build = self.layouts.get((vkeys, dkeys))
+        if build is None:
+            if len(self.layouts) >= _MAX_LAYOUTS:
+                return None
+            build = self.layouts[vkeys, dkeys] = self._builder(vkeys, dkeys)
         # The engine's result serves every case of this key on or after the latest version, unless the
         # engine reads a per-case fact other than the date of service.
-        reads_per_case = any(k in engine.facts for k in self.per_case if k != DOS)
+        reads_per_case = any(k in engine.facts for k in per_case if k != DOS)
         dos = case.values.get(DOS)
         latest = engine.starts[-1] if engine.starts else None
         r = None
-        if not reads_per_case and latest is not None:
-            if DOS not in self.per_case or (dos is not None and dos >= latest):
-                r = det.result
-        return (*parts_v, *parts_d, dict(case.sources), case.notes, policy, r, latest, engine.decide)
+        if (
+            not reads_per_case
+            and latest is not None
+            and (DOS not in per_case or (dos is not None and dos >= latest))
+        ):
+            r = det.result
+        intern = self.combos.intern
+        src = intern(dict(case.sources), ("sources", tuple(case.sources.items())))
+        return (
+            build,
+            src,
+            intern(case.notes) if case.notes else (),
+            policy,
+            r,
+            latest,
+            engine.decide,
+            *(intern(v) if type(v) is frozenset else v for k, v in case.values.items() if k not in per_case),
+            *(case.display[k] for k in dkeys if k not in per_case),
+        )
 
+    def _builder(self, vkeys: tuple[str, ...], dkeys: tuple[str, ...]) -> Callable[..., Any]:
+        """``build(t, metadata, value, display, ...)``: the case of template ``t`` with these per-case
+        values and displays, its dictionaries in the order ``vkeys`` and ``dkeys``."""
+        per_case = self.per_case
+        at = _HEAD
 
-def _split(d: Mapping[str, Any], per_case: list[str]) -> list[dict[str, Any]] | None:
-    """``d``'s items between the per-case keys (which must all be there, in that order)."""
-    out: list[dict[str, Any]] = [{}]
-    want = iter(per_case)
-    nxt = next(want, None)
-    for k, v in d.items():
-        if k == nxt:
-            out.append({})
-            nxt = next(want, None)
-        elif k in per_case:
-            return None
-        else:
-            out[-1][k] = v
-    return out if nxt is None else None
+        def display(keys: tuple[str, ...], prefix: str) -> str:
+            nonlocal at
+            items = []
+            for k in keys:
+                if k in per_case:
+                    items.append(f"{k!r}: {prefix}{per_case.index(k)}")
+                else:
+                    items.append(f"{k!r}: t[{at}]")
+                    at += 1
+            return "{" + ", ".join(items) + "}"
+
+        values, shown = display(vkeys, "p"), display(dkeys, "q")
+        params = "".join(f", p{j}, q{j}" for j in range(len(per_case)))
+        src = "\n".join(
+            [
+                f"def build(t, m{params}):",
+                "    c = _new(_Case)",
+                f"    c.values = {values}",
+                f"    c.display = {shown}",
+                "    c.sources = t[1].copy()",
+                "    c.notes = t[2]",
+                "    c.metadata = m",
+                "    return c",
+            ]
+        )
+        env: dict[str, Any] = {"_new": object.__new__, "_Case": self.combos._case}
+        exec(compile(src + "\n", "<medpolicy case layout>", "exec"), env)  # noqa: S102 -- keys are repr()'d fact names
+        build: Callable[..., Any] = env["build"]
+        return build
 
 
 def _same(a: Determination, b: Determination) -> bool:
