@@ -262,35 +262,8 @@ class Combos:
                         lines.append(f"{'if' if j == 0 else 'elif'} {x} <= _bound{i}_{j}:\n    k{i} = {j}")
                     body.append("\n".join(lines))
                     parts.append(f"k{i}")
-        dos_value = next((v for k, v, _ in per_case if k == DOS), None)
-        args = "".join(f", {v}, {d}" for _, v, d in per_case)
-        src = [
-            "def fn(raw):",
-            "    try:",
-            *("        " + line for b in body for line in b.split("\n")),
-            f"        key = ({''.join(p + ', ' for p in parts)})",
-            "        t = _get(key)",
-            "    except (_Fallback, TypeError):  # a value to check in full, or an unhashable part",
-            "        return _slow(raw)",
-            "    if t is None:",
-            "        return _learn(raw, key)",
-            f"    c = t[0](t, {{{', '.join(metadata)}}}{args})",
-            "    r = t[4]",
-            f"    if r is None{f' or {dos_value} < t[5]' if dos_value is not None else ''}:",
-            "        return t[6](c)",
-            "    o = _new(_D)",
-            "    o.policy = t[3]",
-            "    o.case = c",
-            "    o.result = r",
-            "    o.trace = r.trace",
-            "    return o",
-        ]
-        learner = _Learner(self, shape, [k for k, _, _ in per_case], table)
-        env["_learn"] = learner.learn
-        exec(compile("\n".join(src) + "\n", "<medpolicy case combination>", "exec"), env)  # noqa: S102 -- keys are repr()'d literals; the code is built from the policies' facts
-        fn: Decide = env["fn"]
-        learner.fn = fn
-        return fn
+        learner = _Learner(self, shape, per_case, table, body, parts, metadata, env)
+        return learner.compile()
 
     def intern(self, value: Any, key: Any = None) -> Any:
         """One object for equal parts of many templates (codes, sources, notes): what a case is built
@@ -308,26 +281,95 @@ class Combos:
 _MAX_INTERNED = 4096
 _MAX_LAYOUTS = 64
 
-#: The fixed head of a template: builder, sources, notes, policy, engine result, latest version's
+#: The fixed head of a template: layout number, sources (shared: a case is treated as immutable), notes, policy, engine result, latest version's
 #: start, the engine's decide; then the values and displays of the facts that are not per-case.
 _HEAD = 7
 
 
 class _Learner:
-    """Learns the templates of one shape: the second time a key comes, from the reference."""
+    """Learns the templates of one shape (the second time a key comes, from the reference) and
+    generates the shape's function, its case layouts inlined (regenerated when a layout is added)."""
 
     def __init__(
         self,
         combos: Combos,
         shape: tuple[str, ...],
-        per_case: list[str],
+        per_case: list[tuple[str, str, str]],
         table: dict[tuple[Any, ...], tuple[Any, ...]],
+        body: list[str],
+        parts: list[str],
+        metadata: list[str],
+        env: dict[str, Any],
     ) -> None:
-        self.combos, self.shape, self.per_case, self.table = combos, shape, per_case, table
+        self.combos, self.shape, self.table = combos, shape, table
+        #: (key, value expression, display expression) of each per-case fact, in shape order.
+        self.per_case_code = per_case
+        self.per_case = [k for k, _, _ in per_case]
+        self.body, self.parts, self.metadata, self.env = body, parts, metadata, env
+        env["_learn"] = self.learn
         self.seen: set[tuple[Any, ...]] = set()
         self.refused: set[tuple[Any, ...]] = set()
-        self.layouts: dict[tuple[tuple[str, ...], tuple[str, ...]], Callable[..., Any]] = {}
+        #: The order of the keys of a case's values and display, by layout number.
+        self.layouts: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
         self.fn: Decide | None = None
+
+    def compile(self) -> Decide:
+        dos_value = next((v for k, v, _ in self.per_case_code if k == DOS), None)
+        src = [
+            "def fn(raw):",
+            "    try:",
+            *("        " + line for b in self.body for line in b.split("\n")),
+            f"        key = ({''.join(p + ', ' for p in self.parts)})",
+            "        t = _get(key)",
+            "    except (_Fallback, TypeError):  # a value to check in full, or an unhashable part",
+            "        return _slow(raw)",
+            "    if t is None:",
+            "        return _learn(raw, key)",
+            "    c = _new(_Case)",
+        ]
+        for n, (vkeys, dkeys) in enumerate(self.layouts):
+            values, shown = self._display(vkeys, dkeys)
+            src += [
+                f"    {'if' if n == 0 else 'elif'} t[0] == {n}:",
+                f"        c.values = {values}",
+                f"        c.display = {shown}",
+            ]
+        src += [
+            "    c.sources = t[1]",
+            "    c.notes = t[2]",
+            f"    c.metadata = {{{', '.join(self.metadata)}}}",
+            "    r = t[4]",
+            f"    if r is None{f' or {dos_value} < t[5]' if dos_value is not None else ''}:",
+            "        return t[6](c)",
+            "    o = _new(_D)",
+            "    o.policy = t[3]",
+            "    o.case = c",
+            "    o.result = r",
+            "    o.trace = r.trace",
+            "    return o",
+        ]
+        env = self.env
+        exec(compile("\n".join(src) + "\n", "<medpolicy case combination>", "exec"), env)  # noqa: S102 -- keys are repr()'d literals; the code is built from the policies' facts
+        fn: Decide = env["fn"]
+        self.fn = self.combos.shapes[self.shape] = fn
+        return fn
+
+    def _display(self, vkeys: tuple[str, ...], dkeys: tuple[str, ...]) -> tuple[str, str]:
+        """Dictionary displays of a case's values and display in a layout: the per-case facts from
+        the case, the rest from the template (after its ``_HEAD``, values then displays)."""
+        at = _HEAD
+        code = {k: (v, d) for k, v, d in self.per_case_code}
+        out = []
+        for keys, which in ((vkeys, 0), (dkeys, 1)):
+            items = []
+            for k in keys:
+                if k in code:
+                    items.append(f"{k!r}: {code[k][which]}")
+                else:
+                    items.append(f"{k!r}: t[{at}]")
+                    at += 1
+            out.append("{" + ", ".join(items) + "}")
+        return out[0], out[1]
 
     def learn(self, raw: dict[str, Any], key: tuple[Any, ...]) -> Determination:
         combos, table = self.combos, self.table
@@ -376,11 +418,12 @@ class _Learner:
             return None
         if any(case.sources.get(k) != "given" for k in per_case):
             return None
-        build = self.layouts.get((vkeys, dkeys))
-        if build is None:
+        layout = self.layouts.get((vkeys, dkeys))
+        if layout is None:
             if len(self.layouts) >= _MAX_LAYOUTS:
                 return None
-            build = self.layouts[vkeys, dkeys] = self._builder(vkeys, dkeys)
+            layout = self.layouts[vkeys, dkeys] = len(self.layouts)
+            self.compile()
         # The engine's result serves every case of this key on or after the latest version, unless the
         # engine reads a per-case fact other than the date of service.
         reads_per_case = any(k in engine.facts for k in per_case if k != DOS)
@@ -396,7 +439,7 @@ class _Learner:
         intern = self.combos.intern
         src = intern(dict(case.sources), ("sources", tuple(case.sources.items())))
         return (
-            build,
+            layout,
             src,
             intern(case.notes) if case.notes else (),
             policy,
@@ -406,42 +449,6 @@ class _Learner:
             *(intern(v) if type(v) is frozenset else v for k, v in case.values.items() if k not in per_case),
             *(case.display[k] for k in dkeys if k not in per_case),
         )
-
-    def _builder(self, vkeys: tuple[str, ...], dkeys: tuple[str, ...]) -> Callable[..., Any]:
-        """``build(t, metadata, value, display, ...)``: the case of template ``t`` with these per-case
-        values and displays, its dictionaries in the order ``vkeys`` and ``dkeys``."""
-        per_case = self.per_case
-        at = _HEAD
-
-        def display(keys: tuple[str, ...], prefix: str) -> str:
-            nonlocal at
-            items = []
-            for k in keys:
-                if k in per_case:
-                    items.append(f"{k!r}: {prefix}{per_case.index(k)}")
-                else:
-                    items.append(f"{k!r}: t[{at}]")
-                    at += 1
-            return "{" + ", ".join(items) + "}"
-
-        values, shown = display(vkeys, "p"), display(dkeys, "q")
-        params = "".join(f", p{j}, q{j}" for j in range(len(per_case)))
-        src = "\n".join(
-            [
-                f"def build(t, m{params}):",
-                "    c = _new(_Case)",
-                f"    c.values = {values}",
-                f"    c.display = {shown}",
-                "    c.sources = t[1].copy()",
-                "    c.notes = t[2]",
-                "    c.metadata = m",
-                "    return c",
-            ]
-        )
-        env: dict[str, Any] = {"_new": object.__new__, "_Case": self.combos._case}
-        exec(compile(src + "\n", "<medpolicy case layout>", "exec"), env)  # noqa: S102 -- keys are repr()'d fact names
-        build: Callable[..., Any] = env["build"]
-        return build
 
 
 def _same(a: Determination, b: Determination) -> bool:
