@@ -32,6 +32,7 @@ templates, as many keys seen once and as many keys that do not template (errors)
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -96,9 +97,6 @@ class Combos:
         self.counted: dict[tuple[str, ...], int] = {}
         #: Templates, keys seen once and keys refused, over all shapes (each bounded by the same limit).
         self.kept = self.seen = self.refused = 0
-        #: Valid dates up to today (they stay valid whatever the horizon is), as the date handlers keep
-        #: them, but as many as a batch spans (``LIMITS.cache_batch_dates``).
-        self.dates: dict[str, tuple[Any, str]] = {}
         self.interned: dict[Any, Any] = {}
         self._case, self._det, self._parser_for, self._engine_for = (
             Case,
@@ -176,26 +174,16 @@ class Combos:
             return "number", (minimums.pop(), bounds.pop() if bounds else None)
         return None
 
-    def _date_miss(self, handler: Callable[[Any, list[Any]], Any]) -> Callable[[Any], Any]:
-        """The date handler's checks, its valid dates up to today kept in ``self.dates``."""
-        from medpolicy.case import date_horizon
+    def _date_checked(self, handler: Callable[[Any, list[Any]], Any]) -> Callable[[Any], Any]:
+        """The date handler's full checks, for a date the inline test does not settle."""
 
-        dates = self.dates
-
-        def miss(value: Any) -> Any:
+        def checked(value: Any) -> Any:
             got = handler(value, [])
             if got is None:
                 raise _Fallback
-            if (
-                len(dates) < LIMITS.cache_batch_dates
-                and type(value) is str
-                and len(value) <= LIMITS.cache_value_chars
-                and got[0] <= date_horizon(0)
-            ):
-                dates[value] = got
             return got
 
-        return miss
+        return checked
 
     # -- the generated function of a shape
 
@@ -210,6 +198,8 @@ class Combos:
             "_max_chars": LIMITS.max_string_chars,
             "_inf": float("inf"),
             "_B": _INT_BOUND,
+            "_fromiso": dt.date.fromisoformat,
+            "_today": dt.date.today(),
         }
         table: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         env["_get"] = table.get
@@ -237,18 +227,24 @@ class Combos:
                 continue
             what, detail = kind
             if what == "date":
-                env["_dates"], env[f"_dh{i}"] = self.dates, self._date_miss(detail)
+                # As the date handler: ten characters that ``date.fromisoformat`` reads (a ValueError
+                # falls back), on or before a day known to be within the horizon (the day this was
+                # generated: the horizon is today or later); anything else through the handler.
+                env[f"_dh{i}"] = self._date_checked(detail)
                 body.append(
-                    f"h{i} = _dates.get({x}) if type({x}) is str else None\n"
-                    f"if h{i} is None:\n    h{i} = _dh{i}({x})"
+                    f"if type({x}) is str and len({x}) == 10:\n"
+                    f"    a{i} = _fromiso({x})\n"
+                    f"    if a{i} <= _today:\n        b{i} = a{i}.isoformat()\n"
+                    f"    else:\n        a{i}, b{i} = _dh{i}({x})\n"
+                    f"else:\n    a{i}, b{i} = _dh{i}({x})"
                 )
-                per_case.append((key, f"h{i}[0]", f"h{i}[1]"))
+                per_case.append((key, f"a{i}", f"b{i}"))
             else:
                 low, bounds = detail
                 env[f"_low{i}"] = low if low is not None else float("-inf")
                 body.append(
-                    f"t = type({x})\n"
-                    f"if not ((t is float or (t is int and -_B < {x} < _B)) and _low{i} <= {x} < _inf):\n"
+                    f"ty = type({x})\n"
+                    f"if not ((ty is float or (ty is int and -_B < {x} < _B)) and _low{i} <= {x} < _inf):\n"
                     "    raise _Fallback"
                 )
                 per_case.append((key, f"float({x})", x))
@@ -321,7 +317,7 @@ class _Learner:
             *("        " + line for b in self.body for line in b.split("\n")),
             f"        key = ({''.join(p + ', ' for p in self.parts)})",
             "        t = _get(key)",
-            "    except (_Fallback, TypeError):  # a value to check in full, or an unhashable part",
+            "    except (_Fallback, TypeError, ValueError):  # a value to check in full, or an unhashable part",
             "        return _slow(raw)",
             "    if t is None:",
             "        return _learn(raw, key)",

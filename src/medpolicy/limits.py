@@ -39,8 +39,6 @@ class Limits:
     #: results kept by the facts it reads (``case_finish``; a batch has a few thousand combinations).
     cache_dates: int = 4096
     cache_finishes: int = 16384
-    #: Valid dates up to today kept by one batch decider (``case_combos``: a batch spans years of dates).
-    cache_batch_dates: int = 16384
     #: A date of service may lie at most this many days after today (two years by default).
     date_horizon_days: int = 730
 
