@@ -248,36 +248,49 @@ def test_the_batch_decider_gives_what_the_reference_gives(
         assert batch_decision(one, case) == reference_decision(chosen, case)
 
 
-def test_the_batch_decider_learns_templates_and_they_replay() -> None:
+BATCH_BASES: list[dict[str, Any]] = [
+    {"procedure_codes": ["77425"], "diagnosis_codes": ["C20"], "margin_status": "close", "t_stage": "pT4b"},
+    {"procedure_codes": ["77424", "77469"], "diagnosis_codes": ["C20", "Z85.048"], "t_stage": "TX"},
+    {"procedure_codes": ["77425"], "diagnosis_codes": ["C78.5"], "t_stage": ["cT4a", "ypT3"]},
+    {"procedure_codes": ["77425"], "diagnosis_codes": ["C18.7"], "margin_status": "R1", "recurrent": True},
+    {"procedure_codes": ["77770"], "diagnosis_codes": ["C20"], "recurrent": False},
+    {"procedure_codes": ["77425"], "diagnosis_codes": ["C20"], "line_of_business": "medicare_advantage"},
+    {"procedure_codes": ["77425"], "diagnosis_codes": ["C50.911"], "group": "EXAMPLE-PPO", "age": 70},
+    {
+        "procedure_codes": ["77424"],
+        "diagnosis_codes": ["C50.911"],
+        "date_of_birth": "1950-05-01",
+        "tumor_size_mm": 18,
+        "er_status": "positive",
+        "line_of_business": "medicare_advantage",
+    },
+    {
+        "procedure_codes": ["77424"],
+        "diagnosis_codes": ["C50.912"],
+        "tumor_size_mm": 25.5,
+        "group": "EXAMPLE-HMO",
+    },
+]
+
+
+@pytest.mark.parametrize("policy_id", [None, *(p.id for p in POLICIES)])
+def test_the_batch_decider_learns_templates_and_they_replay(policy_id: str | None) -> None:
     """A batch's repeated combinations are decided from templates, identical to the reference, across
     ids, dates (before and after the latest version), margin distances in each band, TX, derived sites,
-    conflicts, lines of business and groups."""
-    one = decider(POLICIES)
+    conflicts, ages, tumour sizes, lines of business and groups; routed, and for each policy alone."""
+    one = decider(POLICIES, policy_id=policy_id)
     combos = one.combos  # type: ignore[attr-defined]
-    bases: list[dict[str, Any]] = [
-        {
-            "procedure_codes": ["77425"],
-            "diagnosis_codes": ["C20"],
-            "margin_status": "close",
-            "t_stage": "pT4b",
-        },
-        {"procedure_codes": ["77424", "77469"], "diagnosis_codes": ["C20", "Z85.048"], "t_stage": "TX"},
-        {"procedure_codes": ["77425"], "diagnosis_codes": ["C78.5"], "t_stage": ["cT4a", "ypT3"]},
-        {
-            "procedure_codes": ["77425"],
-            "diagnosis_codes": ["C18.7"],
-            "margin_status": "R1",
-            "recurrent": True,
-        },
-        {"procedure_codes": ["77770"], "diagnosis_codes": ["C20"], "recurrent": False},
-        {"procedure_codes": ["77425"], "diagnosis_codes": ["C20"], "line_of_business": "medicare_advantage"},
-        {"procedure_codes": ["77425"], "diagnosis_codes": ["C50.911"], "group": "EXAMPLE-PPO", "age": 70},
-    ]
     distances = [0.4, 1.0, 1.5, 2.0, 5.5, 3, -1.0, 0.0]
+    sizes = [5, 18, 20, 25.5, 30, 31, 45.0, 60]
     dates = ["2024-03-01", "2009-10-06", "2009-10-05", "1999-01-01", "2025-08-01", " 2020-02-29 "]
-    for base in bases:
+    dates += ["2025-09-02", "2026-01-05"]
+    for base in BATCH_BASES:
+        if policy_id is not None:  # a policy alone: its own facts (routing keys are checked, not used)
+            base = {k: v for k, v in base.items() if k in POLICIES.get(policy_id).fact_index}
         for i, dos in enumerate(dates * 2):
             for extra in [{}, {"margin_distance_mm": distances[i % len(distances)]}]:
                 raw = {"id": f"case-{i}", "date_of_service": dos, **base, **extra}
-                assert batch_decision(one, raw) == reference_decision(None, raw)
+                if "tumor_size_mm" in raw:  # a number the engine reads, in each of its classes
+                    raw["tumor_size_mm"] = sizes[i % len(sizes)]
+                assert batch_decision(one, raw) == reference_decision(policy_id, raw)
     assert combos.kept > 10

@@ -265,7 +265,10 @@ class Combos:
         """One object for equal parts of many templates (codes, sources, notes): what a case is built
         from stays in a few hot objects instead of one copy per combination."""
         k = value if key is None else key
-        got = self.interned.get(k)
+        try:
+            got = self.interned.get(k)
+        except TypeError:  # an unhashable part (a note's alternative value): not shared
+            return value
         if got is not None:
             return got
         if len(self.interned) < _MAX_INTERNED:
@@ -277,9 +280,11 @@ class Combos:
 _MAX_INTERNED = 4096
 _MAX_LAYOUTS = 64
 
-#: The fixed head of a template: layout number, sources (shared: a case is treated as immutable), notes, policy, engine result, latest version's
-#: start, the engine's decide; then the values and displays of the facts that are not per-case.
-_HEAD = 7
+#: A template is (head, values..., displays...): the head (layout number, sources (shared: a case is
+#: treated as immutable), notes, policy, engine result, latest version's start, the engine's decide,
+#: whether the engine's result may be kept (it reads no per-case fact but the date of service)) is
+#: shared by many templates; then the values of the facts that are not per-case and those of their
+#: displays that are not the value itself.
 
 
 class _Learner:
@@ -302,11 +307,11 @@ class _Learner:
         self.per_case_code = per_case
         self.per_case = [k for k, _, _ in per_case]
         self.body, self.parts, self.metadata, self.env = body, parts, metadata, env
-        env["_learn"] = self.learn
+        env["_learn"], env["_engine_result"] = self.learn, self.engine_result
         self.seen: set[tuple[Any, ...]] = set()
         self.refused: set[tuple[Any, ...]] = set()
         #: The order of the keys of a case's values and display, by layout number.
-        self.layouts: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
+        self.layouts: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], int] = {}
         self.fn: Decide | None = None
 
     def compile(self) -> Decide:
@@ -323,22 +328,33 @@ class _Learner:
             "        return _learn(raw, key)",
             "    c = _new(_Case)",
         ]
-        for n, (vkeys, dkeys) in enumerate(self.layouts):
-            values, shown = self._display(vkeys, dkeys)
+        src.append("    h = t[0]")
+        for n, (vkeys, dkeys, same) in enumerate(self.layouts):
+            values, shown = self._display(vkeys, dkeys, same)
             src += [
-                f"    {'if' if n == 0 else 'elif'} t[0] == {n}:",
+                f"    {'if' if n == 0 else 'elif'} h[0] == {n}:",
                 f"        c.values = {values}",
                 f"        c.display = {shown}",
             ]
         src += [
-            "    c.sources = t[1]",
-            "    c.notes = t[2]",
+            "    c.sources = h[1]",
+            "    c.notes = h[2]",
             f"    c.metadata = {{{', '.join(self.metadata)}}}",
-            "    r = t[4]",
-            f"    if r is None{f' or {dos_value} < t[5]' if dos_value is not None else ''}:",
-            "        return t[6](c)",
+            "    r = h[4]",
+        ]
+        if dos_value is None:
+            src += ["    if r is None:", "        return h[6](c)"]
+        else:  # a template learnt from a date before the latest version learns its result later
+            src += [
+                f"    if r is None or {dos_value} < h[5]:",
+                "        o = h[6](c)",
+                f"        if r is None and h[7] and not {dos_value} < h[5]:",
+                "            _engine_result(key, t, o.result)",
+                "        return o",
+            ]
+        src += [
             "    o = _new(_D)",
-            "    o.policy = t[3]",
+            "    o.policy = h[3]",
             "    o.case = c",
             "    o.result = r",
             "    o.trace = r.trace",
@@ -350,18 +366,25 @@ class _Learner:
         self.fn = self.combos.shapes[self.shape] = fn
         return fn
 
-    def _display(self, vkeys: tuple[str, ...], dkeys: tuple[str, ...]) -> tuple[str, str]:
+    def _display(
+        self, vkeys: tuple[str, ...], dkeys: tuple[str, ...], same: tuple[str, ...]
+    ) -> tuple[str, str]:
         """Dictionary displays of a case's values and display in a layout: the per-case facts from
-        the case, the rest from the template (after its ``_HEAD``, values then displays)."""
-        at = _HEAD
+        the case, the rest from the template (after its head: values, then the displays that are not
+        the value itself)."""
+        at = 1
         code = {k: (v, d) for k, v, d in self.per_case_code}
+        where: dict[str, int] = {}
         out = []
         for keys, which in ((vkeys, 0), (dkeys, 1)):
             items = []
             for k in keys:
                 if k in code:
                     items.append(f"{k!r}: {code[k][which]}")
+                elif which == 1 and k in same:
+                    items.append(f"{k!r}: t[{where[k]}]")
                 else:
+                    where.setdefault(k, at)
                     items.append(f"{k!r}: t[{at}]")
                     at += 1
             out.append("{" + ", ".join(items) + "}")
@@ -405,6 +428,19 @@ class _Learner:
             self.refused.add(key)
             self.combos.refused += 1
 
+    def _head(self, head: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Many combinations share a head: one object, kept hot (the ids are of objects it holds)."""
+        layout, src, notes, policy, r, latest, decide, cacheable = head
+        key = ("head", layout, id(src), id(notes), id(policy), id(r), latest, id(decide), cacheable)
+        shared: tuple[Any, ...] = self.combos.intern(head, key)
+        return shared
+
+    def engine_result(self, key: tuple[Any, ...], template: tuple[Any, ...], r: Any) -> None:
+        """The engine's result for the latest version, learnt after the template (which was learnt
+        from a case dated before it)."""
+        if self.table.get(key) is template:
+            self.table[key] = (self._head((*template[0][:4], r, *template[0][5:])), *template[1:])
+
     def _template(self, case: Any, policy: Policy, engine: Any, det: Determination) -> tuple[Any, ...] | None:
         """The template of ``case``, or None when its per-case facts are not where the shape puts them
         (missing, moved or not given) or the shape has too many layouts."""
@@ -414,16 +450,19 @@ class _Learner:
             return None
         if any(case.sources.get(k) != "given" for k in per_case):
             return None
-        layout = self.layouts.get((vkeys, dkeys))
+        values, display = case.values, case.display
+        # display items that are the value itself (enums, flags, derived facts): read from the value
+        same = tuple(k for k in dkeys if k not in per_case and k in values and display[k] is values[k])
+        layout = self.layouts.get((vkeys, dkeys, same))
         if layout is None:
             if len(self.layouts) >= _MAX_LAYOUTS:
                 return None
-            layout = self.layouts[vkeys, dkeys] = len(self.layouts)
+            layout = self.layouts[vkeys, dkeys, same] = len(self.layouts)
             self.compile()
         # The engine's result serves every case of this key on or after the latest version, unless the
         # engine reads a per-case fact other than the date of service.
         reads_per_case = any(k in engine.facts for k in per_case if k != DOS)
-        dos = case.values.get(DOS)
+        dos = values.get(DOS)
         latest = engine.starts[-1] if engine.starts else None
         r = None
         if (
@@ -434,16 +473,16 @@ class _Learner:
             r = det.result
         intern = self.combos.intern
         src = intern(dict(case.sources), ("sources", tuple(case.sources.items())))
+        notes = intern(case.notes) if case.notes else ()
+        head = self._head((layout, src, notes, policy, r, latest, engine.decide, not reads_per_case))
         return (
-            layout,
-            src,
-            intern(case.notes) if case.notes else (),
-            policy,
-            r,
-            latest,
-            engine.decide,
-            *(intern(v) if type(v) is frozenset else v for k, v in case.values.items() if k not in per_case),
-            *(case.display[k] for k in dkeys if k not in per_case),
+            head,
+            *(intern(v) if type(v) is frozenset else v for k, v in values.items() if k not in per_case),
+            *(
+                intern(v, ("list", tuple(v))) if type(v) is list else v
+                for k, v in display.items()
+                if k not in per_case and k not in same
+            ),
         )
 
 
