@@ -294,3 +294,19 @@ def test_the_batch_decider_learns_templates_and_they_replay(policy_id: str | Non
                     raw["tumor_size_mm"] = sizes[i % len(sizes)]
                 assert batch_decision(one, raw) == reference_decision(policy_id, raw)
     assert combos.kept > 10
+
+
+def test_the_batch_decider_turns_itself_off_when_combinations_do_not_repeat() -> None:
+    """A given margin status beside a distance keys the template by the distance (the conflict note
+    shows it): 5,000 distinct distances never repeat, and the decider stops learning and forgets."""
+    one = decider(POLICIES, policy_id="bluekc-iort")
+    combos = one.combos  # type: ignore[attr-defined]
+    base = {"procedure_codes": ["77425"], "diagnosis_codes": ["C20"], "margin_status": "negative"}
+    for i in range(5000):
+        raw = {"id": "x", "date_of_service": "2024-03-01", **base, "margin_distance_mm": 0.001 * (i + 1)}
+        assert one(raw).case.values["margin_distance_mm"] == raw["margin_distance_mm"]
+    assert not combos.enabled
+    assert not combos.shapes
+    raw = {"id": "y", "date_of_service": "2024-03-01", **base, "margin_distance_mm": 0.5}
+    for _ in range(3):
+        assert batch_decision(one, raw) == reference_decision("bluekc-iort", raw)

@@ -25,7 +25,8 @@ A template is learnt the second time its key comes, from the reference parser (`
 and the engine, and kept only if the template rebuilds that very case identically (values, display,
 sources, notes, metadata, items and order; the same engine result). Anything else (an invalid value, a
 null in a per-case fact, an integer id, a key too large to keep, a full table) goes the ordinary way
-(``slow``): the reference's checks say why. Bounded: 256 shapes per decider, ``LIMITS.cache_finishes``
+(``slow``): the reference's checks say why. If, every 4,096 keys seen once, fewer than a tenth of
+them came again (combinations that hardly repeat), the decider turns the templates off. Bounded: 256 shapes per decider, ``LIMITS.cache_finishes``
 templates, as many keys seen once and as many keys that do not template (errors); keys with large parts
 (``case_finish._small``) are never kept.
 """
@@ -52,6 +53,10 @@ _METADATA = frozenset({"id", "label"})
 #: Shapes compiled per decider, and shapes counted before compiling (a shape is compiled when seen twice).
 _MAX_SHAPES = 256
 _MAX_COUNTED = 4096
+#: Every ``_WINDOW`` keys seen once, the share of them learnt (seen again) is looked at; under
+#: ``_MIN_REPEATS`` the decider turns the templates off (cases whose combinations hardly repeat).
+_WINDOW = 4096
+_MIN_REPEATS = 0.1
 _INT_BOUND = 2**63
 
 Decide = Callable[[Mapping[str, Any]], "Determination"]
@@ -98,6 +103,7 @@ class Combos:
         #: Templates, keys seen once and keys refused, over all shapes (each bounded by the same limit).
         self.kept = self.seen = self.refused = 0
         self.interned: dict[Any, Any] = {}
+        self.enabled = True
         self._case, self._det, self._parser_for, self._engine_for = (
             Case,
             Determination,
@@ -125,10 +131,18 @@ class Combos:
         one.combos = self  # type: ignore[attr-defined]  # for tests and profiles: what was learnt
         return one
 
+    def disable(self) -> None:
+        """Decide every case the ordinary way from now on, and forget what was learnt."""
+        self.enabled = False
+        self.shapes.clear()
+        self.counted.clear()
+        self.interned.clear()
+
     def _unseen(self, raw: dict[str, Any]) -> Determination:
         shape = tuple(raw)
         if (
-            len(self.shapes) < _MAX_SHAPES
+            self.enabled
+            and len(self.shapes) < _MAX_SHAPES
             and len(shape) <= LIMITS.max_case_fields
             and all(type(k) is str and k in self.known for k in shape)  # unknown keys: never remembered
         ):
@@ -363,7 +377,9 @@ class _Learner:
         env = self.env
         exec(compile("\n".join(src) + "\n", "<medpolicy case combination>", "exec"), env)  # noqa: S102 -- keys are repr()'d literals; the code is built from the policies' facts
         fn: Decide = env["fn"]
-        self.fn = self.combos.shapes[self.shape] = fn
+        self.fn = fn
+        if self.combos.enabled:
+            self.combos.shapes[self.shape] = fn
         return fn
 
     def _display(
@@ -399,6 +415,8 @@ class _Learner:
             if combos.seen < limit:
                 self.seen.add(key)
                 combos.seen += 1
+                if combos.seen % _WINDOW == 0 and combos.kept < _MIN_REPEATS * combos.seen:
+                    combos.disable()  # combinations that hardly repeat: the templates do not pay
             return combos.slow(raw)
         try:
             policy = combos.route(raw)
