@@ -139,10 +139,11 @@ class Combos:
         self.interned.clear()
 
     def _unseen(self, raw: dict[str, Any]) -> Determination:
+        if not self.enabled:
+            return self.slow(raw)
         shape = tuple(raw)
         if (
-            self.enabled
-            and len(self.shapes) < _MAX_SHAPES
+            len(self.shapes) < _MAX_SHAPES
             and len(shape) <= LIMITS.max_case_fields
             and all(type(k) is str and k in self.known for k in shape)  # unknown keys: never remembered
         ):
