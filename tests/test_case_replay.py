@@ -283,7 +283,7 @@ def test_the_batch_decider_learns_templates_and_they_replay(policy_id: str | Non
     distances = [0.4, 1.0, 1.5, 2.0, 5.5, 3, -1.0, 0.0]
     sizes = [5, 18, 20, 25.5, 30, 31, 45.0, 60]
     dates = ["2024-03-01", "2009-10-06", "2009-10-05", "1999-01-01", "2025-08-01", " 2020-02-29 "]
-    dates += ["2025-09-02", "2026-01-05"]
+    dates += ["2025-09-02", "2026-01-05", "2021-W01-1"]
     for base in BATCH_BASES:
         if policy_id is not None:  # a policy alone: its own facts (routing keys are checked, not used)
             base = {k: v for k, v in base.items() if k in POLICIES.get(policy_id).fact_index}

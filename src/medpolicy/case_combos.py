@@ -244,12 +244,14 @@ class Combos:
             if what == "date":
                 # As the date handler: ten characters that ``date.fromisoformat`` reads (a ValueError
                 # falls back), on or before a day known to be within the horizon (the day this was
-                # generated: the horizon is today or later); anything else through the handler.
+                # generated: the horizon is today or later); anything else through the handler. Of the
+                # ten-character forms it reads, only YYYY-MM-DD has a hyphen at [7]: it is its own
+                # ISO form (YYYY-Www-D is not).
                 env[f"_dh{i}"] = self._date_checked(detail)
                 body.append(
                     f"if type({x}) is str and len({x}) == 10:\n"
                     f"    a{i} = _fromiso({x})\n"
-                    f"    if a{i} <= _today:\n        b{i} = a{i}.isoformat()\n"
+                    f"    if a{i} <= _today:\n        b{i} = {x} if {x}[7] == '-' else a{i}.isoformat()\n"
                     f"    else:\n        a{i}, b{i} = _dh{i}({x})\n"
                     f"else:\n    a{i}, b{i} = _dh{i}({x})"
                 )
