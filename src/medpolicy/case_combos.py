@@ -233,10 +233,21 @@ class Combos:
             if kind is None:
                 if key in ROUTING_KEYS:
                     metadata.append(f"{key!r}: {x}")
+                # A string, flag or null is its own key part; a list, its tuple; a number, tagged by
+                # type (``_other``). Lists are tested first for keys some policy holds lists in.
+                listed = any(
+                    (sp := p.specs.get(key)) is not None and sp.type in ("codes", "staging")
+                    for p in self.parsers
+                )
+                plain = f"ty is str or ty is bool or {x} is None"
+                tests = [("ty is list", f"tuple({x})"), (plain, x)]
                 body.append(
-                    f"if type({x}) is list:\n    k{i} = tuple({x})\n"
-                    f"elif type({x}) is str or {x} is None or {x} is True or {x} is False:\n    k{i} = {x}\n"
-                    f"else:\n    k{i} = _other({x})"
+                    f"ty = type({x})\n"
+                    + "\n".join(
+                        f"{'if' if n == 0 else 'elif'} {test}:\n    k{i} = {part}"
+                        for n, (test, part) in enumerate(tests if listed else tests[::-1])
+                    )
+                    + f"\nelse:\n    k{i} = _other({x})"
                 )
                 parts.append(f"k{i}")
                 continue
@@ -260,11 +271,11 @@ class Combos:
                 low, bounds = detail
                 env[f"_low{i}"] = low if low is not None else float("-inf")
                 body.append(
-                    f"ty = type({x})\n"
-                    f"if not ((ty is float or (ty is int and -_B < {x} < _B)) and _low{i} <= {x} < _inf):\n"
+                    f"ty{i} = type({x})\n"
+                    f"if not ((ty{i} is float or (ty{i} is int and -_B < {x} < _B)) and _low{i} <= {x} < _inf):\n"
                     "    raise _Fallback"
                 )
-                per_case.append((key, f"float({x})", x))
+                per_case.append((key, f"({x} if ty{i} is float else float({x}))", x))
                 if bounds is not None:
                     lines = []
                     for j, bound in enumerate(bounds):
