@@ -12,6 +12,11 @@ derivation contradicts is kept, with a ``conflicting_facts`` note naming the fac
 value (the engine then says whether the determination rests on it). Staging is then checked against
 the AJCC chapter of the tumour site, when the policy names one. An empty list is unknown, never
 evidence of absence. Staging notation itself is read in ``medpolicy.staging``.
+
+Here: the parser (each fact's checks and memos) and ``finish``. Beside it: ``case_types`` (``Case``,
+``Note``), ``case_derive`` (the derivations and the AJCC chapter check), ``case_shapes`` and
+``case_finish`` (the shapes' parsers and the replay of ``finish``), ``case_combos`` (the batch
+decider's templates: a raw case to its determination).
 """
 
 from __future__ import annotations
