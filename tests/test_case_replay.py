@@ -310,3 +310,45 @@ def test_the_batch_decider_turns_itself_off_when_combinations_do_not_repeat() ->
     raw = {"id": "y", "date_of_service": "2024-03-01", **base, "margin_distance_mm": 0.5}
     for _ in range(3):
         assert batch_decision(one, raw) == reference_decision("bluekc-iort", raw)
+
+
+@st.composite
+def likely_cases(draw: st.DrawFn) -> dict[str, Any]:
+    """Cases as a batch sends them: mostly valid values from a few choices, so that combinations repeat
+    and templates are learnt and replayed (some invalid values among them)."""
+    case: dict[str, Any] = {"id": draw(st.sampled_from(["a", "b", "case-1"]))}
+    case["date_of_service"] = draw(st.sampled_from(["2024-03-01", "2009-10-06", "2003-05-01", "2025-08-01"]))
+    case["procedure_codes"] = draw(st.sampled_from([["77425"], ["77424", "77469"], ["77770"], ["0W3G0ZZ"]]))
+    case["diagnosis_codes"] = draw(
+        st.sampled_from([["C20"], ["C18.7"], ["C50.911"], ["C20", "C78.5"], ["C18"]])
+    )
+    optional: dict[str, st.SearchStrategy[Any]] = {
+        "margin_status": st.sampled_from(["close", "negative", "R1", "bogus"]),
+        "margin_distance_mm": st.sampled_from([0.5, 1.0, 1.5, 2, 4.0, 0.0, -0.0]),
+        "t_stage": st.sampled_from(["pT4b", "TX", ["cT4a", "ypT3"], "cT4N1M1", "pT4e"]),
+        "recurrent": st.sampled_from([True, False, 1, None]),
+        "tumor_size_mm": st.sampled_from([5, 18.5, 30, 60]),
+        "date_of_birth": st.sampled_from(["1950-05-01", "1990-01-01"]),
+        "line_of_business": st.sampled_from(["commercial", "medicare_advantage"]),
+        "group": st.sampled_from(["EXAMPLE-PPO", "OTHER"]),
+    }
+    for key in draw(st.lists(st.sampled_from(sorted(optional)), unique=True, max_size=4)):
+        case[key] = draw(optional[key])
+    return case
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(likely_cases(), min_size=5, max_size=30), st.sampled_from([None, *(p.id for p in POLICIES)]))
+def test_a_batch_of_likely_cases_gives_what_the_reference_gives(
+    batch: list[dict[str, Any]], policy_id: str | None
+) -> None:
+    one = ROUTED if policy_id is None else SINGLE[policy_id]
+    for raw in batch * 3:
+        if policy_id is not None:
+            raw = {k: v for k, v in raw.items() if k in POLICIES.get(policy_id).fact_index or k == "id"}
+        assert batch_decision(one, raw) == reference_decision(policy_id, raw)
+
+
+def test_the_likely_batches_were_decided_from_templates() -> None:
+    """The test above exercises the templates, not only the ordinary path (it runs first)."""
+    assert ROUTED.combos.kept > 20  # type: ignore[attr-defined]
