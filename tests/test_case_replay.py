@@ -352,3 +352,19 @@ def test_a_batch_of_likely_cases_gives_what_the_reference_gives(
 def test_the_likely_batches_were_decided_from_templates() -> None:
     """The test above exercises the templates, not only the ordinary path (it runs first)."""
     assert ROUTED.combos.kept > 20  # type: ignore[attr-defined]
+
+
+def test_the_batch_decider_never_keeps_large_cases() -> None:
+    """Issue 8: memory bounded by entries and bytes. A case with many codes is decided the ordinary
+    way each time; what the decider keeps of it is a hash."""
+    one = decider(POLICIES, policy_id="bluekc-iort")
+    combos = one.combos  # type: ignore[attr-defined]
+    codes = [f"C18.{d}" for d in range(10)]
+    big = {"id": "a", "date_of_service": "2024-03-01", "procedure_codes": ["77425"], "diagnosis_codes": codes}
+    for _ in range(4):
+        assert batch_decision(one, big) == reference_decision("bluekc-iort", big)
+    assert combos.kept == 0
+    for fn in combos.shapes.values():
+        learner = fn.__globals__["_learn"].__self__
+        assert not learner.table
+        assert all(type(h) is int for h in (*learner.seen, *learner.refused))

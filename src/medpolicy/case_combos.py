@@ -27,8 +27,8 @@ sources, notes, metadata, items and order; the same engine result). Anything els
 null in a per-case fact, an integer id, a key too large to keep, a full table) goes the ordinary way
 (``slow``): the reference's checks say why. If, every 4,096 keys seen once, fewer than a tenth of
 them came again (combinations that hardly repeat), the decider turns the templates off. Bounded: 256 shapes per decider, ``LIMITS.cache_finishes``
-templates, as many keys seen once and as many keys that do not template (errors); keys with large parts
-(``case_finish._small``) are never kept.
+templates, and as many hashes of keys seen once and of keys that do not template (errors); keys with
+large parts (``case_finish._small``: over 8 items or 64 characters) are never kept.
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ class Combos:
         self.kept = self.seen = self.refused = 0
         self.interned: dict[Any, Any] = {}
         self.enabled = True
+        self.on = [True]  # ``enabled``, as the decider's closure reads it
         self._case, self._det, self._parser_for, self._engine_for = (
             Case,
             Determination,
@@ -115,10 +116,10 @@ class Combos:
 
     def decider(self) -> Decide:
         """The decider: a raw case to its determination (the ordinary path for anything unusual)."""
-        shapes_get, slow, unseen = self.shapes.get, self.slow, self._unseen
+        shapes_get, slow, unseen, on = self.shapes.get, self.slow, self._unseen, self.on
 
         def one(raw: Mapping[str, Any]) -> Determination:
-            if type(raw) is dict:
+            if on[0] and type(raw) is dict:
                 try:
                     fn = shapes_get(tuple(raw))
                 except TypeError:  # an unhashable key (not from JSON)
@@ -133,7 +134,7 @@ class Combos:
 
     def disable(self) -> None:
         """Decide every case the ordinary way from now on, and forget what was learnt."""
-        self.enabled = False
+        self.enabled = self.on[0] = False
         self.shapes.clear()
         self.counted.clear()
         self.interned.clear()
@@ -336,8 +337,8 @@ class _Learner:
         self.per_case = [k for k, _, _ in per_case]
         self.body, self.parts, self.metadata, self.env = body, parts, metadata, env
         env["_learn"], env["_engine_result"] = self.learn, self.engine_result
-        self.seen: set[tuple[Any, ...]] = set()
-        self.refused: set[tuple[Any, ...]] = set()
+        self.seen: set[int] = set()
+        self.refused: set[int] = set()
         #: The order of the keys of a case's values and display, by layout number.
         self.layouts: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], int] = {}
         self.fn: Decide | None = None
@@ -423,14 +424,20 @@ class _Learner:
     def learn(self, raw: dict[str, Any], key: tuple[Any, ...]) -> Determination:
         combos, table = self.combos, self.table
         limit = LIMITS.cache_finishes
-        if key in self.refused or combos.kept >= limit or not _small(key):
+        # Keys seen and refused are kept by their hash: a few bytes each, whatever the case holds (two
+        # keys with one hash only cost a learning that the check below refuses, or a lost template).
+        h = hash(key)
+        if h in self.refused or combos.kept >= limit:
             return combos.slow(raw)
-        if key not in self.seen:  # a combination that never comes again costs a set insertion
+        if h not in self.seen:  # a combination that never comes again costs a set insertion
             if combos.seen < limit:
-                self.seen.add(key)
+                self.seen.add(h)
                 combos.seen += 1
                 if combos.seen % _WINDOW == 0 and combos.kept < _MIN_REPEATS * combos.seen:
                     combos.disable()  # combinations that hardly repeat: the templates do not pay
+            return combos.slow(raw)
+        if not _small(key):  # large lists are never remembered: memory stays bounded per entry
+            self._refuse(key)
             return combos.slow(raw)
         try:
             policy = combos.route(raw)
@@ -457,7 +464,7 @@ class _Learner:
 
     def _refuse(self, key: tuple[Any, ...]) -> None:
         if self.combos.refused < LIMITS.cache_finishes:
-            self.refused.add(key)
+            self.refused.add(hash(key))
             self.combos.refused += 1
 
     def _head(self, head: tuple[Any, ...]) -> tuple[Any, ...]:
