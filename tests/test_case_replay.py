@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from medpolicy import Case, CaseError, PolicySet, load_policies
 from medpolicy.case import date_horizon, parser_for
-from medpolicy.engine import engine_for
+from medpolicy.engine import Determination, decider, engine_for
+from medpolicy.errors import NoPolicyApplies
 from medpolicy.limits import LIMITS
 
 POLICIES: PolicySet = load_policies()
@@ -191,3 +192,179 @@ def test_cases_at_the_input_limits_are_never_remembered(policies: PolicySet) -> 
     # the big case's shape is an ordinary one (compiled); its combination is not kept, nor the unknown shape
     assert (len(finishes.seen), len(finishes.table)) == kept[:2]
     assert not any("x" * 1000 in s for s in (*shapes.seen, *shapes.table))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The batch decider (``medpolicy.case_combos``): a raw case to its determination from learnt templates.
+
+ROUTED = decider(POLICIES)
+SINGLE = {p.id: decider(POLICIES, policy_id=p.id) for p in POLICIES}
+
+
+def reference_decision(policy_id: str | None, raw: dict[str, Any]) -> Any:
+    """What ``decide`` gives, through the reference parser: the determination or the error."""
+    try:
+        policy = POLICIES.get(policy_id) if policy_id is not None else POLICIES.route(raw)
+        d = engine_for(policy).decide(parser_for(policy).reference(raw, None))
+    except (CaseError, NoPolicyApplies) as e:
+        return ("error", type(e).__name__, getattr(e, "errors", None) and [fe.to_dict() for fe in e.errors])
+    return decision(d)
+
+
+def decision(d: Determination) -> Any:
+    c = d.case
+    return (
+        d.policy.id,
+        d.result,
+        list(c.values.items()),
+        list(c.display.items()),
+        list(c.sources.items()),
+        c.notes,
+        list(c.metadata.items()),
+        d.notes,
+        d.to_json(detail="full"),
+    )
+
+
+def batch_decision(one: Any, raw: dict[str, Any]) -> Any:
+    try:
+        d = one(raw)
+    except (CaseError, NoPolicyApplies) as e:
+        return ("error", type(e).__name__, getattr(e, "errors", None) and [fe.to_dict() for fe in e.errors])
+    return decision(d)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw_cases(), st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2026, 12, 31)), st.booleans())
+def test_the_batch_decider_gives_what_the_reference_gives(
+    drawn: tuple[str, dict[str, Any]], other: dt.date, routed: bool
+) -> None:
+    """Each case five times (seen, learnt, replayed), then with another id and date of service: the
+    per-case values the templates do not hold."""
+    policy_id, raw = drawn
+    one, chosen = (ROUTED, None) if routed else (SINGLE[policy_id], policy_id)
+    moved = {**raw, "id": "another", "date_of_service": other.isoformat()}
+    for case in [raw] * 3 + [moved] * 3:
+        assert batch_decision(one, case) == reference_decision(chosen, case)
+
+
+BATCH_BASES: list[dict[str, Any]] = [
+    {"procedure_codes": ["77425"], "diagnosis_codes": ["C20"], "margin_status": "close", "t_stage": "pT4b"},
+    {"procedure_codes": ["77424", "77469"], "diagnosis_codes": ["C20", "Z85.048"], "t_stage": "TX"},
+    {"procedure_codes": ["77425"], "diagnosis_codes": ["C78.5"], "t_stage": ["cT4a", "ypT3"]},
+    {"procedure_codes": ["77425"], "diagnosis_codes": ["C18.7"], "margin_status": "R1", "recurrent": True},
+    {"procedure_codes": ["77770"], "diagnosis_codes": ["C20"], "recurrent": False},
+    {"procedure_codes": ["77425"], "diagnosis_codes": ["C20"], "line_of_business": "medicare_advantage"},
+    {"procedure_codes": ["77425"], "diagnosis_codes": ["C50.911"], "group": "EXAMPLE-PPO", "age": 70},
+    {
+        "procedure_codes": ["77424"],
+        "diagnosis_codes": ["C50.911"],
+        "date_of_birth": "1950-05-01",
+        "tumor_size_mm": 18,
+        "er_status": "positive",
+        "line_of_business": "medicare_advantage",
+    },
+    {
+        "procedure_codes": ["77424"],
+        "diagnosis_codes": ["C50.912"],
+        "tumor_size_mm": 25.5,
+        "group": "EXAMPLE-HMO",
+    },
+]
+
+
+@pytest.mark.parametrize("policy_id", [None, *(p.id for p in POLICIES)])
+def test_the_batch_decider_learns_templates_and_they_replay(policy_id: str | None) -> None:
+    """A batch's repeated combinations are decided from templates, identical to the reference, across
+    ids, dates (before and after the latest version), margin distances in each band, TX, derived sites,
+    conflicts, ages, tumour sizes, lines of business and groups; routed, and for each policy alone."""
+    one = decider(POLICIES, policy_id=policy_id)
+    combos = one.combos  # type: ignore[attr-defined]
+    distances = [0.4, 1.0, 1.5, 2.0, 5.5, 3, -1.0, 0.0]
+    sizes = [5, 18, 20, 25.5, 30, 31, 45.0, 60]
+    dates = ["2024-03-01", "2009-10-06", "2009-10-05", "1999-01-01", "2025-08-01", " 2020-02-29 "]
+    dates += ["2025-09-02", "2026-01-05", "2021-W01-1"]
+    for base in BATCH_BASES:
+        if policy_id is not None:  # a policy alone: its own facts (routing keys are checked, not used)
+            base = {k: v for k, v in base.items() if k in POLICIES.get(policy_id).fact_index}
+        for i, dos in enumerate(dates * 2):
+            for extra in [{}, {"margin_distance_mm": distances[i % len(distances)]}]:
+                raw = {"id": f"case-{i}", "date_of_service": dos, **base, **extra}
+                if "tumor_size_mm" in raw:  # a number the engine reads, in each of its classes
+                    raw["tumor_size_mm"] = sizes[i % len(sizes)]
+                assert batch_decision(one, raw) == reference_decision(policy_id, raw)
+    assert combos.kept > 10
+
+
+def test_the_batch_decider_turns_itself_off_when_combinations_do_not_repeat() -> None:
+    """A given margin status beside a distance keys the template by the distance (the conflict note
+    shows it): 5,000 distinct distances never repeat, and the decider stops learning and forgets."""
+    one = decider(POLICIES, policy_id="bluekc-iort")
+    combos = one.combos  # type: ignore[attr-defined]
+    base = {"procedure_codes": ["77425"], "diagnosis_codes": ["C20"], "margin_status": "negative"}
+    for i in range(5000):
+        raw = {"id": "x", "date_of_service": "2024-03-01", **base, "margin_distance_mm": 0.001 * (i + 1)}
+        assert one(raw).case.values["margin_distance_mm"] == raw["margin_distance_mm"]
+    assert not combos.enabled
+    assert not combos.shapes
+    raw = {"id": "y", "date_of_service": "2024-03-01", **base, "margin_distance_mm": 0.5}
+    for _ in range(3):
+        assert batch_decision(one, raw) == reference_decision("bluekc-iort", raw)
+
+
+@st.composite
+def likely_cases(draw: st.DrawFn) -> dict[str, Any]:
+    """Cases as a batch sends them: mostly valid values from a few choices, so that combinations repeat
+    and templates are learnt and replayed (some invalid values among them)."""
+    case: dict[str, Any] = {"id": draw(st.sampled_from(["a", "b", "case-1"]))}
+    case["date_of_service"] = draw(st.sampled_from(["2024-03-01", "2009-10-06", "2003-05-01", "2025-08-01"]))
+    case["procedure_codes"] = draw(st.sampled_from([["77425"], ["77424", "77469"], ["77770"], ["0W3G0ZZ"]]))
+    case["diagnosis_codes"] = draw(
+        st.sampled_from([["C20"], ["C18.7"], ["C50.911"], ["C20", "C78.5"], ["C18"]])
+    )
+    optional: dict[str, st.SearchStrategy[Any]] = {
+        "margin_status": st.sampled_from(["close", "negative", "R1", "bogus"]),
+        "margin_distance_mm": st.sampled_from([0.5, 1.0, 1.5, 2, 4.0, 0.0, -0.0]),
+        "t_stage": st.sampled_from(["pT4b", "TX", ["cT4a", "ypT3"], "cT4N1M1", "pT4e"]),
+        "recurrent": st.sampled_from([True, False, 1, None]),
+        "tumor_size_mm": st.sampled_from([5, 18.5, 30, 60]),
+        "date_of_birth": st.sampled_from(["1950-05-01", "1990-01-01"]),
+        "line_of_business": st.sampled_from(["commercial", "medicare_advantage"]),
+        "group": st.sampled_from(["EXAMPLE-PPO", "OTHER"]),
+    }
+    for key in draw(st.lists(st.sampled_from(sorted(optional)), unique=True, max_size=4)):
+        case[key] = draw(optional[key])
+    return case
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(likely_cases(), min_size=5, max_size=30), st.sampled_from([None, *(p.id for p in POLICIES)]))
+def test_a_batch_of_likely_cases_gives_what_the_reference_gives(
+    batch: list[dict[str, Any]], policy_id: str | None
+) -> None:
+    one = ROUTED if policy_id is None else SINGLE[policy_id]
+    for raw in batch * 3:
+        if policy_id is not None:
+            raw = {k: v for k, v in raw.items() if k in POLICIES.get(policy_id).fact_index or k == "id"}
+        assert batch_decision(one, raw) == reference_decision(policy_id, raw)
+
+
+def test_the_likely_batches_were_decided_from_templates() -> None:
+    """The test above exercises the templates, not only the ordinary path (it runs first)."""
+    assert ROUTED.combos.kept > 20  # type: ignore[attr-defined]
+
+
+def test_the_batch_decider_never_keeps_large_cases() -> None:
+    """Issue 8: memory bounded by entries and bytes. A case with many codes is decided the ordinary
+    way each time; what the decider keeps of it is a hash."""
+    one = decider(POLICIES, policy_id="bluekc-iort")
+    combos = one.combos  # type: ignore[attr-defined]
+    codes = [f"C18.{d}" for d in range(10)]
+    big = {"id": "a", "date_of_service": "2024-03-01", "procedure_codes": ["77425"], "diagnosis_codes": codes}
+    for _ in range(4):
+        assert batch_decision(one, big) == reference_decision("bluekc-iort", big)
+    assert combos.kept == 0
+    for fn in combos.shapes.values():
+        learner = fn.__globals__["_learn"].__self__
+        assert not learner.table
+        assert all(type(h) is int for h in (*learner.seen, *learner.refused))

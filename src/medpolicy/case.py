@@ -12,6 +12,11 @@ derivation contradicts is kept, with a ``conflicting_facts`` note naming the fac
 value (the engine then says whether the determination rests on it). Staging is then checked against
 the AJCC chapter of the tumour site, when the policy names one. An empty list is unknown, never
 evidence of absence. Staging notation itself is read in ``medpolicy.staging``.
+
+Here: the parser (each fact's checks and memos) and ``finish``. Beside it: ``case_types`` (``Case``,
+``Note``), ``case_derive`` (the derivations and the AJCC chapter check), ``case_shapes`` and
+``case_finish`` (the shapes' parsers and the replay of ``finish``), ``case_combos`` (the batch
+decider's templates: a raw case to its determination).
 """
 
 from __future__ import annotations
@@ -20,89 +25,29 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from time import time as _time
 from typing import Any
 
+from medpolicy.case_derive import _check_chapters, _derive
 from medpolicy.case_finish import Finishes
 from medpolicy.case_shapes import Shapes
+from medpolicy.case_types import _INT_BOUND, CONFLICT, Case, Note, _clip, _show
 from medpolicy.codes import PCS_CODE_RE, PROCEDURE_CODE_RE, icd10cm, normalize_icd10, normalize_procedure
 from medpolicy.errors import CaseError, FieldError
 from medpolicy.limits import LIMITS
-from medpolicy.measures import LENGTH_MM, age_in_years, parse_length
+from medpolicy.measures import LENGTH_MM, parse_length
 from medpolicy.policy import FactSpec, Policy
 from medpolicy.routing import ROUTING_KEYS, check_routing_keys
-from medpolicy.staging import AJCC8_T, CHAPTER_TITLES, Staging, parse_staging
+from medpolicy.staging import Staging, parse_staging
 
-__all__ = ["METADATA_KEYS", "Case", "Note", "Staging", "parse_case", "parse_staging"]
+__all__ = ["CONFLICT", "METADATA_KEYS", "Case", "Note", "Staging", "parse_case", "parse_staging"]
 
 #: Keys a case may carry that are not facts: they are passed through (the routing keys are checked).
 METADATA_KEYS = frozenset({"id", "label"}) | ROUTING_KEYS
 
 
-CONFLICT = "conflicting_facts"
 _TX_ONLY = frozenset({"TX"})
 _HAS_UNIT = re.compile(r"[A-Za-z]").search  # "1.8 cm": a length with its unit (a bare "18" is not a number)
-
-
-@dataclass(frozen=True, slots=True)
-class Note:
-    """A note on a case or determination. A ``conflicting_facts`` note names the ``fact`` and the
-    ``alternative`` value the other facts point to (``None``: they leave it unknown); ``letter``: the
-    note bears on the member's rights and letters show it."""
-
-    code: str
-    message: str
-    cite: tuple[str, ...] = ()
-    fact: str | None = None
-    alternative: Any = None
-    letter: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.cite:
-            d["cite"] = list(self.cite)
-        if self.fact is not None:
-            d["fact"] = self.fact
-            d["alternative"] = self.alternative
-        if self.letter:
-            d["letter"] = True
-        return d
-
-
-class Case:
-    """A validated case. ``values`` holds the decision-ready value of each known fact (enums as their
-    canonical value, codes as frozen sets, staging as a frozen set of T categories); ``display`` the
-    normalised value as a person reads it; ``sources`` says where each value came from.
-
-    Treat a case as immutable: determinations and caches share its parts. (A plain slotted class
-    rather than a frozen dataclass, which costs a microsecond per case to build.)"""
-
-    __slots__ = ("display", "metadata", "notes", "sources", "values")
-
-    def __init__(
-        self,
-        values: Mapping[str, Any],
-        display: Mapping[str, Any],
-        sources: Mapping[str, str],
-        notes: tuple[Note, ...] = (),
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.values = values
-        self.display = display
-        self.sources = sources
-        self.notes = notes
-        self.metadata: Mapping[str, Any] = metadata if metadata is not None else {}
-
-    def __repr__(self) -> str:
-        return f"Case({dict(self.display)!r})"
-
-    def get(self, name: str) -> Any:
-        return self.values.get(name)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The normalised case as JSON (known facts only), with metadata."""
-        return {**self.metadata, **{k: v for k, v in self.display.items() if self.sources.get(k) == "given"}}
 
 
 def parse_case(raw: Mapping[str, Any], policy: Policy, *, sources: Mapping[str, str] | None = None) -> Case:
@@ -411,40 +356,6 @@ def date_horizon(days: int | None = None) -> dt.date:
     return horizon
 
 
-#: Integers beyond this magnitude are not numbers a case can carry (no float, store or JSON holds them).
-_INT_BOUND = 2**63
-
-
-def _show(value: Any) -> Any:
-    """The offending value as JSON can show it: short (long strings and lists are clipped), finite
-    (NaN and infinities as strings), valid Unicode."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value if -_INT_BOUND < value < _INT_BOUND else f"an integer of {len(str(abs(value)))} digits"
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, str):
-        return _clip(value)
-    if isinstance(value, list | tuple):
-        n = LIMITS.max_errors_listed
-        shown = [_show(v) for v in value[:n]]
-        return shown if len(value) <= n else [*shown, f"... ({len(value)} items)"]
-    return _clip(type(value).__name__)
-
-
-def _clip(text: str) -> str:
-    """A string as an error may echo it: at most ``max_echo_chars`` characters, valid Unicode."""
-    n = LIMITS.max_echo_chars
-    if len(text) > n:
-        text = f"{text[:n]}... ({len(text)} characters)"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
 def _too_many(field: str, count: int, limit: int, what: str) -> FieldError:
     return FieldError(
         "limit_exceeded", field, f"{count} {what}", f"holds {count} {what}; the limit is {limit} {what}"
@@ -644,215 +555,3 @@ def _parse_codes(
     if len(errors) > n_before:
         return None
     return frozenset(out), sorted(out)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Derivations
-
-
-def _derive(
-    parser: _Parser, values: dict[str, Any], display: dict[str, Any], src: dict[str, str], notes: list[Note]
-) -> None:
-    # boolean/enum facts other facts point to: fact -> [(value, provenance label, evidence)]
-    pointers: dict[str, list[tuple[Any, str, str]]] = {}
-    for spec in parser.derived:
-        d = spec.derive
-        if d is None or d.source not in values:
-            continue
-        name, given = spec.name, values.get(spec.name)
-        if d.kind == "by_code_list":
-            derived, why = _site_from_codes(spec, display[d.source], parser.site_index[name])
-            if given is None:
-                if derived is not None:
-                    values[name] = display[name] = derived
-                    src[name] = d.label
-                if why:
-                    notes.append(Note("review_site", why))
-            elif derived is not None and derived != given:
-                notes.append(
-                    Note(
-                        CONFLICT,
-                        f"{name} is given as {given!r}, but {d.source} point to {derived!r}; the given value "
-                        "is used: a reviewer should confirm it",
-                        fact=name,
-                        alternative=derived,
-                    )
-                )
-        elif d.kind == "bands":
-            dist = values[d.source]
-            band = next(v for bound, v in d.bands if bound is None or dist <= bound)
-            if given is None:
-                values[name] = display[name] = band
-                src[name] = d.label
-            elif given not in d.consistent.get(band, (band,)):
-                # A given fact is final (a later answer must never flip a definite determination);
-                # the disagreement is put in front of the reviewer instead.
-                notes.append(
-                    Note(
-                        CONFLICT,
-                        f"{name} is given as {given!r} but {d.source} {dist:g} classifies as {band!r} under "
-                        f"this policy; the given {name} is used: a reviewer should confirm it",
-                        fact=name,
-                        alternative=band,
-                    )
-                )
-        elif d.kind == "age":
-            born, on = values[d.source], values.get(d.at)
-            age = age_in_years(born, on) if on is not None else None
-            if on is not None and age is None:
-                notes.append(Note(CONFLICT, f"{d.source} is after {d.at}; {name} is not derived", fact=name))
-            elif age is not None and given is None:
-                values[name], display[name] = float(age), age
-                src[name] = d.label
-            elif age is not None and given is not None and int(given) != age:
-                notes.append(
-                    Note(
-                        CONFLICT,
-                        f"{name} is given as {given:g} but {d.source} gives {age} on {d.at}; the given value is used",
-                        fact=name,
-                        alternative=age,
-                    )
-                )
-        elif d.kind == "prefix_r":
-            # a shown staging is canonical: its prefix starts with r exactly when it is a recurrence
-            recurrent = [s for s in display[d.source] if s[0] == "r"]
-            if recurrent:
-                pointers.setdefault(name, []).append(
-                    (True, d.label, f"the recurrence staging {', '.join(recurrent)}")
-                )
-        elif d.kind == "m_category":
-            with_m = [s for s in display[d.source] if "M" in s]  # shown stagings write M in capitals
-            if not with_m:
-                continue
-            stated = [(s, m) for s in with_m if (m := _staging(s).metastatic) is not None]
-            # once M1, always M1: a later M0 does not undo distant metastases
-            value = any(m for _, m in stated)
-            shown = [s for s, m in stated if m is value]
-            if shown:
-                pointers.setdefault(name, []).append((value, d.label, f"the staging {', '.join(shown)}"))
-    if parser.implied:
-        for fact_name in parser.implying_facts:
-            codes = values.get(fact_name)
-            if not codes or parser.implied_codes.isdisjoint(codes):
-                continue
-            for code in sorted(codes & parser.implied_codes):
-                for fact, value in parser.implied.get(code, ()):
-                    pointers.setdefault(fact, []).append((value, f"derived from {fact_name}", code))
-    for name, found in pointers.items():
-        _resolve(name, found, values, display, src, notes)
-
-
-def _resolve(
-    name: str,
-    found: list[tuple[Any, str, str]],
-    values: dict[str, Any],
-    display: dict[str, Any],
-    src: dict[str, str],
-    notes: list[Note],
-) -> None:
-    """Settle a fact other facts point to: a given value is kept (a conflict note when they point
-    elsewhere); pointers that agree give the value; pointers that disagree leave it unknown."""
-    given = values.get(name)
-    by_value: dict[Any, list[str]] = {}
-    for value, _, why in found:
-        by_value.setdefault(value, []).append(why)
-    if given is not None:
-        for value, whys in by_value.items():
-            if value != given:
-                notes.append(
-                    Note(
-                        CONFLICT,
-                        f"{name} is given as {_word(given)}, but {' and '.join(whys)} point to "
-                        f"{_word(value)}; the given value is used: a reviewer should confirm it",
-                        fact=name,
-                        alternative=value,
-                    )
-                )
-        return
-    if len(by_value) > 1:
-        shown = "; ".join(f"{' and '.join(whys)} point to {_word(v)}" for v, whys in by_value.items())
-        notes.append(Note(CONFLICT, f"{name} is left unknown: {shown}; a reviewer must settle it", fact=name))
-        return
-    ((value, whys),) = by_value.items()
-    labels = sorted({label for _, label, _ in found})
-    values[name] = display[name] = value
-    src[name] = (
-        labels[0]
-        if len(labels) == 1
-        else "derived from " + " and ".join(lbl.removeprefix("derived from ") for lbl in labels)
-    )
-    notes.append(Note("derived_fact", f"{name} is taken as {_word(value)} from {' and '.join(whys)}"))
-
-
-def _word(value: Any) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else repr(value)
-
-
-def _staging(shown: str) -> Staging:
-    st = parse_staging(shown)
-    assert st is not None  # a display value is a parsed staging
-    return st
-
-
-def _check_chapters(
-    parser: _Parser,
-    raw: Mapping[str, Any],
-    values: Mapping[str, Any],
-    display: Mapping[str, Any],
-    src: Mapping[str, str],
-    errors: list[FieldError],
-) -> None:
-    """A staging must use the T categories of the AJCC chapter of the case's tumour site."""
-    for site_fact in parser.site_facts:
-        site = values.get(site_fact.name)
-        chapter = site_fact.ajcc.get(site) if site is not None else None
-        if chapter is None:
-            continue
-        allowed = AJCC8_T[chapter]
-        for name in parser.staging_facts:
-            for i, shown in enumerate(display.get(name) or ()):
-                category = _staging(shown).category
-                if category in allowed:
-                    continue
-                field_name = name if isinstance(raw.get(name), str) else f"{name}[{i}]"
-                origin = "given" if src.get(site_fact.name) == "given" else src.get(site_fact.name, "")
-                errors.append(
-                    FieldError(
-                        "t_category_not_in_site_chapter",
-                        field_name,
-                        _show(raw[name] if field_name == name else raw[name][i]),
-                        f"{category} is not a T category of the AJCC 8th edition "
-                        f"{CHAPTER_TITLES.get(chapter, chapter)} chapter, which applies because the "
-                        f"{site_fact.name} is {site!r} ({origin}); its T categories are "
-                        f"{', '.join(allowed)}",
-                    )
-                )
-
-
-def _site_from_codes(
-    spec: FactSpec, codes: list[str], index: Mapping[str, str | None]
-) -> tuple[str | None, str | None]:
-    """(site, why-it-needs-review). The first code list that holds a code decides that code's site."""
-    if len(codes) == 1:
-        site = index.get(codes[0])
-        if site != "ambiguous":
-            return site, None
-    sites: dict[str, list[str]] = {}
-    ambiguous: list[str] = []
-    for code in codes:
-        site = index.get(code)
-        if site == "ambiguous":
-            ambiguous.append(code)
-        elif site is not None:
-            sites.setdefault(site, []).append(code)
-    if ambiguous:
-        return None, (
-            f"{', '.join(sorted(ambiguous))} does not settle whether the cancer is rectal: a reviewer must "
-            f"confirm the {spec.name}"
-        )
-    if len(sites) > 1:
-        shown = "; ".join(f"{spec.label(s)} ({', '.join(sorted(c))})" for s, c in sorted(sites.items()))
-        return None, f"the diagnosis codes point to more than one site: {shown}; confirm the {spec.name}"
-    if sites:
-        return next(iter(sites)), None
-    return None, None

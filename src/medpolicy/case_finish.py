@@ -163,6 +163,38 @@ class Finishes:
         self._reviewed = (self.hits, self.misses)
 
 
+def finish_reads(
+    parser: _Parser,
+) -> tuple[frozenset[str], dict[str, tuple[str, tuple[float | None, ...]]], tuple[tuple[str, str], ...]]:
+    """What ``finish`` reads, as ``_key_source`` keys it: the facts read by value (or through their
+    codes); the numbers read only through the band they fall in (source -> the fact the band fills in
+    when it is absent, and the bands' upper bounds); and the (birth date, reference date) of each age,
+    whose reference date is read only when the birth date is known. A fact in none of them is never read
+    by ``finish``. Mirrors the classification in ``_key_source`` (the tests compare both paths with the
+    reference)."""
+    read: set[str] = set(parser.implying_facts)
+    bands: list[tuple[str, str, tuple[float | None, ...]]] = []
+    ages: list[tuple[str, str]] = []
+    for spec in parser.derived:
+        d = spec.derive
+        assert d is not None
+        read.add(spec.name)
+        if d.kind == "bands":
+            bands.append((d.source, spec.name, tuple(b for b, _ in d.bands)))
+        elif d.kind == "age":
+            read.add(d.source)
+            ages.append((d.source, d.at))
+        else:
+            read.add(d.source)
+    for targets in parser.implied.values():
+        read.update(fact for fact, _ in targets)
+    read.update([*parser.staging_facts, *(f.name for f in parser.site_facts), *parser.noted_facts])
+    sources = [s for s, _, _ in bands]
+    by_band = {s: (t, b) for s, t, b in bands if s not in read and sources.count(s) == 1}
+    read.update(s for s in sources if s not in by_band)
+    return frozenset(read), by_band, tuple(ages)
+
+
 def _key_source(parser: _Parser, env: dict[str, Any]) -> str:
     """Source of ``key(values, display)``: a tuple of what ``finish`` reads, or None (run it)."""
     specs = parser.specs

@@ -39,6 +39,7 @@ import orjson
 
 from medpolicy import __version__, search
 from medpolicy.case import CONFLICT, Case, Note, parse_case, parser_for
+from medpolicy.case_combos import Combos
 from medpolicy.explanation import REST_ON_CONFLICT, REVIEW_OVERDUE, conflicts, explanation, flags
 from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not, Tri, kleene_and, tri_label
 from medpolicy.policy import FactSpec, Outcome, Policy, PolicySet, RationaleSection, Version
@@ -1135,7 +1136,8 @@ def decider(
     policies: PolicySet | Policy, *, policy_id: str | None = None
 ) -> Callable[[Mapping[str, Any]], Determination]:
     """``decide`` bound to its policy once, for batches: the same answers, without per-case routing
-    when there is one policy (or ``policy_id`` names it)."""
+    when there is one policy (or ``policy_id`` names it). Cases of a shape and a combination of values
+    seen before are decided from what was learnt from them (``medpolicy.case_combos``)."""
     if isinstance(policies, Policy) or policy_id is not None or len(policies) == 1:
         policy = (
             policies
@@ -1150,8 +1152,12 @@ def decider(
         def one(case: Mapping[str, Any]) -> Determination:
             return fast(parse(case, None))
 
-        return one
-    return _routed_decider(policies)
+        chosen = policy
+        return Combos([chosen], lambda case: chosen, one, frozenset()).decider()
+    services = frozenset(p.governs_service for p in policies if p.governs_service is not None)
+    return Combos(
+        list(policies), policies.route, _routed_decider(policies), services | {"procedure_codes"}
+    ).decider()
 
 
 def _routed_decider(policies: PolicySet) -> Callable[[Mapping[str, Any]], Determination]:
