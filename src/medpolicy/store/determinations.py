@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
+from medpolicy.engine import decide, decider
 from medpolicy.store import audit_chain
 from medpolicy.store.db import GroupCommitWriter
 from medpolicy.store.errors import NotFoundError, StoreError
@@ -92,6 +93,9 @@ class DeterminationsMixin:
         _writer: GroupCommitWriter
         _write_lock: threading.Lock | None
         _write_engine: Engine
+        #: (the policies they decide with, a decider per policy id) and the lock their learning takes.
+        _deciders: tuple[PolicySet, dict[str | None, Callable[[Mapping[str, Any]], Determination]]] | None
+        _deciders_lock: threading.Lock
 
         def _read(self) -> AbstractContextManager[Session]: ...
 
@@ -104,12 +108,26 @@ class DeterminationsMixin:
         policy_id: str | None = None,
         sources: Mapping[str, str] | None = None,
     ) -> Determination:
-        """Run the engine on `case` with this store's policies (raises `medpolicy.CaseError`)."""
-        if self.policies is None:
-            raise StoreError("this store has no policies to decide with", code="no_policies", status=503)
-        from medpolicy import decide
+        """Run the engine on `case` with this store's policies (raises `medpolicy.CaseError`).
 
-        return decide(case, self.policies, policy_id=policy_id, sources=sources)
+        Without ``sources``, through a decider kept per policy id (`medpolicy.engine.decider`: the
+        same answers and errors as `decide`, with routes remembered and repeated combinations of
+        values decided from learnt templates, `medpolicy.case_combos`); a lock keeps its learning to
+        one thread at a time (the service's event loop, and its thread pool for large cases)."""
+        policies = self.policies
+        if policies is None:
+            raise StoreError("this store has no policies to decide with", code="no_policies", status=503)
+        if sources is None:
+            deciders = self._deciders
+            if deciders is None or deciders[0] is not policies:  # new, or the policies were replaced
+                deciders = self._deciders = (policies, {})
+            by_policy = deciders[1]
+            one = by_policy.get(policy_id)
+            with self._deciders_lock:
+                if one is None:
+                    one = by_policy[policy_id] = decider(policies, policy_id=policy_id)
+                return one(case)
+        return decide(case, policies, policy_id=policy_id, sources=sources)
 
     def decide_and_save(
         self, case: Mapping[str, Any], *, client_id: str, policy_id: str | None = None

@@ -115,6 +115,8 @@ class Store(PARequestsMixin, InteropRecordsMixin, CaseworkMixin):
         # One writer at a time in this process on SQLite: queue here instead of spinning on the lock.
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
         self._checkpointer: Checkpointer | None = None
+        self._deciders = None  # see DeterminationsMixin.decide
+        self._deciders_lock = threading.Lock()
         database = engine.url.database
         if self.is_sqlite and database and database != ":memory:" and not database.startswith("file:"):
             self._checkpointer = Checkpointer(engine)
