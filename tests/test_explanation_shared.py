@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medpolicy import CaseError, PolicySet, decide, load_policies
-from medpolicy.explanation import _basis, _deciding_facts, _parameters, _rationale, explanation
+from medpolicy.explanation import _basis, _deciding_facts, _parameters, _rationale, explanation, fact_label
 
 POLICIES: PolicySet = load_policies()
 
@@ -39,10 +39,22 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def reference(d: Any) -> dict[str, Any]:
-    """The explanation's shared parts computed for this determination alone."""
+    """The explanation's parts computed for this determination alone (as before they were shared)."""
     names = _deciding_facts(d)
     basis, statement = _basis(d)
+    case = d.case
+    facts = [
+        {
+            "name": n,
+            "label": fact_label(n),
+            "value": case.display.get(n),
+            "unit": d.policy.fact(n).unit,
+            "source": case.sources.get(n, "unknown"),
+        }
+        for n in names
+    ]
     return {
+        "facts": facts,
         "basis": basis,
         "statement": statement,
         "parameters": _parameters(d, names),
@@ -63,7 +75,7 @@ def test_shared_parts_are_each_determinations_own(raw: dict[str, Any], dates: li
         except CaseError:
             return
         got = explanation(d)
-        assert {k: got[k] for k in ("basis", "statement", "parameters", "rationale")} == reference(d)
+        assert {k: got[k] for k in ("facts", "basis", "statement", "parameters", "rationale")} == reference(d)
 
 
 def test_a_caller_changing_its_explanation_does_not_change_the_next(policies: PolicySet) -> None:

@@ -81,18 +81,18 @@ def flags(d: Determination, conflict_list: list[dict[str, Any]]) -> list[str]:
 
 def explanation(d: Determination) -> dict[str, Any]:
     """The explanation block of a determination (``DeterminationV1.explanation``)."""
-    policy, case = d.policy, d.case
-    names = _deciding_facts(d)
-    basis, statement, parameters, rationale = _key_parts(d, names)
+    case = d.case
+    heads, basis, statement, parameters, rationale = _key_parts(d)
+    display, sources = case.display, case.sources
     facts = [
         {
             "name": n,
-            "label": fact_label(n),
-            "value": case.display.get(n),
-            "unit": policy.fact(n).unit,
-            "source": case.sources.get(n, "unknown"),
+            "label": label,
+            "value": display.get(n),
+            "unit": unit,
+            "source": sources.get(n, "unknown"),
         }
-        for n in names
+        for n, label, unit in heads
     ]
     return {
         "basis": basis,
@@ -104,30 +104,38 @@ def explanation(d: Determination) -> dict[str, Any]:
     }
 
 
-#: The parts of an explanation fixed by the engine's result, the rationale section and the deciding
-#: facts with their sources, kept per result (the service explains every determination it stores:
-#: walking the deciding criteria for parameters and the basis was ~13 us of a /v1 call). Bounded; an
-#: entry holds its result so that ``id`` is not reused while it is kept.
-_PARTS: dict[tuple[Any, ...], tuple[Any, str, str, list[dict[str, Any]], dict[str, Any] | None]] = {}
+#: The parts of an explanation fixed by the engine's result, the rationale section, whether the date
+#: of service is known and where each fact came from, kept per result (the service explains every
+#: determination it stores: walking the deciding criteria for the facts, parameters and basis was
+#: ~20 us of a /v1 call). Bounded; an entry holds its result so that ``id`` is not reused while kept.
+#: (deciding facts as (name, label, unit), basis, statement, parameters, rationale)
+_Parts = tuple[list[tuple[str, str, str | None]], str, str, list[dict[str, Any]], dict[str, Any] | None]
+_PARTS: dict[tuple[Any, ...], tuple[Any, _Parts]] = {}
 _PARTS_MAX = 16_384
 
 
-def _key_parts(
-    d: Determination, names: list[str]
-) -> tuple[str, str, list[dict[str, Any]], dict[str, Any] | None]:
-    """(basis, statement, parameters, rationale) of ``d``, shared between determinations alike in
-    everything these read; callers copy the mutable parts."""
+def _key_parts(d: Determination) -> _Parts:
+    """The parts of ``d``'s explanation shared between determinations alike in everything they read;
+    callers copy the mutable parts."""
     r = d.result
     rat = d.rationale
-    sources = d.case.sources
-    key = (id(r), rat.id if rat is not None else None, *names, *[sources.get(n) for n in names])
+    case = d.case
+    key = (
+        id(r),
+        rat.id if rat is not None else None,
+        "date_of_service" in case.values,
+        *case.sources.items(),
+    )
     hit = _PARTS.get(key)
     if hit is not None and hit[0] is r:
-        return hit[1], hit[2], hit[3], hit[4]
+        return hit[1]
+    policy = d.policy
+    names = _deciding_facts(d)
     basis, statement = _basis(d)
-    parts = (basis, statement, _parameters(d, names), _rationale(d))
+    heads = [(n, fact_label(n), policy.fact(n).unit) for n in names]
+    parts: _Parts = (heads, basis, statement, _parameters(d, names), _rationale(d))
     if len(_PARTS) < _PARTS_MAX:
-        _PARTS[key] = (r, *parts)
+        _PARTS[key] = (r, parts)
     return parts
 
 
