@@ -747,35 +747,53 @@ def decider(
         chosen = policy
         return Combos([chosen], lambda case: chosen, one, frozenset()).decider()
     services = frozenset(p.governs_service for p in policies if p.governs_service is not None)
+    route = _remembered_routes(policies)
     return Combos(
-        list(policies), policies.route, _routed_decider(policies), services | {"procedure_codes"}
+        list(policies), route, _routed_decider(policies, route), services | {"procedure_codes"}
     ).decider()
 
 
-def _routed_decider(policies: PolicySet) -> Callable[[Mapping[str, Any]], Determination]:
-    """Per-case routing, remembered by what routing reads (codes, line of business, group, the
-    policies' service facts): a batch routes each distinct combination once."""
+def _remembered_routes(policies: PolicySet) -> Callable[[Mapping[str, Any]], Policy]:
+    """``policies.route``, remembered by what routing reads (codes, line of business, group, the
+    policies' service facts): a batch routes each distinct combination once. Raises what ``route``
+    raises, and AttributeError or TypeError for a case that is not a mapping or whose routing values
+    cannot be a key (``decide`` then says why)."""
     services = tuple({p.governs_service for p in policies if p.governs_service is not None})
-    routes: dict[tuple[Any, ...], tuple[Callable[..., Case], Callable[[Case], Determination]]] = {}
+    routes: dict[tuple[Any, ...], Policy] = {}
     service = services[0] if len(services) == 1 else None  # the common plan: at most one service fact
+
+    def route(case: Mapping[str, Any]) -> Policy:
+        g = case.get
+        codes = g("procedure_codes")
+        codes_key = tuple(codes) if type(codes) is list else codes
+        if service is not None:
+            key: tuple[Any, ...] = (codes_key, g("line_of_business"), g("group"), g(service) is True)
+        else:
+            key = (codes_key, g("line_of_business"), g("group"), *[g(f) is True for f in services])
+        hit = routes.get(key)
+        if hit is None:
+            hit = _route(case, policies)
+            if len(routes) < 4096:
+                routes[key] = hit
+        return hit
+
+    return route
+
+
+def _routed_decider(
+    policies: PolicySet, route: Callable[[Mapping[str, Any]], Policy]
+) -> Callable[[Mapping[str, Any]], Determination]:
+    """Per-case routing (``route``, remembered), then the chosen policy's parser and engine."""
+    paths: dict[str, tuple[Callable[..., Case], Callable[[Case], Determination]]] = {}
 
     def one(case: Mapping[str, Any]) -> Determination:
         try:
-            g = case.get
-            codes = g("procedure_codes")
-            codes_key = tuple(codes) if type(codes) is list else codes
-            if service is not None:
-                key: tuple[Any, ...] = (codes_key, g("line_of_business"), g("group"), g(service) is True)
-            else:
-                key = (codes_key, g("line_of_business"), g("group"), *[g(f) is True for f in services])
-            hit = routes.get(key)
+            policy = route(case)
         except (AttributeError, TypeError):  # not a mapping, or unhashable values: decide says why
             return decide(case, policies)
+        hit = paths.get(policy.id)
         if hit is None:
-            policy = _route(case, policies)
-            hit = (parser_for(policy).parse, engine_for(policy).decide)
-            if len(routes) < 4096:
-                routes[key] = hit
+            hit = paths[policy.id] = (parser_for(policy).parse, engine_for(policy).decide)
         parse, fast = hit
         return fast(parse(case, None))
 
