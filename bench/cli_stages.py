@@ -56,7 +56,7 @@ def start_up(one: Path) -> dict[str, float]:
 def stages(src: Path) -> dict[str, float]:
     """Per-line microseconds of each stage, in one process, as `decide_jsonl` runs them."""
     from medpolicy import strictjson
-    from medpolicy.engine import decider
+    from medpolicy.deciding import decider
     from medpolicy.policy import load_policies
 
     decide_one = decider(load_policies(None))

@@ -32,7 +32,7 @@ from gen import cases
 
 from medpolicy import Case, decide_case, engine_for, load_policies
 from medpolicy.case import parser_for
-from medpolicy.engine import decider
+from medpolicy.deciding import decider
 
 N = int(os.environ.get("BENCH_N", "100000"))
 REPEAT = 5

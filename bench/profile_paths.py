@@ -49,7 +49,7 @@ def show(profile: cProfile.Profile, calls: int, top: int, sort: str = "tottime")
 
 def validated(n: int, top: int) -> None:
     from medpolicy import load_policies
-    from medpolicy.engine import decider
+    from medpolicy.deciding import decider
 
     policies = load_policies()
     one = decider(policies)

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from medpolicy import Case, CaseError, PolicySet, load_policies
 from medpolicy.case import date_horizon, parser_for
-from medpolicy.engine import Determination, decider, engine_for
+from medpolicy.deciding import decider
+from medpolicy.engine import Determination, engine_for
 from medpolicy.errors import NoPolicyApplies
 from medpolicy.limits import LIMITS
 

@@ -123,7 +123,7 @@ def test_without_a_default_a_case_must_name_its_line_of_business(tmp_path: Path)
 
 
 def test_a_batch_decider_routes_each_case_like_decide(policies: PolicySet) -> None:
-    from medpolicy.engine import decider
+    from medpolicy.deciding import decider
 
     one = decider(policies)
     cases = [

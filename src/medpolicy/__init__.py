@@ -14,7 +14,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from medpolicy.case import Case, Note, parse_case
-from medpolicy.engine import CriterionResult, Determination, MissingFact, decide, decide_case, engine_for
+from medpolicy.deciding import decide
+from medpolicy.engine import CriterionResult, Determination, MissingFact, decide_case, engine_for
 from medpolicy.errors import (
     CaseError,
     FieldError,

@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from medpolicy.engine import decide
+from medpolicy.deciding import decide
 from medpolicy.errors import CaseError, PolicyLoadError, PolicyProblem
 from medpolicy.policy import Outcome, Policy
 

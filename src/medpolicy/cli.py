@@ -17,7 +17,7 @@ from rich.console import Console
 from medpolicy import __version__, cli_extract, cli_help, cli_screen, strictjson
 from medpolicy.cli_audit import audit_app
 from medpolicy.cli_jsonl import decide_jsonl, error_json, is_jsonl
-from medpolicy.engine import decide
+from medpolicy.deciding import decide
 from medpolicy.errors import CaseError, MedpolicyError, PolicyLoadError
 from medpolicy.policy import PolicySet, load_policies
 

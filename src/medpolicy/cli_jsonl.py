@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medpolicy import strictjson
-from medpolicy.engine import decider
+from medpolicy.deciding import decider
 from medpolicy.errors import CaseError, MedpolicyError
 from medpolicy.policy import PolicySet, load_policies
 

@@ -22,7 +22,7 @@ import typer
 import yaml
 
 from medpolicy.checking import load_cases
-from medpolicy.engine import decide
+from medpolicy.deciding import decide
 from medpolicy.errors import MedpolicyError, PolicyLoadError
 from medpolicy.language import Atom, Criterion
 from medpolicy.policy import Policy, Version, default_policies_dir

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import yaml
 
 from medpolicy.checking import PolicyCase, load_cases
-from medpolicy.engine import Determination, decide
+from medpolicy.deciding import decide
+from medpolicy.engine import Determination
 from medpolicy.errors import CaseError, PolicyLoadError, PolicyProblem
 from medpolicy.language import Atom, Criterion, Tri, tri_label
 from medpolicy.policy import Policy

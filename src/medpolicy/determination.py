@@ -11,6 +11,7 @@ Pure: everything comes from the case, the policy and the engine's result (``medp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ import orjson
 from medpolicy import __version__
 from medpolicy.case import CONFLICT, Case, Note
 from medpolicy.explanation import REST_ON_CONFLICT, REVIEW_OVERDUE, conflicts, explanation, flags
-from medpolicy.language import Criterion, Not, Tri, tri_label
+from medpolicy.language import AllOf, AnyOf, Criterion, Not, Tri, tri_label
 from medpolicy.policy import Outcome, Policy, RationaleSection, Version
 
 __all__ = ["DOS", "CriterionResult", "Determination", "EvalResult", "MissingFact", "summarize"]
@@ -437,3 +438,35 @@ def summarize(p: Policy, r: EvalResult, *, dated: bool) -> str:
         for title, leaves in unmet.items():
             text += f". Not met: {title}" + (f" ({'; '.join(leaves)})" if leaves else "")
     return text + "."
+
+
+def walk_trace(
+    c: Criterion, values: Mapping[str, Tri], depth: int, out: list[CriterionResult], outcome: Outcome | None
+) -> None:
+    """Add a criterion and all its descendants (the whole trace of a rule)."""
+    out.append(CriterionResult(c, values.get(c.id), depth, outcome))
+    for k in c.children():
+        walk_trace(k, values, depth + 1, out, None)
+
+
+def explain_trace(
+    c: Criterion,
+    values: Mapping[str, Tri],
+    out: list[CriterionResult],
+    outcome: Outcome | None,
+    depth: int = 0,
+) -> None:
+    """Add a criterion and the children that account for its value (the trace a reader is shown)."""
+    v = values.get(c.id)
+    out.append(CriterionResult(c, v, depth, outcome))
+    kids = c.children()
+    if isinstance(c, AllOf):
+        pick = kids if v is True else [k for k in kids if values.get(k.id) is v]
+    elif isinstance(c, AnyOf):
+        pick = kids if v is False else [k for k in kids if values.get(k.id) is v]
+    elif isinstance(c, Not):
+        pick = kids
+    else:
+        pick = ()
+    for k in pick:
+        explain_trace(k, values, out, None, depth + 1)

@@ -36,18 +36,20 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from medpolicy import search
-from medpolicy.case import Case, Note, parse_case, parser_for
-from medpolicy.case_combos import Combos
+from medpolicy.case import Case, Note
 from medpolicy.determination import (  # re-exported: the engine's answer types live there
     DOS,
     CriterionResult,
     Determination,
     EvalResult,
     MissingFact,
+    explain_trace,
     summarize,
+    walk_trace,
 )
-from medpolicy.language import AllOf, AnyOf, Atom, Criterion, Not, Tri, kleene_and
-from medpolicy.policy import FactSpec, Outcome, Policy, PolicySet, Version
+from medpolicy.fact_classes import SetClasses, fact_classes
+from medpolicy.language import AnyOf, Atom, Criterion, Not, Tri, kleene_and
+from medpolicy.policy import FactSpec, Outcome, Policy, Version
 
 __all__ = [
     "CriterionResult",
@@ -56,9 +58,7 @@ __all__ = [
     "EvalResult",
     "KeySpace",
     "MissingFact",
-    "decide",
     "decide_case",
-    "decider",
     "engine_for",
     "key_space",
 ]
@@ -88,26 +88,6 @@ def _nested(dims: Sequence[int]) -> list[Any]:
     return [_nested(dims[1:]) for _ in range(dims[0])]
 
 
-class _SetClasses(dict[Any, int]):
-    """Class of each value of a set-valued fact seen so far (``None``: ``unknown``, the index of the
-    unknown class in ``Engine.decide``'s tables), computed on a miss; at most ``_MAX_SETS`` are kept,
-    so arbitrary input cannot grow it without bound."""
-
-    def __init__(self, classify: Callable[[Any], int], unknown: int) -> None:
-        super().__init__({None: unknown})
-        self._classify = classify
-
-    def __missing__(self, value: Any) -> int:
-        c = self._classify(value)
-        if len(self) < _MAX_SETS:
-            self[value] = c
-        return c
-
-
-#: Distinct values of one set-valued fact whose class ``Engine.decide`` keeps.
-_MAX_SETS = 4096
-
-
 class Engine:
     """A policy compiled for deciding. Thread-safe; build once per policy (see ``engine_for``)."""
 
@@ -134,7 +114,7 @@ class Engine:
         self.classes: list[list[tuple[bool, ...]]] = []
         self.classifiers: list[Callable[[Any], int]] = []
         for f in self.facts:
-            vecs, fn = _classes(policy.fact(f), self.atoms[f])
+            vecs, fn = fact_classes(policy.fact(f), self.atoms[f])
             self.classes.append(vecs)
             self.classifiers.append(fn)
         self.starts = [v.effective_from for v in policy.versions]
@@ -298,7 +278,7 @@ class Engine:
         if sets is not None and strict:
             # Parsing hands out one frozenset per distinct input (its hash is cached), so a dictionary
             # of the sets seen is cheaper than testing each atom's set.
-            env[f"_m{i}"] = _SetClasses(fn, len(self.classes[i]))
+            env[f"_m{i}"] = SetClasses(fn, len(self.classes[i]))
             return f"_m{i}[g({f!r})]"
         if sets is not None:
             # A set-valued fact: its class is the bit pattern of the atoms' sets it meets.
@@ -504,14 +484,14 @@ class Engine:
             earlier.append(v)
         trace: list[CriterionResult] = []
         for rule in version.decision_list:
-            _walk(rule.criterion, values, 0, trace, rule.outcome)
+            walk_trace(rule.criterion, values, 0, trace, rule.outcome)
         deciding: list[CriterionResult] = []
         pairs = list(zip(version.decision_list, rule_values, strict=True))
         if outcome is Outcome.INFORMATION_NEEDED:
             # The rules still open, with the unknown criteria that keep them open.
             for rule, v in pairs:
                 if v is None and rule.when is not None:
-                    _explain(rule.criterion, values, deciding, rule.outcome)
+                    explain_trace(rule.criterion, values, deciding, rule.outcome)
             return tuple(trace), tuple(deciding)
         fired = next((rule for rule, v in pairs if v is True), None)
         for rule, v in pairs:
@@ -519,7 +499,7 @@ class Engine:
                 break
             # Rules leading elsewhere that are ruled out explain why the outcome is not theirs.
             if v is False and rule.outcome is not outcome and rule.outcome is not Outcome.NOT_APPLICABLE:
-                _explain(rule.criterion, values, deciding, rule.outcome)
+                explain_trace(rule.criterion, values, deciding, rule.outcome)
         if fired is None:
             # Kleene logic alone leaves a rule open, yet every filling gives this outcome: the
             # version's default stands for it.
@@ -528,7 +508,7 @@ class Engine:
             deciding.insert(0, CriterionResult(fired.criterion, values.get(fired.criterion.id), 0, outcome))
             if fired.when is not None:
                 tail: list[CriterionResult] = []
-                _explain(fired.criterion, values, tail, outcome)
+                explain_trace(fired.criterion, values, tail, outcome)
                 deciding[:1] = tail
         return tuple(trace), tuple(deciding)
 
@@ -550,87 +530,6 @@ class Engine:
             for n in self.policy.notes
             if (n.versions is None or version.id in n.versions) and n.when.evaluate(value) is True
         )
-
-
-def _classes(spec: FactSpec, atoms: Sequence[Atom]) -> tuple[list[tuple[bool, ...]], Callable[[Any], int]]:
-    """The classes of a fact's values under its atoms, and a function from a value to its class."""
-    if spec.type in ("enum", "boolean"):
-        domain: list[Any] = list(spec.values or ()) if spec.type == "enum" else [True, False]
-        vecs: list[tuple[bool, ...]] = []
-        table: dict[Any, int] = {}
-        for val in domain:
-            vec = tuple(a.test(val) for a in atoms)
-            if vec not in vecs:
-                vecs.append(vec)
-            table[val] = vecs.index(vec)
-
-        def by_table(v: Any) -> int:
-            return table.get(v, -1)
-
-        by_table.table = table  # type: ignore[attr-defined]
-        return vecs, by_table
-    if spec.type in ("codes", "staging"):
-        # A set can hold members of any combination of the atoms' sets: class = bit pattern.
-        sets = [a.operand for a in atoms]
-        vecs = [tuple(bool(bits >> k & 1) for k in range(len(sets))) for bits in range(2 ** len(sets))]
-
-        def by_bits(v: Any) -> int:
-            bits = 0
-            for k, s in enumerate(sets):
-                if not s.isdisjoint(v):
-                    bits |= 1 << k
-            return bits
-
-        by_bits.sets = sets  # type: ignore[attr-defined]
-        return vecs, by_bits
-    if spec.type == "number":
-        bounds = sorted({float(a.operand) for a in atoms})
-        lo = spec.minimum if spec.minimum is not None else -1e18
-        points = sorted(
-            {lo, *bounds, *(b + 1e-9 for b in bounds), *(b - 1e-9 for b in bounds if b - 1e-9 >= lo)}
-        )
-        vecs = []
-        for p in points:
-            vec = tuple(a.test(p) for a in atoms)
-            if vec not in vecs:
-                vecs.append(vec)
-
-        def by_test(v: Any) -> int:
-            return vecs.index(tuple(a.test(v) for a in atoms))
-
-        return vecs, by_test
-    raise ValueError(f"criteria cannot test a {spec.type} fact ({spec.name})")
-
-
-def _walk(
-    c: Criterion, values: Mapping[str, Tri], depth: int, out: list[CriterionResult], outcome: Outcome | None
-) -> None:
-    out.append(CriterionResult(c, values.get(c.id), depth, outcome))
-    for k in c.children():
-        _walk(k, values, depth + 1, out, None)
-
-
-def _explain(
-    c: Criterion,
-    values: Mapping[str, Tri],
-    out: list[CriterionResult],
-    outcome: Outcome | None,
-    depth: int = 0,
-) -> None:
-    """Add a criterion and the children that account for its value."""
-    v = values.get(c.id)
-    out.append(CriterionResult(c, v, depth, outcome))
-    kids = c.children()
-    if isinstance(c, AllOf):
-        pick = kids if v is True else [k for k in kids if values.get(k.id) is v]
-    elif isinstance(c, AnyOf):
-        pick = kids if v is False else [k for k in kids if values.get(k.id) is v]
-    elif isinstance(c, Not):
-        pick = kids
-    else:
-        pick = ()
-    for k in pick:
-        _explain(k, values, out, None, depth + 1)
 
 
 def _missing(spec: FactSpec) -> MissingFact:
@@ -698,108 +597,3 @@ def key_space(policy: Policy) -> KeySpace:
 def decide_case(case: Case, policy: Policy) -> Determination:
     """Decide an already-validated case."""
     return engine_for(policy).decide(case)
-
-
-def decide(
-    case: Mapping[str, Any],
-    policies: PolicySet | Policy,
-    *,
-    policy_id: str | None = None,
-    sources: Mapping[str, str] | None = None,
-) -> Determination:
-    """Validate a raw case and decide it.
-
-    With several policies and no ``policy_id`` the policy is chosen by the plan's routing (line of
-    business, group, procedure codes: ``medpolicy.routing``); raises ``CaseError`` for invalid input,
-    ``PolicyNotFound`` or ``NoPolicyApplies``.
-    """
-    if isinstance(policies, Policy):
-        policy = policies
-    elif policy_id is not None:
-        policy = policies.get(policy_id)
-    elif len(policies) == 1:
-        policy = next(iter(policies))
-    else:
-        policy = _route(case, policies)
-    return engine_for(policy).decide(parse_case(case, policy, sources=sources))
-
-
-def decider(
-    policies: PolicySet | Policy, *, policy_id: str | None = None
-) -> Callable[[Mapping[str, Any]], Determination]:
-    """``decide`` bound to its policy once, for batches: the same answers, without per-case routing
-    when there is one policy (or ``policy_id`` names it). Cases of a shape and a combination of values
-    seen before are decided from what was learnt from them (``medpolicy.case_combos``)."""
-    if isinstance(policies, Policy) or policy_id is not None or len(policies) == 1:
-        policy = (
-            policies
-            if isinstance(policies, Policy)
-            else policies.get(policy_id)
-            if policy_id is not None
-            else next(iter(policies))
-        )
-        parse = parser_for(policy).parse
-        fast = engine_for(policy).decide
-
-        def one(case: Mapping[str, Any]) -> Determination:
-            return fast(parse(case, None))
-
-        chosen = policy
-        return Combos([chosen], lambda case: chosen, one, frozenset()).decider()
-    services = frozenset(p.governs_service for p in policies if p.governs_service is not None)
-    route = _remembered_routes(policies)
-    return Combos(
-        list(policies), route, _routed_decider(policies, route), services | {"procedure_codes"}
-    ).decider()
-
-
-def _remembered_routes(policies: PolicySet) -> Callable[[Mapping[str, Any]], Policy]:
-    """``policies.route``, remembered by what routing reads (codes, line of business, group, the
-    policies' service facts): a batch routes each distinct combination once. Raises what ``route``
-    raises, and AttributeError or TypeError for a case that is not a mapping or whose routing values
-    cannot be a key (``decide`` then says why)."""
-    services = tuple({p.governs_service for p in policies if p.governs_service is not None})
-    routes: dict[tuple[Any, ...], Policy] = {}
-    service = services[0] if len(services) == 1 else None  # the common plan: at most one service fact
-
-    def route(case: Mapping[str, Any]) -> Policy:
-        g = case.get
-        codes = g("procedure_codes")
-        codes_key = tuple(codes) if type(codes) is list else codes
-        if service is not None:
-            key: tuple[Any, ...] = (codes_key, g("line_of_business"), g("group"), g(service) is True)
-        else:
-            key = (codes_key, g("line_of_business"), g("group"), *[g(f) is True for f in services])
-        hit = routes.get(key)
-        if hit is None:
-            hit = _route(case, policies)
-            if len(routes) < 4096:
-                routes[key] = hit
-        return hit
-
-    return route
-
-
-def _routed_decider(
-    policies: PolicySet, route: Callable[[Mapping[str, Any]], Policy]
-) -> Callable[[Mapping[str, Any]], Determination]:
-    """Per-case routing (``route``, remembered), then the chosen policy's parser and engine."""
-    paths: dict[str, tuple[Callable[..., Case], Callable[[Case], Determination]]] = {}
-
-    def one(case: Mapping[str, Any]) -> Determination:
-        try:
-            policy = route(case)
-        except (AttributeError, TypeError):  # not a mapping, or unhashable values: decide says why
-            return decide(case, policies)
-        hit = paths.get(policy.id)
-        if hit is None:
-            hit = paths[policy.id] = (parser_for(policy).parse, engine_for(policy).decide)
-        parse, fast = hit
-        return fast(parse(case, None))
-
-    return one
-
-
-def _route(case: Mapping[str, Any], policies: PolicySet) -> Policy:
-    """The plan's routing (``medpolicy.routing``): line of business, group, procedure codes."""
-    return policies.route(case)

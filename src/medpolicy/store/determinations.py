@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
-from medpolicy.engine import decide, decider
+from medpolicy.deciding import decide, decider
 from medpolicy.store import audit_chain
 from medpolicy.store.db import GroupCommitWriter
 from medpolicy.store.errors import NotFoundError, StoreError
@@ -110,7 +110,7 @@ class DeterminationsMixin:
     ) -> Determination:
         """Run the engine on `case` with this store's policies (raises `medpolicy.CaseError`).
 
-        Without ``sources``, through a decider kept per policy id (`medpolicy.engine.decider`: the
+        Without ``sources``, through a decider kept per policy id (`medpolicy.deciding.decider`: the
         same answers and errors as `decide`, with routes remembered and repeated combinations of
         values decided from learnt templates, `medpolicy.case_combos`); a lock keeps its learning to
         one thread at a time (the service's event loop, and its thread pool for large cases)."""
