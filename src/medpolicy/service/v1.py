@@ -28,6 +28,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse as _StarletteJSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from medpolicy.service.auth import Client
@@ -44,6 +45,12 @@ class JSONResponse(_StarletteJSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+class RenderedJSONResponse(Response):
+    """An answer already rendered as JSON bytes (sent as they are)."""
+
+    media_type = "application/json"
 
 
 # -- wire models (documented in the OpenAPI document) -------------------------------------------
@@ -236,7 +243,7 @@ def healthz() -> dict[str, str]:
 # -- determinations ----------------------------------------------------------------------------
 
 
-async def fast_determination(request: StrictJSONRequest) -> JSONResponse | None:
+async def fast_determination(request: StrictJSONRequest) -> Response | None:
     """`create_determination` for the common call, without FastAPI's routing, dependency injection
     and body validation (the fast path of `medpolicy.service.middleware`): a JSON body
     ``{"case": {...}[, "policy_id": str|null]}``, a valid bearer token, no Idempotency-Key. Anything
@@ -286,15 +293,13 @@ async def create_determination(
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
     ] = None,
-) -> JSONResponse:
+) -> Response:
     if idempotency_key is not None:
         return await _keyed_determination(body, store, client, idempotency_key)
     return await _determine(body.case, body.policy_id, store, client)
 
 
-async def _determine(
-    case: dict[str, Any], policy_id: str | None, store: Store, client: Client
-) -> JSONResponse:
+async def _determine(case: dict[str, Any], policy_id: str | None, store: Store, client: Client) -> Response:
     # The hot path: decide on the event loop (pure CPU), then wait, without a thread, for the
     # group commit that stores this determination with the others arriving now.
     try:
@@ -302,12 +307,13 @@ async def _determine(
             determination = await run_in_threadpool(store.decide, case, policy_id=policy_id)
         else:
             determination = store.decide(case, policy_id=policy_id)
-        record, committed = store.submit_determination(case, determination, client_id=client.client_id)
+        # the determination rendered once: its text answers and is stored, never parsed back
+        record, committed = store.submit_rendered(case, determination, client_id=client.client_id)
         await asyncio.wrap_future(committed)
     except StoreError as exc:
         raise _store_error(exc) from None
-    return JSONResponse(
-        record.to_dict(), status_code=201, headers={"Location": f"/v1/determinations/{record.id}"}
+    return RenderedJSONResponse(
+        record.to_json(), status_code=201, headers={"Location": f"/v1/determinations/{record.id}"}
     )
 
 

@@ -18,12 +18,13 @@ import orjson
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
+import medpolicy
 from medpolicy.engine import decide, decider
 from medpolicy.store import audit_chain
 from medpolicy.store.db import GroupCommitWriter
 from medpolicy.store.errors import NotFoundError, StoreError
 from medpolicy.store.models import DeterminationRow
-from medpolicy.store.records import DeterminationRecord, det_record, new_id
+from medpolicy.store.records import DeterminationRecord, RenderedDetermination, det_record, new_id
 
 if TYPE_CHECKING:
     from medpolicy import Determination, PolicySet
@@ -168,6 +169,54 @@ class DeterminationsMixin:
             case, determination, client_id=client_id, pa_request_id=pa_request_id
         )
         record = DeterminationRecord(**values)
+        return record, self._writer.submit(values)
+
+    def submit_rendered(
+        self, case: Mapping[str, Any], determination: Determination, *, client_id: str
+    ) -> tuple[RenderedDetermination, Future[None]]:
+        """`submit_determination` for the service's hot path: the same row, stored and hashed into
+        the audit chain alike, with the determination rendered once (`to_json_and_canonical`) and
+        never parsed back into a dict; the record holds the JSON text, ready to answer."""
+        text, canonical = determination.to_json_and_canonical()
+        case_json = orjson.dumps(dict(case), default=_json_default)
+        version = determination.version
+        record = RenderedDetermination(
+            id=new_id("det"),
+            created_at=self.clock(),
+            client_id=client_id,
+            pa_request_id=None,
+            policy_id=str(determination.policy.id),
+            policy_version=None if version is None else str(version.id),
+            engine_version=str(medpolicy.__version__ or self.engine_version),
+            outcome=str(determination.outcome.value),
+            case_json=case_json,
+            determination_json=text,
+        )
+        scalars = {
+            "id": record.id,
+            "created_at": record.created_at,
+            "client_id": client_id,
+            "pa_request_id": None,
+            "policy_id": record.policy_id,
+            "policy_version": record.policy_version,
+            "engine_version": record.engine_version,
+            "outcome": record.outcome,
+        }
+        tail = audit_chain.canonical_tail(
+            "determinations",
+            {
+                **scalars,
+                "case": orjson.Fragment(orjson.dumps(orjson.loads(case_json), option=orjson.OPT_SORT_KEYS)),
+                "determination": orjson.Fragment(canonical),
+            },
+        )
+        # The JSON columns' serializer (orjson) writes a Fragment's text as it is.
+        values = {
+            **scalars,
+            "case": orjson.Fragment(case_json),
+            "determination": orjson.Fragment(text),
+            audit_chain.CANONICAL: tail,
+        }
         return record, self._writer.submit(values)
 
     def _insert_determinations(self, rows: list[dict[str, Any]]) -> None:
