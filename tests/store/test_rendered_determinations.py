@@ -29,7 +29,7 @@ from medpolicy.cli import app
 from medpolicy.service.testing import INFORMATION_NEEDED, INVESTIGATIONAL, MEDICALLY_NECESSARY, MISSING_FACTS
 from medpolicy.store import Store, audit_chain
 from medpolicy.store.db import _json_dumps
-from medpolicy.store.records import DeterminationRecord
+from medpolicy.store.records import DeterminationRecord, RenderedDetermination
 
 POLICIES: PolicySet = load_policies()
 SORT = orjson.OPT_SORT_KEYS
@@ -243,6 +243,48 @@ def test_hot_and_dict_rows_share_one_chain_that_verifies(store: Store) -> None:
     stored = store.get_determination(ids[1])
     assert stored.determination == decide(INVESTIGATIONAL, POLICIES).to_dict()
     assert stored.case == INVESTIGATIONAL
+
+
+def test_the_answer_is_the_stored_record_read_back(store: Store) -> None:
+    """What the hot path and the keyed path answer is what reading the row answers: byte for byte on
+    SQLite; on PostgreSQL the same JSON (JSONB keeps an object's keys in an order of its own)."""
+    from medpolicy.store import idempotent
+
+    def same(answer: bytes, det_id: str) -> None:
+        read_back = orjson.dumps(store.get_determination(det_id).to_dict())
+        assert orjson.loads(answer) == orjson.loads(read_back)
+        if store.engine.dialect.name == "sqlite":
+            assert answer == read_back
+
+    record, committed = store.submit_rendered(
+        INVESTIGATIONAL, store.decide(INVESTIGATIONAL), client_id="ehr-1"
+    )
+    committed.result()
+    same(record.to_json(), record.id)
+    digest = idempotent.fingerprint(MEDICALLY_NECESSARY, None)
+    keyed, created = idempotent.save(
+        store,
+        MEDICALLY_NECESSARY,
+        store.decide(MEDICALLY_NECESSARY),
+        client_id="ehr-1",
+        key="k-1",
+        digest=digest,
+    )
+    assert created
+    assert isinstance(keyed, RenderedDetermination)
+    same(keyed.to_json(), keyed.id)
+    again, created = idempotent.save(
+        store,
+        MEDICALLY_NECESSARY,
+        store.decide(MEDICALLY_NECESSARY),
+        client_id="ehr-1",
+        key="k-1",
+        digest=digest,
+    )
+    assert not created
+    assert again.id == keyed.id
+    report = {r.table: r for r in audit_chain.verify(store.engine)}["determinations"]
+    assert (report.length, report.broken) == (2, None)
 
 
 def test_an_edited_hot_path_row_is_detected(store: Store) -> None:

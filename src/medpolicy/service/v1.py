@@ -38,6 +38,7 @@ from medpolicy.service.hardening import StrictJSONRequest, StrictJSONRoute
 from medpolicy.service.principals import client_principal, resolve_reviewer
 from medpolicy.store import LifecycleError, PARequest, State, Store, StoreError, idempotent
 from medpolicy.store.lifecycle import CORRECT
+from medpolicy.store.records import RenderedDetermination
 
 
 class JSONResponse(_StarletteJSONResponse):
@@ -323,7 +324,7 @@ HOT_ROUTES = {("POST", "/v1/determinations"): fast_determination}
 
 async def _keyed_determination(
     body: DeterminationRequestV1, store: Store, client: Client, key: str
-) -> JSONResponse:
+) -> Response:
     """A determination with an Idempotency-Key: stored once, with its key, in one transaction."""
 
     def work() -> tuple[Any, bool]:
@@ -343,7 +344,8 @@ async def _keyed_determination(
     headers = {"Location": f"/v1/determinations/{record.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(record.to_dict(), status_code=201 if created else 200, headers=headers)
+    answer = record.to_json() if isinstance(record, RenderedDetermination) else orjson.dumps(record.to_dict())
+    return RenderedJSONResponse(answer, status_code=201 if created else 200, headers=headers)
 
 
 def _large(case: dict[str, Any]) -> bool:

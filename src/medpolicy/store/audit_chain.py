@@ -48,6 +48,7 @@ CHAINED: dict[str, frozenset[str]] = {
     "pa_reads": frozenset({"id"}),
     "determinations": frozenset(),
 }
+_SKIPPED = {table: skip | CHAIN_COLUMNS for table, skip in CHAINED.items()}
 # PostgreSQL advisory-lock keys, one per chained table (arbitrary constants, fixed forever)
 _LOCK_KEYS = {"pa_events": 7_303_001, "pa_reads": 7_303_002, "determinations": 7_303_003}
 
@@ -81,9 +82,11 @@ def canonical_tail(table: str, content: Mapping[str, Any]) -> bytes:
     sorts after them). Values may be `orjson.Fragment`s holding their value's sorted-key JSON
     (`orjson.dumps(value, option=orjson.OPT_SORT_KEYS)`), so a large value rendered once for
     other uses need not be rendered again; `row_hash_from_tail` gives the same hash as `row_hash`."""
-    skip = CHAINED[table] | CHAIN_COLUMNS
-    body = {k: _canonical_value(v) for k, v in content.items() if k not in skip}
-    if any(k <= "_table" for k in body):
+    skip = _SKIPPED[table]
+    body = {
+        k: _canonical_value(v) if isinstance(v, datetime) else v for k, v in content.items() if k not in skip
+    }
+    if body and min(body) <= "_table":
         raise ValueError(f"a column of {table} sorts before the chain's own keys")
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)[1:]
 

@@ -70,6 +70,20 @@ def _describe(determination: Determination | Mapping[str, Any], default_engine: 
     )
 
 
+_SCALARS = frozenset(
+    (
+        "id",
+        "created_at",
+        "client_id",
+        "pa_request_id",
+        "policy_id",
+        "policy_version",
+        "engine_version",
+        "outcome",
+    )
+)
+
+
 def _json_native(case: Mapping[str, Any]) -> dict[str, Any]:
     """The case as plain JSON values (dates become ISO strings), as it will read back from the store."""
     native: dict[str, Any] = orjson.loads(orjson.dumps(dict(case), default=_json_default))
@@ -177,47 +191,38 @@ class DeterminationsMixin:
         """`submit_determination` for the service's hot path: the same row, stored and hashed into
         the audit chain alike, with the determination rendered once (`to_json_and_canonical`) and
         never parsed back into a dict; the record holds the JSON text, ready to answer."""
+        record, values = self._rendered_values(case, determination, client_id=client_id)
+        return record, self._writer.submit(values)
+
+    def _rendered_values(
+        self, case: Mapping[str, Any], determination: Determination, *, client_id: str
+    ) -> tuple[RenderedDetermination, dict[str, Any]]:
+        """The record and the row values (`_determination_values`' row, its JSON columns as
+        `orjson.Fragment`s of their text, which the columns' orjson serializer writes as it is,
+        and its canonical content for the audit chain, `audit_chain.CANONICAL`)."""
         text, canonical = determination.to_json_and_canonical()
         case_json = orjson.dumps(dict(case), default=_json_default)
         version = determination.version
-        record = RenderedDetermination(
-            id=new_id("det"),
-            created_at=self.clock(),
-            client_id=client_id,
-            pa_request_id=None,
-            policy_id=str(determination.policy.id),
-            policy_version=None if version is None else str(version.id),
-            engine_version=str(medpolicy.__version__ or self.engine_version),
-            outcome=str(determination.outcome.value),
-            case_json=case_json,
-            determination_json=text,
-        )
-        scalars = {
-            "id": record.id,
-            "created_at": record.created_at,
+        values: dict[str, Any] = {
+            "id": new_id("det"),
+            "created_at": self.clock(),
             "client_id": client_id,
             "pa_request_id": None,
-            "policy_id": record.policy_id,
-            "policy_version": record.policy_version,
-            "engine_version": record.engine_version,
-            "outcome": record.outcome,
+            "policy_id": str(determination.policy.id),
+            "policy_version": None if version is None else str(version.id),
+            "engine_version": str(medpolicy.__version__ or self.engine_version),
+            "outcome": str(determination.outcome.value),
+            "case": orjson.Fragment(orjson.dumps(orjson.loads(case_json), option=orjson.OPT_SORT_KEYS)),
+            "determination": orjson.Fragment(canonical),
         }
-        tail = audit_chain.canonical_tail(
-            "determinations",
-            {
-                **scalars,
-                "case": orjson.Fragment(orjson.dumps(orjson.loads(case_json), option=orjson.OPT_SORT_KEYS)),
-                "determination": orjson.Fragment(canonical),
-            },
+        tail = audit_chain.canonical_tail("determinations", values)
+        record = RenderedDetermination(
+            case_json=case_json, determination_json=text, **{k: v for k, v in values.items() if k in _SCALARS}
         )
-        # The JSON columns' serializer (orjson) writes a Fragment's text as it is.
-        values = {
-            **scalars,
-            "case": orjson.Fragment(case_json),
-            "determination": orjson.Fragment(text),
-            audit_chain.CANONICAL: tail,
-        }
-        return record, self._writer.submit(values)
+        values["case"] = orjson.Fragment(case_json)
+        values["determination"] = orjson.Fragment(text)
+        values[audit_chain.CANONICAL] = tail
+        return record, values
 
     def _insert_determinations(self, rows: list[dict[str, Any]]) -> None:
         with self._write_lock or nullcontext(), self._write_engine.begin() as conn:
