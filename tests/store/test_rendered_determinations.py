@@ -220,6 +220,20 @@ def test_a_rendered_row_is_the_dict_row(
     assert record.to_json() == orjson.dumps(DeterminationRecord(**old).to_dict())
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cases())
+def test_the_stores_decider_renders_alike(memory_store: Store, case: dict[str, Any]) -> None:
+    """Through the store's decider (routes remembered, repeated combinations decided from learnt
+    templates: `medpolicy.case_combos`), as the service decides."""
+    if _decided(case) is None:
+        return
+    for _ in range(3):  # learnt the second time, decided from the template the third
+        d = memory_store.decide(case)
+        text, canonical = d.to_json_and_canonical()
+        assert text == d.to_json()
+        assert canonical == orjson.dumps(orjson.loads(text), option=SORT)
+
+
 def _hot(store: Store, case: dict[str, Any], client_id: str) -> str:
     record, committed = store.submit_rendered(case, store.decide(case), client_id=client_id)
     committed.result()
