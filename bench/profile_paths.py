@@ -161,18 +161,14 @@ def v1(n: int, top: int, split_parts: bool = False) -> None:
     async def split() -> None:
         """The loop's CPU per call with parts of the call taken away (best of 7 blocks each)."""
         from medpolicy.service import v1 as v1_module
-        from medpolicy.store.records import DeterminationRecord
 
         whole = v1_module._determine
 
         async def without_store(case: dict[str, Any], policy_id: str | None, store: Any, client: Any) -> Any:
             determination = store.decide(case, policy_id=policy_id)
-            values = store._determination_values(
-                case, determination, client_id=client.client_id, pa_request_id=None
-            )
-            record = DeterminationRecord(**values)
+            record, _values = store._rendered_values(case, determination, client_id=client.client_id)
             location = {"Location": f"/v1/determinations/{record.id}"}
-            return v1_module.JSONResponse(record.to_dict(), status_code=201, headers=location)
+            return v1_module.RenderedJSONResponse(record.to_json(), status_code=201, headers=location)
 
         async def service_only(*_args: Any) -> Any:
             return v1_module.JSONResponse({"id": "det_x"}, status_code=201)

@@ -79,7 +79,7 @@ class EvalResult:
     possible: frozenset[Outcome]
     summary: str = ""
     #: JSON fragments rendered once per key and reused for every case with that key (see to_json).
-    rendered: dict[str, str] = field(default_factory=dict, compare=False)
+    rendered: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -297,6 +297,65 @@ class Determination:
         meta = case.metadata
         return f'{first},"case":{_dumps(dict(meta))}{last}' if meta else first + last
 
+    def to_json_and_canonical(self) -> tuple[str, bytes]:
+        """``(self.to_json(), orjson.dumps(self.to_dict(), option=orjson.OPT_SORT_KEYS))``, the full
+        detail, each part computed once and neither parsed back: the text answers and is stored, the
+        sorted-key bytes are what the store's audit chain hashes (`medpolicy.store.audit_chain`).
+        The parts that depend only on the key are rendered sorted once per key too."""
+        r = self.result
+        rendered = r.rendered
+        head = rendered.get("head")
+        if head is None:
+            head = rendered["head"] = _dumps(_head(self.policy, r))[1:-1]
+        crit = rendered.get("full")
+        if crit is None:
+            crit = rendered["full"] = _dumps(_criteria(r, "full"))
+        parts: dict[str, Any] | None = rendered.get("sorted")
+        if parts is None:  # the head's fields and the criteria, each as sorted-key JSON
+            parts = {k: orjson.Fragment(_sorted(v)) for k, v in _head(self.policy, r).items()}
+            parts["criteria"] = orjson.Fragment(_sorted(_criteria(r, "full")))
+            rendered["sorted"] = parts
+        notes = self.notes
+        flags = self.flags
+        notes_list = [n.to_dict() for n in notes] if notes else []
+        conflicts = self.conflicts if notes else []
+        facts = self._facts("full")
+        expl = self.explanation()
+        rationale = _rationale(self.rationale, "full")
+        meta = self.case.metadata
+        meta_dict = dict(meta) if meta else None
+        rationale_text = _dumps(rationale)
+        first = "".join(
+            [
+                "{",
+                head,
+                ',"notes":',
+                _dumps(notes_list) if notes else "[]",
+                ',"flags":',
+                _dumps(flags) if flags else "[]",
+                ',"conflicts":',
+                _dumps(conflicts) if notes else "[]",
+                ',"facts":',
+                _dumps(facts),
+                ',"explanation":',
+                _dumps(expl),
+            ]
+        )
+        last = f',"criteria":{crit},"rationale":{rationale_text}}}'
+        text = f'{first},"case":{_dumps(meta_dict)}{last}' if meta_dict else first + last
+        canonical = {
+            **parts,
+            "notes": notes_list,
+            "flags": flags,
+            "conflicts": conflicts,
+            "facts": facts,
+            "explanation": expl,
+            "rationale": rationale,
+        }
+        if meta_dict:
+            canonical["case"] = meta_dict
+        return text, orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
+
     def _quick_key(self, r: EvalResult, case: Case) -> tuple[Any, ...] | None:
         """What the compact line of a case depends on besides its metadata (see ``notes``, ``flags``,
         ``conflicts`` and ``rationale``), or None when it cannot be known without deciding again. The
@@ -354,6 +413,11 @@ class Determination:
 
 
 _orjson_dumps = orjson.dumps
+
+
+def _sorted(value: Any) -> bytes:
+    """Compact JSON with every object's keys sorted (what the store's audit chain hashes)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def _dumps(value: Any) -> str:

@@ -28,6 +28,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse as _StarletteJSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from medpolicy.service.auth import Client
@@ -37,6 +38,7 @@ from medpolicy.service.hardening import StrictJSONRequest, StrictJSONRoute
 from medpolicy.service.principals import client_principal, resolve_reviewer
 from medpolicy.store import LifecycleError, PARequest, State, Store, StoreError, idempotent
 from medpolicy.store.lifecycle import CORRECT
+from medpolicy.store.records import RenderedDetermination
 
 
 class JSONResponse(_StarletteJSONResponse):
@@ -44,6 +46,12 @@ class JSONResponse(_StarletteJSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+class RenderedJSONResponse(Response):
+    """An answer already rendered as JSON bytes (sent as they are)."""
+
+    media_type = "application/json"
 
 
 # -- wire models (documented in the OpenAPI document) -------------------------------------------
@@ -236,7 +244,7 @@ def healthz() -> dict[str, str]:
 # -- determinations ----------------------------------------------------------------------------
 
 
-async def fast_determination(request: StrictJSONRequest) -> JSONResponse | None:
+async def fast_determination(request: StrictJSONRequest) -> Response | None:
     """`create_determination` for the common call, without FastAPI's routing, dependency injection
     and body validation (the fast path of `medpolicy.service.middleware`): a JSON body
     ``{"case": {...}[, "policy_id": str|null]}``, a valid bearer token, no Idempotency-Key. Anything
@@ -286,15 +294,13 @@ async def create_determination(
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
     ] = None,
-) -> JSONResponse:
+) -> Response:
     if idempotency_key is not None:
         return await _keyed_determination(body, store, client, idempotency_key)
     return await _determine(body.case, body.policy_id, store, client)
 
 
-async def _determine(
-    case: dict[str, Any], policy_id: str | None, store: Store, client: Client
-) -> JSONResponse:
+async def _determine(case: dict[str, Any], policy_id: str | None, store: Store, client: Client) -> Response:
     # The hot path: decide on the event loop (pure CPU), then wait, without a thread, for the
     # group commit that stores this determination with the others arriving now.
     try:
@@ -302,12 +308,13 @@ async def _determine(
             determination = await run_in_threadpool(store.decide, case, policy_id=policy_id)
         else:
             determination = store.decide(case, policy_id=policy_id)
-        record, committed = store.submit_determination(case, determination, client_id=client.client_id)
+        # the determination rendered once: its text answers and is stored, never parsed back
+        record, committed = store.submit_rendered(case, determination, client_id=client.client_id)
         await asyncio.wrap_future(committed)
     except StoreError as exc:
         raise _store_error(exc) from None
-    return JSONResponse(
-        record.to_dict(), status_code=201, headers={"Location": f"/v1/determinations/{record.id}"}
+    return RenderedJSONResponse(
+        record.to_json(), status_code=201, headers={"Location": f"/v1/determinations/{record.id}"}
     )
 
 
@@ -317,7 +324,7 @@ HOT_ROUTES = {("POST", "/v1/determinations"): fast_determination}
 
 async def _keyed_determination(
     body: DeterminationRequestV1, store: Store, client: Client, key: str
-) -> JSONResponse:
+) -> Response:
     """A determination with an Idempotency-Key: stored once, with its key, in one transaction."""
 
     def work() -> tuple[Any, bool]:
@@ -337,7 +344,8 @@ async def _keyed_determination(
     headers = {"Location": f"/v1/determinations/{record.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(record.to_dict(), status_code=201 if created else 200, headers=headers)
+    answer = record.to_json() if isinstance(record, RenderedDetermination) else orjson.dumps(record.to_dict())
+    return RenderedJSONResponse(answer, status_code=201 if created else 200, headers=headers)
 
 
 def _large(case: dict[str, Any]) -> bool:

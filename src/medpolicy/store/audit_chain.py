@@ -11,7 +11,9 @@ Rows are sealed as they are written, in the same transaction:
 
 * ORM writes: `install(sessionmaker)` registers a `before_flush` hook that seals every new row of a
   chained table, whoever added it.
-* Core inserts (the determinations' group commit): call `seal_values(conn, table, rows)` first.
+* Core inserts (the determinations' group commit): call `seal_values(conn, table, rows)` first. A
+  row may carry its content already rendered (`CANONICAL`, from `canonical_tail`): the service's
+  hot path renders a determination's sorted-key JSON with the determination, not from a dict.
 
 The head of a chain is read under a lock: SQLite's write transaction (`BEGIN IMMEDIATE`) or a
 PostgreSQL transaction-level advisory lock per table; the unique index on `chain_seq` refuses a fork
@@ -46,6 +48,7 @@ CHAINED: dict[str, frozenset[str]] = {
     "pa_reads": frozenset({"id"}),
     "determinations": frozenset(),
 }
+_SKIPPED = {table: skip | CHAIN_COLUMNS for table, skip in CHAINED.items()}
 # PostgreSQL advisory-lock keys, one per chained table (arbitrary constants, fixed forever)
 _LOCK_KEYS = {"pa_events": 7_303_001, "pa_reads": 7_303_002, "determinations": 7_303_003}
 
@@ -66,6 +69,32 @@ def row_hash(table: str, seq: int, prev: str, content: Mapping[str, Any]) -> str
     body["_seq"] = seq
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(prev.encode("ascii") + b"\n" + canonical).hexdigest()
+
+
+#: A row's values may carry its canonical content, rendered beforehand (`canonical_tail`), under
+#: this key: `seal_values` then hashes it instead of rendering the values again, and removes it.
+CANONICAL = "_canonical"
+
+
+def canonical_tail(table: str, content: Mapping[str, Any]) -> bytes:
+    """The canonical JSON `row_hash` hashes, without its chain position: what follows
+    ``{"_seq":<seq>,"_table":"<table>",`` (sorted keys put those two first: every column name
+    sorts after them). Values may be `orjson.Fragment`s holding their value's sorted-key JSON
+    (`orjson.dumps(value, option=orjson.OPT_SORT_KEYS)`), so a large value rendered once for
+    other uses need not be rendered again; `row_hash_from_tail` gives the same hash as `row_hash`."""
+    skip = _SKIPPED[table]
+    body = {
+        k: _canonical_value(v) if isinstance(v, datetime) else v for k, v in content.items() if k not in skip
+    }
+    if body and min(body) <= "_table":
+        raise ValueError(f"a column of {table} sorts before the chain's own keys")
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)[1:]
+
+
+def row_hash_from_tail(table: str, seq: int, prev: str, tail: bytes) -> str:
+    """`row_hash` of the row whose `canonical_tail` is `tail`."""
+    head = b'{"_seq":%d,"_table":%s%s' % (seq, orjson.dumps(table), b"," if tail != b"}" else b"")
+    return hashlib.sha256(prev.encode("ascii") + b"\n" + head + tail).hexdigest()
 
 
 def _head(conn: Connection, table: str) -> tuple[int, str]:
@@ -90,7 +119,10 @@ def seal_values(conn: Connection, table: str, rows: list[dict[str, Any]]) -> Non
     seq, prev = _head(conn, table)
     for values in rows:
         seq += 1
-        digest = row_hash(table, seq, prev, values)
+        tail = values.pop(CANONICAL, None)
+        digest = (
+            row_hash(table, seq, prev, values) if tail is None else row_hash_from_tail(table, seq, prev, tail)
+        )
         values["chain_seq"], values["chain_prev"], values["chain_hash"] = seq, prev, digest
         prev = digest
 

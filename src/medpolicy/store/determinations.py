@@ -18,12 +18,13 @@ import orjson
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
+import medpolicy
 from medpolicy.deciding import decide, decider
 from medpolicy.store import audit_chain
 from medpolicy.store.db import GroupCommitWriter
 from medpolicy.store.errors import NotFoundError, StoreError
 from medpolicy.store.models import DeterminationRow
-from medpolicy.store.records import DeterminationRecord, det_record, new_id
+from medpolicy.store.records import DeterminationRecord, RenderedDetermination, det_record, new_id
 
 if TYPE_CHECKING:
     from medpolicy import Determination, PolicySet
@@ -67,6 +68,20 @@ def _describe(determination: Determination | Mapping[str, Any], default_engine: 
         engine_version=str(data.get("engine_version") or default_engine),
         data=data,
     )
+
+
+_SCALARS = frozenset(
+    (
+        "id",
+        "created_at",
+        "client_id",
+        "pa_request_id",
+        "policy_id",
+        "policy_version",
+        "engine_version",
+        "outcome",
+    )
+)
 
 
 def _json_native(case: Mapping[str, Any]) -> dict[str, Any]:
@@ -169,6 +184,45 @@ class DeterminationsMixin:
         )
         record = DeterminationRecord(**values)
         return record, self._writer.submit(values)
+
+    def submit_rendered(
+        self, case: Mapping[str, Any], determination: Determination, *, client_id: str
+    ) -> tuple[RenderedDetermination, Future[None]]:
+        """`submit_determination` for the service's hot path: the same row, stored and hashed into
+        the audit chain alike, with the determination rendered once (`to_json_and_canonical`) and
+        never parsed back into a dict; the record holds the JSON text, ready to answer."""
+        record, values = self._rendered_values(case, determination, client_id=client_id)
+        return record, self._writer.submit(values)
+
+    def _rendered_values(
+        self, case: Mapping[str, Any], determination: Determination, *, client_id: str
+    ) -> tuple[RenderedDetermination, dict[str, Any]]:
+        """The record and the row values (`_determination_values`' row, its JSON columns as
+        `orjson.Fragment`s of their text, which the columns' orjson serializer writes as it is,
+        and its canonical content for the audit chain, `audit_chain.CANONICAL`)."""
+        text, canonical = determination.to_json_and_canonical()
+        case_json = orjson.dumps(dict(case), default=_json_default)
+        version = determination.version
+        values: dict[str, Any] = {
+            "id": new_id("det"),
+            "created_at": self.clock(),
+            "client_id": client_id,
+            "pa_request_id": None,
+            "policy_id": str(determination.policy.id),
+            "policy_version": None if version is None else str(version.id),
+            "engine_version": str(medpolicy.__version__ or self.engine_version),
+            "outcome": str(determination.outcome.value),
+            "case": orjson.Fragment(orjson.dumps(orjson.loads(case_json), option=orjson.OPT_SORT_KEYS)),
+            "determination": orjson.Fragment(canonical),
+        }
+        tail = audit_chain.canonical_tail("determinations", values)
+        record = RenderedDetermination(
+            case_json=case_json, determination_json=text, **{k: v for k, v in values.items() if k in _SCALARS}
+        )
+        values["case"] = orjson.Fragment(case_json)
+        values["determination"] = orjson.Fragment(text)
+        values[audit_chain.CANONICAL] = tail
+        return record, values
 
     def _insert_determinations(self, rows: list[dict[str, Any]]) -> None:
         with self._write_lock or nullcontext(), self._write_engine.begin() as conn:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from medpolicy.store import audit_chain
 from medpolicy.store.errors import IdempotencyConflictError
 from medpolicy.store.models import DeterminationKeyRow, DeterminationRow
-from medpolicy.store.records import DeterminationRecord
+from medpolicy.store.records import DeterminationRecord, RenderedDetermination
 
 if TYPE_CHECKING:
     from medpolicy.engine import Determination
@@ -55,9 +55,10 @@ def save(
     client_id: str,
     key: str,
     digest: str,
-) -> tuple[DeterminationRecord, bool]:
-    """Store `determination` under `key`: (record, True), or the earlier one's (record, False)."""
-    values = store._determination_values(case, determination, client_id=client_id, pa_request_id=None)
+) -> tuple[DeterminationRecord | RenderedDetermination, bool]:
+    """Store `determination` under `key`: (the new record, True), or the earlier one's (record,
+    False). The new one is rendered once, as on the group-commit path (`Store.submit_rendered`)."""
+    rendered, values = store._rendered_values(case, determination, client_id=client_id)
     try:
         with store._write_lock or nullcontext(), store._write_engine.begin() as conn:
             row = dict(values)  # the stored row also carries its place in the audit hash chain
@@ -79,7 +80,7 @@ def save(
         if existing is None:  # pragma: no cover - the conflict was something else
             raise
         return existing, False
-    return DeterminationRecord(**values), True
+    return rendered, True
 
 
 __all__ = ["find", "fingerprint", "save"]

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from medpolicy.store import lifecycle
 from medpolicy.store.lifecycle import State
 from medpolicy.store.models import DeterminationRow, PAEventRow, PARequestRow
@@ -69,6 +71,40 @@ class DeterminationRecord:
         if include_case:
             data["case"] = self.case
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDetermination:
+    """A determination as the service's hot path stores and answers it: the fields of a
+    `DeterminationRecord`, with the case and the determination as the JSON text stored for them
+    (never parsed back into dicts: `to_json` is ``orjson.dumps(record.to_dict())``'s bytes)."""
+
+    id: str
+    created_at: datetime
+    client_id: str
+    pa_request_id: str | None
+    policy_id: str | None
+    policy_version: str | None
+    engine_version: str
+    outcome: str
+    case_json: bytes
+    determination_json: str
+
+    def to_json(self) -> bytes:
+        """The answer: `DeterminationRecord.to_dict()` (with the case) as compact JSON."""
+        return orjson.dumps(
+            {
+                "id": self.id,
+                "created_at": _iso(self.created_at),
+                "pa_request_id": self.pa_request_id,
+                "policy_id": self.policy_id,
+                "policy_version": self.policy_version,
+                "engine_version": self.engine_version,
+                "outcome": self.outcome,
+                "determination": orjson.Fragment(self.determination_json),
+                "case": orjson.Fragment(self.case_json),
+            }
+        )
 
 
 @dataclass(frozen=True)
