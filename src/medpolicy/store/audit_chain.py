@@ -97,26 +97,34 @@ def row_hash_from_tail(table: str, seq: int, prev: str, tail: bytes) -> str:
     return hashlib.sha256(prev.encode("ascii") + b"\n" + head + tail).hexdigest()
 
 
-def _head(conn: Connection, table: str) -> tuple[int, str]:
+def _head(conn: Connection, table: str) -> tuple[Any, ...] | None:
     """Lock the chain of `table` for this transaction (PostgreSQL) and read its last link."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEYS[table]})
-    row = conn.execute(
-        text(
-            f"SELECT chain_seq, chain_hash FROM {table} WHERE chain_seq IS NOT NULL "  # noqa: S608
-            "ORDER BY chain_seq DESC LIMIT 1"
-        )
-    ).first()
-    if row is None:
-        return 0, GENESIS
-    return int(row[0]), str(row[1])
+    row = conn.execute(text(head_sql(table))).first()
+    return None if row is None else tuple(row)
 
 
 def seal_values(conn: Connection, table: str, rows: list[dict[str, Any]]) -> None:
     """Give each row (a dict of column values, in insert order) its place and hash in the chain."""
     if not rows:
         return
-    seq, prev = _head(conn, table)
+    seal_after(_head(conn, table), table, rows)
+
+
+def head_sql(table: str) -> str:
+    """The query of a chain's last link (``chain_seq, chain_hash``; no row for an empty chain)."""
+    if table not in CHAINED:
+        raise ValueError(f"{table!r} is not a chained table")
+    return (
+        f"SELECT chain_seq, chain_hash FROM {table} WHERE chain_seq IS NOT NULL "  # noqa: S608
+        "ORDER BY chain_seq DESC LIMIT 1"
+    )
+
+
+def seal_after(head: tuple[Any, ...] | None, table: str, rows: list[dict[str, Any]]) -> None:
+    """Seal `rows` after the link `head` (the row of `head_sql`, read in the same write transaction)."""
+    seq, prev = (0, GENESIS) if head is None else (int(head[0]), str(head[1]))
     for values in rows:
         seq += 1
         tail = values.pop(CANONICAL, None)

@@ -6,14 +6,16 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, PoolProxiedConnection, Table, create_engine, event, insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from medpolicy.store.errors import StoreError
 
@@ -169,6 +171,101 @@ def _settle(future: Future[None], error: BaseException | None) -> None:
             future.set_exception(error)
     except InvalidStateError:
         pass
+
+
+class SqliteAppender:
+    """Appends rows to one table of a SQLite store in short write transactions, through the driver.
+
+    The group commit's hot path. Through SQLAlchemy Core a one-row transaction cost ~0.6 ms of the
+    writer thread's Python (pool checkout and reset, events, execution contexts, result set-up) on
+    top of SQLite's own ~0.3 ms, and under a steady trickle of requests every transaction is one row:
+    that Python ran with the GIL held, beside the event loop. Here the writer keeps one connection
+    of the engine's pool (its connect listeners set WAL, ``synchronous`` and the checkpoint policy
+    as for any other) and runs ``BEGIN IMMEDIATE``, the reads the caller needs, one ``executemany``
+    and ``COMMIT`` on it. The values are converted by each column type's own bind processor, as Core
+    would; a driver error is raised as SQLAlchemy's (``IntegrityError``, ...), without parameters.
+
+    One thread uses it at a time (the writer's); `close` returns the connection to the pool.
+    """
+
+    def __init__(self, engine: Engine, table: Table) -> None:
+        if engine.dialect.name != "sqlite":
+            raise ValueError("SqliteAppender is for SQLite stores")
+        for column in table.columns:
+            if column.default is not None or column.server_default is not None:
+                raise ValueError(f"{table.name}.{column.name} has a default: insert it through Core")
+        self._engine = engine
+        self._keys = [column.key for column in table.columns]
+        dialect = engine.dialect
+        self._processors = [column.type.bind_processor(dialect) for column in table.columns]
+        self._sql = str(insert(table).compile(dialect=dialect, column_keys=self._keys))
+        self._raw: PoolProxiedConnection | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[AppendTransaction]:
+        """A write transaction (``BEGIN IMMEDIATE``), committed on exit, rolled back on an error."""
+        raw = self._raw
+        if raw is None:
+            raw = self._raw = self._engine.raw_connection()
+        conn: Any = raw.driver_connection
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield AppendTransaction(self, conn)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            self._raw = None
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except Exception:  # noqa: S110 - the connection is dropped below either way
+                pass
+            raw.invalidate()  # a connection that failed is not reused
+            if isinstance(exc, Exception) and not isinstance(exc, DBAPIError):
+                dbapi = self._engine.dialect.loaded_dbapi
+                if isinstance(exc, dbapi.Error):
+                    raise DBAPIError.instance(
+                        None, None, exc, dbapi.Error, hide_parameters=True, dialect=self._engine.dialect
+                    ) from exc
+            raise
+
+    def rows_sql(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Parameters of the insert for `rows` (each column's bind processor applied)."""
+        keys, processors = self._keys, self._processors
+        unknown = {k for row in rows for k in row}.difference(keys)
+        if unknown:
+            raise ValueError(f"unknown columns: {', '.join(sorted(unknown))}")
+        out = []
+        for row in rows:
+            values: list[Any] = []
+            for key, process in zip(keys, processors, strict=True):
+                if key not in row:
+                    values.append(None)  # SQL NULL, as a column Core leaves out of its INSERT
+                    continue
+                value = row[key]
+                values.append(process(value) if process is not None else value)
+            out.append(tuple(values))
+        return out
+
+    def close(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            raw.close()
+
+
+class AppendTransaction:
+    """One transaction of a `SqliteAppender`: read what the rows need, then insert them."""
+
+    def __init__(self, appender: SqliteAppender, conn: Any) -> None:
+        self._appender = appender
+        self._conn = conn
+
+    def first(self, sql: str) -> tuple[Any, ...] | None:
+        """The first row of a query (fixed SQL, no parameters), or None."""
+        row: tuple[Any, ...] | None = self._conn.execute(sql).fetchone()
+        return row
+
+    def insert(self, rows: list[dict[str, Any]]) -> None:
+        self._conn.executemany(self._appender._sql, self._appender.rows_sql(rows))
 
 
 class Checkpointer:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 import medpolicy
 from medpolicy.deciding import decide, decider
 from medpolicy.store import audit_chain
-from medpolicy.store.db import GroupCommitWriter
+from medpolicy.store.db import GroupCommitWriter, SqliteAppender
 from medpolicy.store.errors import NotFoundError, StoreError
 from medpolicy.store.models import DeterminationRow
 from medpolicy.store.records import DeterminationRecord, RenderedDetermination, det_record, new_id
@@ -106,6 +106,7 @@ class DeterminationsMixin:
         engine_version: str
         clock: Callable[[], datetime]
         _writer: GroupCommitWriter
+        _appender: SqliteAppender | None
         _write_lock: threading.Lock | None
         _write_engine: Engine
         #: (the policies they decide with, a decider per policy id) and the lock their learning takes.
@@ -225,8 +226,15 @@ class DeterminationsMixin:
         return record, values
 
     def _insert_determinations(self, rows: list[dict[str, Any]]) -> None:
+        rows = [dict(row) for row in rows]  # a failed batch is retried row by row: seal copies
+        appender = self._appender
+        if appender is not None:  # SQLite: through the driver (the same transaction, less Python)
+            with self._write_lock or nullcontext(), appender.transaction() as txn:
+                head = txn.first(audit_chain.head_sql("determinations"))
+                audit_chain.seal_after(head, "determinations", rows)
+                txn.insert(rows)
+            return
         with self._write_lock or nullcontext(), self._write_engine.begin() as conn:
-            rows = [dict(row) for row in rows]  # a failed batch is retried row by row: seal copies
             audit_chain.seal_values(conn, "determinations", rows)
             conn.execute(insert(DeterminationRow), rows)
 

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from medpolicy.store import audit_chain
 from medpolicy.store.casework import CaseworkMixin
-from medpolicy.store.db import Checkpointer, GroupCommitWriter, make_engine
+from medpolicy.store.db import Checkpointer, GroupCommitWriter, SqliteAppender, make_engine
 from medpolicy.store.determinations import engine_version
 from medpolicy.store.errors import (
     ConcurrentUpdateError,
@@ -49,6 +49,7 @@ from medpolicy.store.errors import (
     StoreError,
 )
 from medpolicy.store.interop_records import InteropRecordsMixin
+from medpolicy.store.models import DeterminationRow
 from medpolicy.store.pa_requests import DUE_IN, PARequestsMixin
 from medpolicy.store.pa_requests import SUBMIT as SUBMIT
 from medpolicy.store.records import (
@@ -109,6 +110,12 @@ class Store(PARequestsMixin, InteropRecordsMixin, CaseworkMixin):
         self._write_engine = engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else engine
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         audit_chain.install(self._write_sessions)  # every new audit row is sealed into its hash chain
+        # SQLite: the group commit's inserts go through the driver (see SqliteAppender)
+        self._appender = (
+            SqliteAppender(engine, DeterminationRow.metadata.tables["determinations"])
+            if self.is_sqlite
+            else None
+        )
         self._writer = GroupCommitWriter(lambda rows: self._insert_determinations(rows))
         self._jti_writer = GroupCommitWriter(lambda rows: self._insert_jtis(rows))
         self._jti_inserts = 0
@@ -147,6 +154,8 @@ class Store(PARequestsMixin, InteropRecordsMixin, CaseworkMixin):
     def close(self) -> None:
         self._writer.close()
         self._jti_writer.close()
+        if self._appender is not None:
+            self._appender.close()
         if self._checkpointer is not None:
             self._checkpointer.close()
         self.engine.dispose()
