@@ -489,9 +489,7 @@ def _answer(
     commits: list[Future[None]] = []
     for item, codes, policy, case, determination in decided:
         outcome = str(determination.outcome)
-        record, committed = store.submit_determination(
-            case, determination, client_id=f"cds:{caller.iss}"[:200]
-        )
+        record, committed = store.submit_rendered(case, determination, client_id=f"cds:{caller.iss}"[:200])
         commits.append(committed)
         governed_codes = [c for c in codes if c in policy.governs.codes]
         assertion = crd.assertion_for(
