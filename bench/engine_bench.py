@@ -21,6 +21,7 @@ import gc
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -69,10 +70,12 @@ def handwritten(v: Mapping[str, Any]) -> str:
     return "information_needed"
 
 
-def adjacent(fns: dict[str, Callable[[], None]]) -> tuple[dict[str, float], dict[str, float]]:
+def adjacent(
+    fns: dict[str, Callable[[], None]],
+) -> tuple[dict[str, float], dict[str, float], dict[str, list[float]]]:
     """Best CPU time and best wall time of each loop over REPEAT rounds, the loops run one after the
-    other in each round. CPU time (this thread's) is what the ratios use: on a shared machine the
-    wall time of a loop also counts the time it waited for the core."""
+    other in each round, and each round's CPU times. CPU time (this thread's) is what the ratios use:
+    on a shared machine the wall time of a loop also counts the time it waited for the core."""
     cpu: dict[str, list[float]] = {name: [] for name in fns}
     wall: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(REPEAT):
@@ -82,7 +85,19 @@ def adjacent(fns: dict[str, Callable[[], None]]) -> tuple[dict[str, float], dict
             fn()
             cpu[name].append(time.thread_time() - t)
             wall[name].append(time.perf_counter() - w)
-    return {name: min(ts) for name, ts in cpu.items()}, {name: min(ts) for name, ts in wall.items()}
+    return {name: min(ts) for name, ts in cpu.items()}, {name: min(ts) for name, ts in wall.items()}, cpu
+
+
+def per_round(rounds: dict[str, list[float]], num: str, den: str) -> tuple[float, float, float]:
+    """Median, lowest and highest of one ratio taken round by round (each round's two loops ran next
+    to each other): a check on the ratio of the bests when the machine's speed drifts between rounds."""
+    ratios = sorted(d / n for n, d in zip(rounds[num], rounds[den], strict=True))
+    return statistics.median(ratios), ratios[0], ratios[-1]
+
+
+def spread(times: list[float]) -> str:
+    """How far a loop's own rounds differ: slowest round's time over the fastest's."""
+    return f"{max(times) / min(times):.2f}x"
 
 
 def main() -> int:
@@ -139,7 +154,7 @@ def main() -> int:
         for c in raw:
             decide(reference_parse(c, None)).trace  # noqa: B018 -- as above
 
-    best, wall = adjacent(
+    best, wall, rounds = adjacent(
         {"hand": run_hand, "engine": run_engine, "validated": run_validated, "reference": run_reference}
     )
     engine_rate, hand_rate, cold_rate = N / best["engine"], N / best["hand"], N / cold
@@ -166,6 +181,10 @@ def main() -> int:
             "validated_to_engine": round(wall_rates["validated"] / wall_rates["engine"], 3),
         },
         "ratio": round(ratio, 3),
+        "per_round_median": {
+            "engine_to_hand": round(per_round(rounds, "engine", "hand")[0], 3),
+            "validated_to_engine": round(per_round(rounds, "validated", "engine")[0], 3),
+        },
         "target_ratio": TARGET,
         "ratio_validated_to_engine": round(ratio_validated, 3),
         "target_ratio_validated": TARGET_VALIDATED,
@@ -202,6 +221,15 @@ def main() -> int:
     print(
         f"    RATIO validated/engine  : {ratio_validated:.3f}   target >= {TARGET_VALIDATED:.2f}   "
         f"{'MET' if ratio_validated >= TARGET_VALIDATED else 'NOT MET'}"
+    )
+    (med_e, lo_e, hi_e), (med_v, lo_v, hi_v) = (
+        per_round(rounds, "engine", "hand"),
+        per_round(rounds, "validated", "engine"),
+    )
+    print(
+        f"    round by round (median, range): engine/hand {med_e:.3f} ({lo_e:.3f} - {hi_e:.3f}), validated/engine "
+        f"{med_v:.3f} ({lo_v:.3f} - {hi_v:.3f}); slowest round over fastest: hand {spread(rounds['hand'])}, "
+        f"engine {spread(rounds['engine'])}, validated {spread(rounds['validated'])}"
     )
     print(
         f"    (by wall clock: engine/hand {wall_rates['engine'] / wall_rates['hand']:.3f}, validated/engine "
