@@ -10,32 +10,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from case_strategies import cases
 from medpolicy import CaseError, PolicySet, decide, load_policies
 from medpolicy.explanation import _basis, _deciding_facts, _parameters, _rationale, explanation, fact_label
 
 POLICIES: PolicySet = load_policies()
-
-DX = ["C20", "C19", "C21.1", "C18.7", "C25.0", "C78.5", "C50.911", "C16.3", "C49.A5", "Z85.048"]
-PROCS = ["77425", "77424", "77469", "77770", "45110", "19301"]
-STAGINGS = ["pT4b", "TX", "cT4N1M1", "ypT3", "pT2", "rT2", "T4", "cT4a"]
-MARGINS = ["negative", "close", "positive", "gross_residual", "R0", "R1"]
-
-
-@st.composite
-def cases(draw: st.DrawFn) -> dict[str, Any]:
-    case: dict[str, Any] = {
-        "procedure_codes": draw(st.lists(st.sampled_from(PROCS), min_size=1, max_size=2, unique=True)),
-        "diagnosis_codes": draw(st.lists(st.sampled_from(DX), min_size=1, max_size=2, unique=True)),
-    }
-    if draw(st.booleans()):
-        case["margin_status"] = draw(st.sampled_from(MARGINS))
-    elif draw(st.booleans()):
-        case["margin_distance_mm"] = draw(st.sampled_from([0.5, 1.0, 2.0, 4.5]))
-    if draw(st.booleans()):
-        case["t_stage"] = draw(st.sampled_from(STAGINGS))
-    if draw(st.booleans()):
-        case["recurrent"] = draw(st.booleans())
-    return case
 
 
 def reference(d: Any) -> dict[str, Any]:

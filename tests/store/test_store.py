@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -444,7 +445,7 @@ def test_concurrent_determinations_are_all_committed_once(store: Store) -> None:
 
 def test_a_failing_row_fails_only_its_own_caller(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     first = store.decide_and_save(MEDICALLY_NECESSARY, client_id="ehr-1")
-    duplicate = {**vars(first)}  # the same primary key again: the database refuses it
+    duplicate = dataclasses.asdict(first)  # the same primary key again: the database refuses it
     batches: list[int] = []
     gate = threading.Event()
     insert = store._insert_determinations

@@ -42,9 +42,9 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-@dataclass(frozen=True)
-class DeterminationRecord:
-    """A stored determination."""
+@dataclass(frozen=True, slots=True)
+class _StoredDetermination:
+    """What every stored determination carries besides its case and its body."""
 
     id: str
     created_at: datetime
@@ -54,11 +54,10 @@ class DeterminationRecord:
     policy_version: str | None
     engine_version: str
     outcome: str
-    case: dict[str, Any]
-    determination: dict[str, Any]
 
-    def to_dict(self, *, include_case: bool = True) -> dict[str, Any]:
-        data: dict[str, Any] = {
+    def _head(self) -> dict[str, Any]:
+        """The answer's fields before the determination and the case, in the answer's order."""
+        return {
             "id": self.id,
             "created_at": _iso(self.created_at),
             "pa_request_id": self.pa_request_id,
@@ -66,45 +65,39 @@ class DeterminationRecord:
             "policy_version": self.policy_version,
             "engine_version": self.engine_version,
             "outcome": self.outcome,
-            "determination": self.determination,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class DeterminationRecord(_StoredDetermination):
+    """A stored determination."""
+
+    case: dict[str, Any]
+    determination: dict[str, Any]
+
+    def to_dict(self, *, include_case: bool = True) -> dict[str, Any]:
+        data = self._head()
+        data["determination"] = self.determination
         if include_case:
             data["case"] = self.case
         return data
 
 
 @dataclass(frozen=True, slots=True)
-class RenderedDetermination:
-    """A determination as the service's hot path stores and answers it: the fields of a
-    `DeterminationRecord`, with the case and the determination as the JSON text stored for them
-    (never parsed back into dicts: `to_json` is ``orjson.dumps(record.to_dict())``'s bytes)."""
+class RenderedDetermination(_StoredDetermination):
+    """A determination as the service's hot path stores and answers it: a `DeterminationRecord` with
+    the case and the determination as the JSON text stored for them (never parsed back into dicts:
+    `to_json` is ``orjson.dumps(record.to_dict())``'s bytes)."""
 
-    id: str
-    created_at: datetime
-    client_id: str
-    pa_request_id: str | None
-    policy_id: str | None
-    policy_version: str | None
-    engine_version: str
-    outcome: str
     case_json: bytes
     determination_json: str
 
     def to_json(self) -> bytes:
         """The answer: `DeterminationRecord.to_dict()` (with the case) as compact JSON."""
-        return orjson.dumps(
-            {
-                "id": self.id,
-                "created_at": _iso(self.created_at),
-                "pa_request_id": self.pa_request_id,
-                "policy_id": self.policy_id,
-                "policy_version": self.policy_version,
-                "engine_version": self.engine_version,
-                "outcome": self.outcome,
-                "determination": orjson.Fragment(self.determination_json),
-                "case": orjson.Fragment(self.case_json),
-            }
-        )
+        data = self._head()
+        data["determination"] = orjson.Fragment(self.determination_json)
+        data["case"] = orjson.Fragment(self.case_json)
+        return orjson.dumps(data)
 
 
 @dataclass(frozen=True)
