@@ -1,11 +1,17 @@
 """Where the time goes: profiles of the validated path and of one `POST /v1/determinations` call.
 
-    .venv/bin/python bench/profile_paths.py [validated|v1|both] [--n 20000] [--top 25]
+    .venv/bin/python bench/profile_paths.py [validated|v1|both|instructions] [--n 20000] [--top 25]
 
 - ``validated``: ``decider(policies)`` on generated current-version cases (raw dicts), after one
   warm-up pass, under cProfile with the thread's CPU clock;
 - ``v1 --split``: the event loop's CPU per call (best of 7 blocks, unprofiled) for the whole call,
   without the store (nothing submitted), and for the service layer alone (a stub answer);
+- ``instructions``: the engine bench's two loops (the engine alone on validated cases, ``decider`` on the
+  raw dicts) counted by valgrind's cachegrind: instructions and simulated cache misses per case, the
+  last level set to this CPU's L2 (``--ll``). Deterministic, unlike timings on a shared machine whose
+  speed drifts between rounds: each loop is counted as the difference between a run that sets up
+  and runs it once and one that only sets up (``PYTHONHASHSEED=0`` in both). Needs valgrind; four
+  runs of one to three minutes each at ``--n 100000``;
 - ``v1``: the ASGI app of `medpolicy.service.app.create_app` called in process (no sockets, no
   uvicorn: what the bare baseline shares is left out) with the bench's request, SQLite store in a
   temporary folder, under cProfile with the event-loop thread's CPU clock (the store's writer thread
@@ -25,6 +31,8 @@ import io
 import json
 import os
 import pstats
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -95,6 +103,91 @@ def validated(n: int, top: int) -> None:
         one(c).trace  # noqa: B018
     profile.disable()
     show(profile, n, top)
+
+
+def counted(which: str, loops: int, n: int) -> None:
+    """Set up one of the engine bench's loops as it does (the decider warmed by three passes, the
+    engine's tables filled), then run it ``loops`` times: what cachegrind counts."""
+    from medpolicy import engine_for, load_policies
+    from medpolicy.case import parser_for
+    from medpolicy.deciding import decider
+
+    policies = load_policies()
+    raw = cases(n, current_only=True)
+    if which == "engine":
+        policy = policies.get("bluekc-iort")
+        reference = parser_for(policy).reference
+        checked = [reference(c, None) for c in raw]
+        decide = engine_for(policy).decide
+        for case in checked:
+            decide(case)
+        for _ in range(loops):
+            for case in checked:
+                decide(case).trace  # noqa: B018 -- as the engine bench measures it
+        return
+    one = decider(policies)
+    for _ in range(3):
+        for c in raw:
+            one(c)
+    for _ in range(loops):
+        for c in raw:
+            one(c).trace  # noqa: B018 -- as above
+
+
+def _l2_bytes() -> int:
+    """This CPU's L2 cache size (512 KB when it cannot be read, or is not a power of two as
+    cachegrind needs)."""
+    try:
+        text = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
+        size = int(text.rstrip("KMG")) * {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
+    except (OSError, ValueError):
+        return 512 << 10
+    return size if size > 0 and size & (size - 1) == 0 else 512 << 10
+
+
+def instructions(n: int, ll: int) -> None:
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print("instructions: valgrind is not installed (apt-get install valgrind)")
+        return
+    print(f"cachegrind, {n:,} current-version cases, last level {ll // 1024} KB 8-way (per case):")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    per_case: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="medpolicy-cachegrind-") as tmp:
+        for which in ("engine", "validated"):
+            totals = []
+            for loops in (0, 1):
+                out = Path(tmp) / f"{which}.{loops}"
+                command = [
+                    valgrind,
+                    "--tool=cachegrind",
+                    "--cache-sim=yes",
+                    f"--LL={ll},8,64",
+                    f"--cachegrind-out-file={out}",
+                    sys.executable,
+                    __file__,
+                    "_count",
+                    "--which",
+                    which,
+                    "--loops",
+                    str(loops),
+                    "--n",
+                    str(n),
+                ]
+                subprocess.run(command, check=True, capture_output=True, env=env)
+                lines = out.read_text().splitlines()
+                events = next(x for x in lines if x.startswith("events:")).split()[1:]
+                summary = next(x for x in lines if x.startswith("summary:")).split()[1:]
+                totals.append(dict(zip(events, map(int, summary), strict=True)))
+            got = {k: (totals[1][k] - totals[0][k]) / n for k in totals[0]}
+            per_case[which] = got
+            print(
+                f"  {which:9s}: {got['Ir']:8,.0f} instructions, {got['D1mr'] + got['D1mw']:6.1f} L1 data misses, "
+                f"{got['DLmr'] + got['DLmw']:5.1f} last-level (L2) misses"
+            )
+    print(
+        f"  engine / validated, by instructions: {per_case['engine']['Ir'] / per_case['validated']['Ir']:.3f}"
+    )
 
 
 def v1(n: int, top: int, split_parts: bool = False) -> None:
@@ -210,7 +303,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", nargs="?", default="both", choices=["validated", "v1", "both"])
+    parser.add_argument(
+        "what", nargs="?", default="both", choices=["validated", "v1", "both", "instructions", "_count"]
+    )
     parser.add_argument("--n", type=int, default=20000, help="cases (validated) or calls (v1; a tenth)")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument(
@@ -218,8 +313,17 @@ def main() -> int:
         action="store_true",
         help="v1: the loop's CPU per call whole, without the store, and of the service layer alone",
     )
+    parser.add_argument("--ll", type=int, default=_l2_bytes(), help="instructions: last-level cache bytes")
+    parser.add_argument("--which", default="validated", help=argparse.SUPPRESS)
+    parser.add_argument("--loops", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.what == "_count":  # one run under cachegrind (``instructions``)
+        counted(args.which, args.loops, args.n)
+        return 0
     print(f"load average {os.getloadavg()[0]:.2f}")
+    if args.what == "instructions":
+        instructions(args.n, args.ll)
+        return 0
     if args.what in ("validated", "both"):
         validated(args.n, args.top)
     if args.what in ("v1", "both"):

@@ -295,6 +295,15 @@ def test_the_batch_decider_learns_templates_and_they_replay(policy_id: str | Non
                     raw["tumor_size_mm"] = sizes[i % len(sizes)]
                 assert batch_decision(one, raw) == reference_decision(policy_id, raw)
     assert combos.kept > 10
+    # Templates that build a display both ways were kept (each rebuilt its case as the reference did)
+    # and replayed above: as a copy of the values with the displays written over them (the same keys
+    # in the same order), and item by item (a TX staging is shown but leaves the values).
+    kept = set()
+    for fn in combos.shapes.values():
+        learner = fn.__globals__["_learn"].__self__
+        same_keys = [vkeys == dkeys for vkeys, dkeys, _ in learner.layouts]
+        kept |= {same_keys[template[0][0]] for template in learner.table.values()}
+    assert kept == {True, False}
 
 
 def test_the_batch_decider_turns_itself_off_when_combinations_do_not_repeat() -> None:

@@ -362,8 +362,8 @@ class _Learner:
             values, shown = self._display(vkeys, dkeys, same)
             src += [
                 f"    {'if' if n == 0 else 'elif'} h[0] == {n}:",
-                f"        c.values = {values}",
-                f"        c.display = {shown}",
+                f"        c.values = v = {values}",
+                *("        " + line for line in shown),
             ]
         src += [
             "    c.sources = h[1]",
@@ -399,27 +399,38 @@ class _Learner:
 
     def _display(
         self, vkeys: tuple[str, ...], dkeys: tuple[str, ...], same: tuple[str, ...]
-    ) -> tuple[str, str]:
-        """Dictionary displays of a case's values and display in a layout: the per-case facts from
-        the case, the rest from the template (after its head: values, then the displays that are not
-        the value itself)."""
+    ) -> tuple[str, list[str]]:
+        """A dictionary display of a case's values in a layout, and the lines that build its display:
+        the per-case facts from the case, the rest from the template (after its head: values, then
+        the displays that are not the value itself). A display with the values' keys in their order
+        starts as a copy of the values (one block copy, cheaper than inserting each key) with the
+        displays that are not the value itself written over them."""
         at = 1
         code = {k: (v, d) for k, v, d in self.per_case_code}
         where: dict[str, int] = {}
-        out = []
-        for keys, which in ((vkeys, 0), (dkeys, 1)):
-            items = []
-            for k in keys:
-                if k in code:
-                    items.append(f"{k!r}: {code[k][which]}")
-                elif which == 1 and k in same:
-                    items.append(f"{k!r}: t[{where[k]}]")
-                else:
-                    where.setdefault(k, at)
-                    items.append(f"{k!r}: t[{at}]")
-                    at += 1
-            out.append("{" + ", ".join(items) + "}")
-        return out[0], out[1]
+        items = []
+        for k in vkeys:
+            items.append(f"{k!r}: {code[k][0] if k in code else f't[{at}]'}")
+            if k not in code:
+                where[k] = at
+                at += 1
+        values = "{" + ", ".join(items) + "}"
+        shown: list[tuple[str, str]] = []
+        for k in dkeys:
+            if k in code:
+                shown.append((k, code[k][1]))
+            elif k in same:
+                shown.append((k, f"t[{where[k]}]"))
+            else:
+                shown.append((k, f"t[{at}]"))
+                at += 1
+        if dkeys != vkeys:
+            return values, ["c.display = {" + ", ".join(f"{k!r}: {e}" for k, e in shown) + "}"]
+        # the same keys in the same order: overwrite the items whose display is not the value
+        return values, [
+            "c.display = w = v.copy()",
+            *(f"w[{k!r}] = {e}" for k, e in shown if k not in same),
+        ]
 
     def learn(self, raw: dict[str, Any], key: tuple[Any, ...]) -> Determination:
         combos, table = self.combos, self.table
