@@ -244,17 +244,15 @@ class Determination:
                     if type(meta) is not dict:
                         meta = dict(meta)
                     return f'{cached[0]},"case":{_orjson_dumps(meta).decode()}{cached[1]}'
-        notes = self.notes
-        rat = self.rationale
-        flags = self.flags
         line_key: tuple[Any, ...] | None = None
         if detail == "compact":
             display = case.display
+            rat = self.rationale
             try:
                 line_key = (
                     id(r),
-                    notes,
-                    tuple(flags),
+                    self.notes,
+                    tuple(self.flags),
                     rat.id if rat else None,
                     *((k, display[k], s) for k, s in case.sources.items() if s != "given"),
                 )
@@ -267,29 +265,7 @@ class Determination:
                 if not meta:
                     return before + after
                 return f'{before},"case":{_dumps(meta if type(meta) is dict else dict(meta))}{after}'
-        head = r.rendered.get("head")
-        if head is None:
-            head = r.rendered["head"] = _dumps(_head(self.policy, r))[1:-1]
-        crit = r.rendered.get(detail)
-        if crit is None:
-            crit = r.rendered[detail] = _dumps(_criteria(r, detail))
-        facts = self._facts(detail)
-        first = "".join(
-            [
-                "{",
-                head,
-                ',"notes":',
-                _dumps([n.to_dict() for n in notes]) if notes else "[]",
-                ',"flags":',
-                _dumps(flags) if flags else "[]",
-                ',"conflicts":',
-                _dumps(self.conflicts) if notes else "[]",
-                ',"facts":',
-                _dumps(facts),
-                ',"explanation":' + _dumps(self.explanation()) if detail == "full" else "",
-            ]
-        )
-        last = f',"criteria":{crit},"rationale":{_dumps(_rationale(rat, detail))}}}'
+        first, last, _ = self._line(detail)
         if line_key is not None and len(_LINES) < 50_000:
             _LINES[line_key] = (first, last, r)
         if quick is not None and len(_QUICK) < 50_000:
@@ -302,59 +278,63 @@ class Determination:
         detail, each part computed once and neither parsed back: the text answers and is stored, the
         sorted-key bytes are what the store's audit chain hashes (`medpolicy.store.audit_chain`).
         The parts that depend only on the key are rendered sorted once per key too."""
+        first, last, parts = self._line("full")
+        r = self.result
+        head_parts: dict[str, Any] | None = r.rendered.get("sorted")
+        if head_parts is None:  # the head's fields and the criteria, each as sorted-key JSON
+            head_parts = {k: orjson.Fragment(_sorted(v)) for k, v in _head(self.policy, r).items()}
+            head_parts["criteria"] = orjson.Fragment(_sorted(_criteria(r, "full")))
+            r.rendered["sorted"] = head_parts
+        meta = self.case.metadata
+        canonical = {**head_parts, **parts}
+        if meta:
+            meta_dict = dict(meta)
+            canonical["case"] = meta_dict
+            text = f'{first},"case":{_dumps(meta_dict)}{last}'
+        else:
+            text = first + last
+        return text, orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
+
+    def _line(self, detail: str) -> tuple[str, str, dict[str, Any]]:
+        """The line ``to_json(detail=detail)`` renders, around the hole for the case's metadata
+        (``first``, ``last``), and the values its per-case parts were rendered from (notes, flags,
+        conflicts, facts, the explanation in full detail, the rationale). The parts that depend only on
+        the key (the head, the criteria) are rendered once per key and kept in ``result.rendered``."""
         r = self.result
         rendered = r.rendered
         head = rendered.get("head")
         if head is None:
             head = rendered["head"] = _dumps(_head(self.policy, r))[1:-1]
-        crit = rendered.get("full")
+        crit = rendered.get(detail)
         if crit is None:
-            crit = rendered["full"] = _dumps(_criteria(r, "full"))
-        parts: dict[str, Any] | None = rendered.get("sorted")
-        if parts is None:  # the head's fields and the criteria, each as sorted-key JSON
-            parts = {k: orjson.Fragment(_sorted(v)) for k, v in _head(self.policy, r).items()}
-            parts["criteria"] = orjson.Fragment(_sorted(_criteria(r, "full")))
-            rendered["sorted"] = parts
+            crit = rendered[detail] = _dumps(_criteria(r, detail))
         notes = self.notes
         flags = self.flags
-        notes_list = [n.to_dict() for n in notes] if notes else []
-        conflicts = self.conflicts if notes else []
-        facts = self._facts("full")
-        expl = self.explanation()
-        rationale = _rationale(self.rationale, "full")
-        meta = self.case.metadata
-        meta_dict = dict(meta) if meta else None
-        rationale_text = _dumps(rationale)
+        parts: dict[str, Any] = {
+            "notes": [n.to_dict() for n in notes] if notes else [],
+            "flags": flags,
+            "conflicts": self.conflicts if notes else [],
+            "facts": self._facts(detail),
+        }
+        if detail == "full":
+            parts["explanation"] = self.explanation()
+        parts["rationale"] = _rationale(self.rationale, detail)
         first = "".join(
             [
                 "{",
                 head,
                 ',"notes":',
-                _dumps(notes_list) if notes else "[]",
+                _dumps(parts["notes"]) if notes else "[]",
                 ',"flags":',
                 _dumps(flags) if flags else "[]",
                 ',"conflicts":',
-                _dumps(conflicts) if notes else "[]",
+                _dumps(parts["conflicts"]) if notes else "[]",
                 ',"facts":',
-                _dumps(facts),
-                ',"explanation":',
-                _dumps(expl),
+                _dumps(parts["facts"]),
+                ',"explanation":' + _dumps(parts["explanation"]) if detail == "full" else "",
             ]
         )
-        last = f',"criteria":{crit},"rationale":{rationale_text}}}'
-        text = f'{first},"case":{_dumps(meta_dict)}{last}' if meta_dict else first + last
-        canonical = {
-            **parts,
-            "notes": notes_list,
-            "flags": flags,
-            "conflicts": conflicts,
-            "facts": facts,
-            "explanation": expl,
-            "rationale": rationale,
-        }
-        if meta_dict:
-            canonical["case"] = meta_dict
-        return text, orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
+        return first, f',"criteria":{crit},"rationale":{_dumps(parts["rationale"])}}}', parts
 
     def _quick_key(self, r: EvalResult, case: Case) -> tuple[Any, ...] | None:
         """What the compact line of a case depends on besides its metadata (see ``notes``, ``flags``,
