@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ import load_service as ls
 def start(src: Path, data_dir: Path, port: int, extra: dict[str, str]) -> subprocess.Popen[bytes]:
     data_dir.mkdir(parents=True, exist_ok=True)
     rest = extra.pop("PYTHONPATH_PREFIX", "")
+    nice = int(extra.pop("NICE", "0"))
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(p for p in (rest, str(src)) if p),
@@ -44,7 +46,12 @@ def start(src: Path, data_dir: Path, port: int, extra: dict[str, str]) -> subpro
     code = f"from medpolicy.service.run import serve; serve('127.0.0.1', {port}, None, False, 1)"
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data_dir
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=data_dir,
+        preexec_fn=(lambda: os.nice(nice)) if nice else None,
     )
     ls.wait_up(proc, port, data_dir / "server.log", "/healthz")
     return proc
@@ -88,13 +95,21 @@ def main() -> int:
             servers.append((name, port, proc, make))
         for _name, port, _proc, make in servers:
             asyncio.run(
-                ls.run_phase(port, ls.Phase("warm"), make(args.warm), lambda _b: None, args.warm, rate=None, concurrency=8)
+                ls.run_phase(
+                    port,
+                    ls.Phase("warm"),
+                    make(args.warm),
+                    lambda _b: None,
+                    args.warm,
+                    rate=None,
+                    concurrency=8,
+                )
             )
         p99s: dict[str, list[float]] = {name: [] for name, *_ in servers}
         for r in range(args.rounds):
             order = servers if r % 2 == 0 else servers[::-1]
             for name, port, proc, make in order:
-                c0 = ls.cpu_seconds(proc.pid)
+                c0, own0 = ls.cpu_seconds(proc.pid), time.process_time()
                 phase = asyncio.run(
                     ls.run_phase(
                         port,
@@ -107,11 +122,12 @@ def main() -> int:
                     )
                 )
                 cpu = (ls.cpu_seconds(proc.pid) - c0) / args.requests * 1000
+                own = (time.process_time() - own0) / args.requests * 1000
                 bad = {s: n for s, n in phase.statuses.items() if not 200 <= s < 300}
                 p99s[name].append(phase.pct(99))
                 print(
                     f"r{r} {name:<10} p50 {phase.pct(50):6.2f}  p90 {phase.pct(90):6.2f}  p99 {phase.pct(99):7.2f}  "
-                    f"max {max(phase.latencies_ms):7.1f} ms  cpu {cpu:.2f} ms/req  load {os.getloadavg()[0]:.2f}"
+                    f"max {max(phase.latencies_ms):7.1f} ms  cpu {cpu:.2f} (client {own:.2f}) ms/req  load {os.getloadavg()[0]:.2f}"
                     + (f"  NON-2xx {bad}" if bad else ""),
                     flush=True,
                 )

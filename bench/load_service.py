@@ -58,6 +58,7 @@ class Phase:
     statuses: dict[int, int] = field(default_factory=dict)
     ids: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    late_ms: list[float] = field(default_factory=list)  # open loop: how late the client sent each request
 
     @property
     def ok(self) -> int:
@@ -147,6 +148,8 @@ async def run_phase(
     loop = asyncio.get_running_loop()
 
     async def one(i: int, due: float) -> None:
+        if rate is not None:  # the client's own lateness (its sleep woke late, or its loop was busy)
+            phase.late_ms.append((loop.time() - due) * 1000)
         conn = await pool.get()
         try:
             status, body = await conn.request(make(i))
@@ -309,6 +312,16 @@ def order_sign_setup(
 # -- main ----------------------------------------------------------------------------------------
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (every CPU, every process; Linux /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
     try:
@@ -373,6 +386,7 @@ async def measure(
             print("  " + ph.report())
     rate = args.open_fraction * best["medpolicy"]
     c0 = cpu_seconds(pids[0])
+    others0 = machine_busy_seconds() - c0 - cpu_seconds(pids[1]) - time.process_time()
     opened = await run_phase(
         port,
         Phase(f"medpolicy {target.name} open loop {rate:.0f}/s"),
@@ -383,8 +397,17 @@ async def measure(
         concurrency=64,
     )
     open_cpu = (cpu_seconds(pids[0]) - c0) / max(1, len(opened.latencies_ms)) * 1000
+    others = (
+        machine_busy_seconds() - cpu_seconds(pids[0]) - cpu_seconds(pids[1]) - time.process_time() - others0
+    )
     phases.append(opened)
     print("  " + opened.report())
+    late = Phase("late", latencies_ms=opened.late_ms)
+    print(
+        f"  open loop: the client sent requests late by p50 {late.pct(50):.2f} ms, p99 {late.pct(99):.2f} ms "
+        f"(counted in the latency); other processes on the machine meanwhile: "
+        f"{max(0.0, others) / opened.wall_s if opened.wall_s else 0.0:.2f} CPUs busy"
+    )
     ratio = best["medpolicy"] / best["bare"] if best["bare"] else 0.0
     sent_ok = sum(p.ok for p in phases)
     ids = [i for p in phases for i in p.ids]
@@ -429,6 +452,8 @@ async def measure(
         "open_rate_per_s": round(rate),
         "open_p50_ms": round(opened.pct(50), 2),
         "open_p99_ms": round(opened.pct(99), 2),
+        "open_client_late_p99_ms": round(late.pct(99), 2),
+        "open_other_processes_cpus": round(max(0.0, others) / opened.wall_s, 2) if opened.wall_s else None,
         "cpu_ms_per_request": {k: round(min(v), 3) for k, v in cpu.items()},
     }
 

@@ -79,6 +79,16 @@ def summary(trace: dict[str, Any], since: float) -> None:
         print(f"{stage}: mean {sum(values) / len(values):.2f} ms, p99 {pct(values, 99):.2f} ms")
     req = [r[1] for r in trace["req"] if r[0] >= since]
     print(f"in call_service (with the commit wait): p50 {pct(req, 50):.2f} p99 {pct(req, 99):.2f} ms")
+    calls = sorted((p for p in trace.get("parts", []) if p[0] >= since), key=lambda p: p[4])
+    if calls:
+        slow = calls[-max(1, len(calls) // 100) :]  # the slowest 1%
+        for label, chosen in (("all calls", calls), ("the slowest 1%", slow)):
+            n = len(chosen)
+            verify, answer, commit, total = (sum(p[i] for p in chosen) / n for i in (1, 2, 3, 4))
+            print(
+                f"{label} ({n}), mean ms: JWT check {verify:.2f}, answer {answer:.2f}, commit wait "
+                f"{commit:.2f}, the rest of call_service {total - verify - answer - commit:.2f}; in all {total:.2f}"
+            )
 
 
 def main() -> int:
