@@ -200,11 +200,14 @@ def free_port() -> int:
         return port
 
 
+SERVER_SRC = [ROOT / "src"]  # `--src` replaces it
+
+
 def _own_source() -> dict[str, str]:
     """PYTHONPATH for a server process: this tree's `src` first (servers run in the data folder, where
     a relative PYTHONPATH, or an installed medpolicy of another tree, would measure other code)."""
     rest = os.environ.get("PYTHONPATH")
-    return {"PYTHONPATH": str(ROOT / "src") + (os.pathsep + rest if rest else "")}
+    return {"PYTHONPATH": str(SERVER_SRC[0]) + (os.pathsep + rest if rest else "")}
 
 
 def start_server(
@@ -512,12 +515,21 @@ def main() -> int:
         default=0,
         help="medpolicy's server listens on PORT, the bare one on PORT+1 (default: two free ports)",
     )
+    parser.add_argument(
+        "--src",
+        type=Path,
+        default=None,
+        help="the medpolicy source folder both servers import (default: this tree's src; for paired "
+        "before/after runs of the same harness)",
+    )
     args = parser.parse_args()
+    if args.src is not None:
+        SERVER_SRC[0] = args.src.resolve()
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}; stores: SQLite (WAL, synchronous=FULL), fresh; one server "
-        f"process each; load average before: {_load()}"
+        f"process each; server source {SERVER_SRC[0]}; load average before: {_load()}"
     )
     data_dir = Path(tempfile.mkdtemp(prefix="medpolicy-bench-"))
     db, bare_db = data_dir / "medpolicy.db", data_dir / "bare.db"
