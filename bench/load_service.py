@@ -325,6 +325,11 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def others_busy_seconds(pids: tuple[int, int]) -> float:
+    """CPU seconds the machine has spent busy on anything but the two servers and this client."""
+    return machine_busy_seconds() - cpu_seconds(pids[0]) - cpu_seconds(pids[1]) - time.process_time()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
     try:
@@ -373,7 +378,7 @@ async def measure(
         for who, p in order:
             make = target.make if who == "medpolicy" else target.bare_make
             pid = pids[0] if who == "medpolicy" else pids[1]
-            c0 = cpu_seconds(pid)
+            c0, o0 = cpu_seconds(pid), others_busy_seconds(pids)
             ph = await run_phase(
                 p,
                 Phase(f"{who} {target.name} closed loop x{args.concurrency}"),
@@ -386,10 +391,10 @@ async def measure(
             cpu[who].append((cpu_seconds(pid) - c0) / max(1, len(ph.latencies_ms)) * 1000)
             (phases if who == "medpolicy" else bare_phases).append(ph)
             best[who] = max(best[who], ph.ok / ph.wall_s)
-            print("  " + ph.report())
+            others = (others_busy_seconds(pids) - o0) / ph.wall_s if ph.wall_s else 0.0
+            print(f"  {ph.report()}  others {max(0.0, others):.2f} CPUs")
     rate = args.open_fraction * best["medpolicy"]
-    c0 = cpu_seconds(pids[0])
-    others0 = machine_busy_seconds() - c0 - cpu_seconds(pids[1]) - time.process_time()
+    c0, others0 = cpu_seconds(pids[0]), others_busy_seconds(pids)
     opened = await run_phase(
         port,
         Phase(f"medpolicy {target.name} open loop {rate:.0f}/s"),
@@ -400,9 +405,7 @@ async def measure(
         concurrency=64,
     )
     open_cpu = (cpu_seconds(pids[0]) - c0) / max(1, len(opened.latencies_ms)) * 1000
-    others = (
-        machine_busy_seconds() - cpu_seconds(pids[0]) - cpu_seconds(pids[1]) - time.process_time() - others0
-    )
+    others = others_busy_seconds(pids) - others0
     phases.append(opened)
     print("  " + opened.report())
     late = Phase("late", latencies_ms=opened.late_ms)
