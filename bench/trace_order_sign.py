@@ -170,7 +170,9 @@ def main() -> int:
         n = len(phase.latencies_ms)
         if not args.no_trace:
             os.kill(server.pid, signal.SIGUSR1)
-            time.sleep(0.5)
+            deadline = time.monotonic() + 30  # a loaded machine takes a while to write a few MB
+            while not out.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
         names = json.loads(out.read_text()).get("threads", {}) if out.exists() else {}
         total = 0.0
         for tid, (user, system, vol, invol) in sorted(after.items()):

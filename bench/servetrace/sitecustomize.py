@@ -47,15 +47,19 @@ if os.environ.get("MEDPOLICY_BENCH_TRACE"):
         import threading
 
         names = {str(t.native_id): t.name for t in threading.enumerate()}
-        with open(_OUT, "w", encoding="utf-8") as f:
+        with open(_OUT + ".part", "w", encoding="utf-8") as f:
             json.dump({**_T, "threads": names}, f)
+        os.replace(_OUT + ".part", _OUT)  # whole or not there: the reader polls for it
 
     def _patch() -> None:
         import contextvars
         import types
 
-        import medpolicy.service.cds as cds
-        import medpolicy.store.db as db
+        import medpolicy.service.cds as cds_module
+        import medpolicy.store.db as db_module
+
+        cds: Any = cds_module  # patched below: typed loosely
+        db: Any = db_module
 
         call, verified, answer = cds.call_service, cds._verified_caller, cds._answer
         write, checkpoint = db.GroupCommitWriter._write, db.Checkpointer.checkpoint
@@ -130,12 +134,12 @@ if os.environ.get("MEDPOLICY_BENCH_TRACE"):
             checkpoint(self, mode)
             _T["checkpoint"].append((t0, (_clock() - t0) * 1000))
 
-        cds.asyncio = proxy  # type: ignore[assignment]
-        cds.call_service = call_service  # type: ignore[assignment]
+        cds.asyncio = proxy
+        cds.call_service = call_service
         cds._verified_caller = verified_caller
         cds._answer = answer_timed
-        db.GroupCommitWriter._write = write_timed  # type: ignore[method-assign]
-        db.Checkpointer.checkpoint = checkpoint_timed  # type: ignore[method-assign]
+        db.GroupCommitWriter._write = write_timed
+        db.Checkpointer.checkpoint = checkpoint_timed
 
     _import = builtins.__import__
     _patched = [False]
