@@ -20,7 +20,10 @@ counted: every 2xx answer must be one stored row, none lost or duplicated.
 
 Targets: medpolicy's throughput >= 0.60 x the bare endpoint's; p99 under 20 ms in the open loop;
 nothing lost or duplicated. Absolute figures, server CPU per request, the machine and its load
-average are printed too.
+average are printed too, and, for every round, how many CPUs other processes kept busy meanwhile
+(and, for the open loop, how late the client itself sent requests): on a shared machine a p99 taken
+while a neighbour used a core measures the neighbour. ``--src DIR`` runs both servers on another
+source tree (paired before/after runs of one harness).
 """
 
 from __future__ import annotations
