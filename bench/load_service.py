@@ -20,7 +20,10 @@ counted: every 2xx answer must be one stored row, none lost or duplicated.
 
 Targets: medpolicy's throughput >= 0.60 x the bare endpoint's; p99 under 20 ms in the open loop;
 nothing lost or duplicated. Absolute figures, server CPU per request, the machine and its load
-average are printed too.
+average are printed too, and, for every round, how many CPUs other processes kept busy meanwhile
+(and, for the open loop, how late the client itself sent requests): on a shared machine a p99 taken
+while a neighbour used a core measures the neighbour. ``--src DIR`` runs both servers on another
+source tree (paired before/after runs of one harness).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class Phase:
     statuses: dict[int, int] = field(default_factory=dict)
     ids: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    late_ms: list[float] = field(default_factory=list)  # open loop: how late the client sent each request
 
     @property
     def ok(self) -> int:
@@ -147,6 +151,8 @@ async def run_phase(
     loop = asyncio.get_running_loop()
 
     async def one(i: int, due: float) -> None:
+        if rate is not None:  # the client's own lateness (its sleep woke late, or its loop was busy)
+            phase.late_ms.append((loop.time() - due) * 1000)
         conn = await pool.get()
         try:
             status, body = await conn.request(make(i))
@@ -197,11 +203,14 @@ def free_port() -> int:
         return port
 
 
+SERVER_SRC = [ROOT / "src"]  # `--src` replaces it
+
+
 def _own_source() -> dict[str, str]:
     """PYTHONPATH for a server process: this tree's `src` first (servers run in the data folder, where
     a relative PYTHONPATH, or an installed medpolicy of another tree, would measure other code)."""
     rest = os.environ.get("PYTHONPATH")
-    return {"PYTHONPATH": str(ROOT / "src") + (os.pathsep + rest if rest else "")}
+    return {"PYTHONPATH": str(SERVER_SRC[0]) + (os.pathsep + rest if rest else "")}
 
 
 def start_server(
@@ -309,6 +318,21 @@ def order_sign_setup(
 # -- main ----------------------------------------------------------------------------------------
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (every CPU, every process; Linux /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def others_busy_seconds(pids: tuple[int, int]) -> float:
+    """CPU seconds the machine has spent busy on anything but the two servers and this client."""
+    return machine_busy_seconds() - cpu_seconds(pids[0]) - cpu_seconds(pids[1]) - time.process_time()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
     try:
@@ -357,7 +381,7 @@ async def measure(
         for who, p in order:
             make = target.make if who == "medpolicy" else target.bare_make
             pid = pids[0] if who == "medpolicy" else pids[1]
-            c0 = cpu_seconds(pid)
+            c0, o0 = cpu_seconds(pid), others_busy_seconds(pids)
             ph = await run_phase(
                 p,
                 Phase(f"{who} {target.name} closed loop x{args.concurrency}"),
@@ -370,9 +394,10 @@ async def measure(
             cpu[who].append((cpu_seconds(pid) - c0) / max(1, len(ph.latencies_ms)) * 1000)
             (phases if who == "medpolicy" else bare_phases).append(ph)
             best[who] = max(best[who], ph.ok / ph.wall_s)
-            print("  " + ph.report())
+            others = (others_busy_seconds(pids) - o0) / ph.wall_s if ph.wall_s else 0.0
+            print(f"  {ph.report()}  others {max(0.0, others):.2f} CPUs")
     rate = args.open_fraction * best["medpolicy"]
-    c0 = cpu_seconds(pids[0])
+    c0, others0 = cpu_seconds(pids[0]), others_busy_seconds(pids)
     opened = await run_phase(
         port,
         Phase(f"medpolicy {target.name} open loop {rate:.0f}/s"),
@@ -383,8 +408,15 @@ async def measure(
         concurrency=64,
     )
     open_cpu = (cpu_seconds(pids[0]) - c0) / max(1, len(opened.latencies_ms)) * 1000
+    others = others_busy_seconds(pids) - others0
     phases.append(opened)
     print("  " + opened.report())
+    late = Phase("late", latencies_ms=opened.late_ms)
+    print(
+        f"  open loop: the client sent requests late by p50 {late.pct(50):.2f} ms, p99 {late.pct(99):.2f} ms "
+        f"(counted in the latency); other processes on the machine meanwhile: "
+        f"{max(0.0, others) / opened.wall_s if opened.wall_s else 0.0:.2f} CPUs busy"
+    )
     ratio = best["medpolicy"] / best["bare"] if best["bare"] else 0.0
     sent_ok = sum(p.ok for p in phases)
     ids = [i for p in phases for i in p.ids]
@@ -429,6 +461,8 @@ async def measure(
         "open_rate_per_s": round(rate),
         "open_p50_ms": round(opened.pct(50), 2),
         "open_p99_ms": round(opened.pct(99), 2),
+        "open_client_late_p99_ms": round(late.pct(99), 2),
+        "open_other_processes_cpus": round(max(0.0, others) / opened.wall_s, 2) if opened.wall_s else None,
         "cpu_ms_per_request": {k: round(min(v), 3) for k, v in cpu.items()},
     }
 
@@ -487,12 +521,21 @@ def main() -> int:
         default=0,
         help="medpolicy's server listens on PORT, the bare one on PORT+1 (default: two free ports)",
     )
+    parser.add_argument(
+        "--src",
+        type=Path,
+        default=None,
+        help="the medpolicy source folder both servers import (default: this tree's src; for paired "
+        "before/after runs of the same harness)",
+    )
     args = parser.parse_args()
+    if args.src is not None:
+        SERVER_SRC[0] = args.src.resolve()
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}; stores: SQLite (WAL, synchronous=FULL), fresh; one server "
-        f"process each; load average before: {_load()}"
+        f"process each; server source {SERVER_SRC[0]}; load average before: {_load()}"
     )
     data_dir = Path(tempfile.mkdtemp(prefix="medpolicy-bench-"))
     db, bare_db = data_dir / "medpolicy.db", data_dir / "bare.db"

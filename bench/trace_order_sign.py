@@ -79,6 +79,39 @@ def summary(trace: dict[str, Any], since: float) -> None:
         print(f"{stage}: mean {sum(values) / len(values):.2f} ms, p99 {pct(values, 99):.2f} ms")
     req = [r[1] for r in trace["req"] if r[0] >= since]
     print(f"in call_service (with the commit wait): p50 {pct(req, 50):.2f} p99 {pct(req, 99):.2f} ms")
+    calls = sorted((p for p in trace.get("parts", []) if p[0] >= since), key=lambda p: p[4])
+    if calls:
+        slow = calls[-max(1, len(calls) // 100) :]  # the slowest 1%
+        for label, chosen in (("all calls", calls), ("the slowest 1%", slow)):
+            n = len(chosen)
+            verify, answer, commit, total = (sum(p[i] for p in chosen) / n for i in (1, 2, 3, 4))
+            print(
+                f"{label} ({n}), mean ms: JWT check {verify:.2f}, answer {answer:.2f}, commit wait "
+                f"{commit:.2f}, the rest of call_service {total - verify - answer - commit:.2f}; in all {total:.2f}"
+            )
+        slowest(trace, slow)
+
+
+def slowest(trace: dict[str, Any], slow: list[list[float]]) -> None:
+    """The slowest calls in bursts (calls that started within 0.2 s of each other), and what ran
+    meanwhile: WAL checkpoints, garbage collections, the longest transactions, event-loop lag."""
+    bursts: list[list[list[float]]] = []
+    for call in sorted(slow):
+        if bursts and call[0] - bursts[-1][-1][0] < 0.2:
+            bursts[-1].append(call)
+        else:
+            bursts.append([call])
+    for burst in bursts:
+        a, b = burst[0][0] - 0.05, max(c[0] + c[4] / 1000 for c in burst)
+        cps = [round(c[1], 1) for c in trace["checkpoint"] if c[0] < b and c[0] + c[1] / 1000 > a]
+        gcs = [f"gen{g[1]} {g[2]:.1f}" for g in trace["gc"] if a < g[0] < b and g[2] > 0.5]
+        txns = sorted(round(t[2], 1) for t in trace["batch"] if t[0] < b and t[0] + t[2] / 1000 > a)[-3:]
+        lags = sorted(round(x[1], 1) for x in trace["lag"] if a < x[0] < b)[-3:]
+        print(
+            f"  burst of {len(burst)} slow calls over {(b - a) * 1000:.0f} ms: longest {max(c[4] for c in burst):.0f} "
+            f"ms (commit wait {max(c[3] for c in burst):.0f}); meanwhile checkpoints (ms) {cps}, gc > 0.5 ms "
+            f"{gcs}, longest transactions (ms) {txns}, largest loop lags (ms) {lags}"
+        )
 
 
 def main() -> int:
@@ -90,7 +123,13 @@ def main() -> int:
     parser.add_argument("--closed", type=int, default=0, help="a closed loop over N connections instead")
     parser.add_argument("--cds-alg", default="ES384", choices=["ES384", "RS384", "ES256"])
     parser.add_argument("--no-trace", action="store_true", help="the server without the tracer")
+    parser.add_argument(
+        "--src", type=Path, default=None, help="the medpolicy source folder the server imports"
+    )
+    parser.add_argument("--warm", type=int, default=600, help="closed-loop calls before the measured loop")
     args = parser.parse_args()
+    if args.src is not None:
+        ls.SERVER_SRC[0] = args.src.resolve()
     data_dir = Path(tempfile.mkdtemp(prefix="medpolicy-trace-"))
     port = ls.free_port()
     setup = ls.order_sign_setup(port, args.cds_alg)
@@ -109,7 +148,9 @@ def main() -> int:
     server = ls.start_server(data_dir, port, extra)
     try:
         warm = ls.Phase("warm-up")
-        asyncio.run(ls.run_phase(port, warm, make(600), lambda _b: None, 600, rate=None, concurrency=8))
+        asyncio.run(
+            ls.run_phase(port, warm, make(args.warm), lambda _b: None, args.warm, rate=None, concurrency=8)
+        )
         since = time.perf_counter()  # the same clock as the server's (CLOCK_MONOTONIC)
         before = thread_times(server.pid)
         name = f"closed loop x{args.closed}" if args.closed else f"open loop {args.rate:.0f}/s"
@@ -129,7 +170,9 @@ def main() -> int:
         n = len(phase.latencies_ms)
         if not args.no_trace:
             os.kill(server.pid, signal.SIGUSR1)
-            time.sleep(0.5)
+            deadline = time.monotonic() + 30  # a loaded machine takes a while to write a few MB
+            while not out.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
         names = json.loads(out.read_text()).get("threads", {}) if out.exists() else {}
         total = 0.0
         for tid, (user, system, vol, invol) in sorted(after.items()):

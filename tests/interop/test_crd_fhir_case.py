@@ -168,3 +168,27 @@ def test_tnm_strings_and_r_classification() -> None:
     assert case["t_stage"] == "ypT4b"
     assert case["metastatic"] is False
     assert case["margin_status"] == "R1"
+
+
+def test_flatten_resources_any_depth_in_order_and_leaves_no_garbage_cycle() -> None:
+    import gc
+
+    inner = searchset(observation("m1", "21939-4", valueString="Involved"))
+    outer = searchset(condition("c1", "C20"))
+    outer["entry"].append({"resource": inner})
+    items = [
+        outer,
+        None,
+        {"resourceType": "OperationOutcome", "issue": []},
+        "not a resource",
+        condition("c2", "Z85.048"),
+    ]
+    gc.collect()
+    gc.disable()
+    try:
+        flatten_resources(items)  # the result and all the walk made are freed by reference counting
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert unreachable == 0  # a CDS call must not leave reference cycles for the collector
+    assert [r["id"] for r in flatten_resources(items)] == ["c1", "m1", "c2"]

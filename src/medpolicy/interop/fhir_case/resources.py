@@ -22,23 +22,26 @@ def flatten_resources(items: Iterable[Any]) -> list[dict[str, Any]]:
     report that prefetching failed) are skipped. Non-mapping items are ignored.
     """
     out: list[dict[str, Any]] = []
-
-    def walk(item: Any) -> None:
-        if not isinstance(item, Mapping):
-            return
-        rtype = item.get("resourceType")
-        if rtype == "Bundle":
-            for entry in item.get("entry") or []:
-                if isinstance(entry, Mapping):
-                    walk(entry.get("resource"))
-            return
-        if rtype == "OperationOutcome" or not isinstance(rtype, str):
-            return
-        out.append(dict(item))
-
     for item in items:
-        walk(item)
+        _walk(item, out)
     return out
+
+
+def _walk(item: Any, out: list[dict[str, Any]]) -> None:
+    # A module function, not a closure: a closure that calls itself is a reference cycle (function,
+    # cell, function) holding `out`, freed only by the garbage collector; one per CDS call made the
+    # collector run every few dozen calls and a full collection every ~10 s under load.
+    if not isinstance(item, Mapping):
+        return
+    rtype = item.get("resourceType")
+    if rtype == "Bundle":
+        for entry in item.get("entry") or []:
+            if isinstance(entry, Mapping):
+                _walk(entry.get("resource"), out)
+        return
+    if rtype == "OperationOutcome" or not isinstance(rtype, str):
+        return
+    out.append(dict(item))
 
 
 def _codings(concept: Any) -> list[Mapping[str, Any]]:
