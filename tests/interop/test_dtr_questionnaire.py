@@ -244,3 +244,36 @@ def test_prepopulated_items_are_found_at_any_depth() -> None:
 def test_our_questionnaire_declares_no_prepopulation(questionnaire: dict[str, Any]) -> None:
     # pre-filled answers come in the $questionnaire-package draft (marked 'auto'), not from the items
     assert dtr.prepopulated_items(questionnaire) == {}
+
+
+def test_walking_a_questionnaire_leaves_no_garbage_cycle(questionnaire: dict[str, Any]) -> None:
+    """The walks a DTR request makes over a questionnaire (its pre-populated items, the required
+    questions a response leaves unanswered, in groups at any depth) are freed by reference counting: a
+    request must not leave reference cycles for the garbage collector (each one makes it run sooner,
+    pausing the server)."""
+    import gc
+
+    nested = {
+        "resourceType": "Questionnaire",
+        "status": "active",
+        "item": [
+            *questionnaire["item"],
+            {
+                "linkId": "g",
+                "type": "group",
+                "item": [{"linkId": "inner", "type": "string", "required": True, "text": "Inner"}],
+            },
+        ],
+    }
+    empty = {"resourceType": "QuestionnaireResponse", "status": "in-progress", "item": []}
+    gc.collect()
+    gc.disable()
+    try:
+        dtr.prepopulated_items(nested)
+        dtr.unanswered_required(nested, empty, "QuestionnaireResponse")
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert unreachable == 0
+    missing = dtr.unanswered_required(nested, empty, "QuestionnaireResponse")
+    assert [p.value for p in missing][-1:] == ["inner"]  # the walk went into the group

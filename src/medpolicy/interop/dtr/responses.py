@@ -173,20 +173,22 @@ def prepopulated_items(questionnaire: Mapping[str, Any]) -> dict[str, str]:
     """linkId -> the SDC extension (``initialExpression``, ``calculatedExpression``) by which
     ``questionnaire`` pre-populates that item, for every item (at any depth) that has one."""
     out: dict[str, str] = {}
-
-    def visit(items: Any) -> None:
-        for item in items or []:
-            if not isinstance(item, Mapping):
-                continue
-            for ext in item.get("extension") or []:
-                url = ext.get("url") if isinstance(ext, Mapping) else None
-                kind = PREPOPULATION_EXTS.get(url) if isinstance(url, str) else None
-                if kind and isinstance(item.get("linkId"), str):
-                    out.setdefault(item["linkId"], kind)
-            visit(item.get("item"))
-
-    visit(questionnaire.get("item"))
+    _prepopulated(questionnaire.get("item"), out)
     return out
+
+
+def _prepopulated(items: Any, out: dict[str, str]) -> None:
+    # Module functions rather than closures that call themselves: such a closure is a reference cycle
+    # (function, cell, function) left for the garbage collector, one per request.
+    for item in items or []:
+        if not isinstance(item, Mapping):
+            continue
+        for ext in item.get("extension") or []:
+            url = ext.get("url") if isinstance(ext, Mapping) else None
+            kind = PREPOPULATION_EXTS.get(url) if isinstance(url, str) else None
+            if kind and isinstance(item.get("linkId"), str):
+                out.setdefault(item["linkId"], kind)
+        _prepopulated(item.get("item"), out)
 
 
 def _origin_problems(
@@ -403,29 +405,30 @@ def _enabled(item: Mapping[str, Any], answers: Mapping[str, list[tuple[str, Any]
 
 def unanswered_required(questionnaire: Mapping[str, Any], qr: Mapping[str, Any], root: str) -> list[Problem]:
     """Required, enabled questions of ``questionnaire`` that ``qr`` does not answer."""
-    answers = _answers_by_link(qr)
     problems: list[Problem] = []
-
-    def visit(items: Any) -> None:
-        for item in items or []:
-            if not isinstance(item, Mapping) or not _enabled(item, answers):
-                continue
-            link = str(item.get("linkId"))
-            if item.get("type") == "group":
-                visit(item.get("item"))
-                continue
-            if item.get("type") == "display":
-                continue
-            if item.get("required") and not answers.get(link):
-                problems.append(
-                    Problem(
-                        "required_answer_missing",
-                        f"{root}.item.where(linkId='{link}')",
-                        f"required question {link!r} ({item.get('text', '')}) has no answer",
-                        link,
-                    )
-                )
-            visit(item.get("item"))
-
-    visit(questionnaire.get("item"))
+    _unanswered(questionnaire.get("item"), _answers_by_link(qr), root, problems)
     return problems
+
+
+def _unanswered(
+    items: Any, answers: Mapping[str, list[tuple[str, Any]]], root: str, problems: list[Problem]
+) -> None:
+    for item in items or []:
+        if not isinstance(item, Mapping) or not _enabled(item, answers):
+            continue
+        link = str(item.get("linkId"))
+        if item.get("type") == "group":
+            _unanswered(item.get("item"), answers, root, problems)
+            continue
+        if item.get("type") == "display":
+            continue
+        if item.get("required") and not answers.get(link):
+            problems.append(
+                Problem(
+                    "required_answer_missing",
+                    f"{root}.item.where(linkId='{link}')",
+                    f"required question {link!r} ({item.get('text', '')}) has no answer",
+                    link,
+                )
+            )
+        _unanswered(item.get("item"), answers, root, problems)
